@@ -1,0 +1,454 @@
+// The tape builder behind lead_json.h. simdjson's On-Demand API validates the
+// text (structure, UTF-8, numbers, literals); this file walks it once and
+// records where every key and value sits, plus string checks that On-Demand
+// leaves to the caller (control characters and escape syntax).
+#include "lead_json.h"
+
+#include <simdjson.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace simdjson;
+
+struct lj_parser {
+    ondemand::parser parser;
+    std::vector<lj_node> nodes;
+    std::string error;
+    size_t error_offset = 0;
+    const char *base = nullptr;
+    const char *end = nullptr;
+};
+
+namespace {
+
+struct failure {};
+
+inline bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+inline bool is_hex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+[[noreturn]] void fail(lj_parser &P, const char *where, const std::string &message) {
+    P.error = message;
+    P.error_offset = where && where >= P.base && where <= P.end ? size_t(where - P.base) : SIZE_MAX;
+    throw failure{};
+}
+
+// Messages for users who are looking at a line of their data, not at simdjson.
+const char *describe(error_code code) {
+    switch (code) {
+    case TAPE_ERROR: return "a missing or extra comma, colon, bracket or brace";
+    case INCOMPLETE_ARRAY_OR_OBJECT: return "an object or array is not closed (truncated?)";
+    case UNCLOSED_STRING: return "unterminated string";
+    case UTF8_ERROR: return "invalid UTF-8";
+    case STRING_ERROR: return "invalid string";
+    case T_ATOM_ERROR:
+    case F_ATOM_ERROR:
+    case N_ATOM_ERROR: return "invalid literal (expected true, false or null)";
+    case NUMBER_ERROR: return "invalid number";
+    case DEPTH_ERROR: return "nested too deeply";
+    case EMPTY: return "empty text";
+    case UNESCAPED_CHARS: return "unescaped control character inside a string";
+    case TRAILING_CONTENT: return "unexpected text after the JSON value";
+    case CAPACITY: return "text too large";
+    default: return error_message(code);
+    }
+}
+
+[[noreturn]] void fail(lj_parser &P, const char *where, error_code code) {
+    fail(P, where, describe(code));
+}
+
+// True when any byte of w is '"', '\\' or below 0x20 (SWAR: eight bytes at a time).
+inline bool word_has_special(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"');
+    uint64_t b = w ^ (ones * '\\');
+    uint64_t special = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w);
+    return (special & highs) != 0;
+}
+
+// Scans a string body starting just after its opening quote. Returns the body
+// length (up to, not including, the closing quote) and whether it has escapes.
+size_t scan_string(lj_parser &P, const char *p, bool &escaped) {
+    const char *s = p;
+    escaped = false;
+    while (p < P.end) {
+        while (p + 8 <= P.end) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (word_has_special(w)) break;
+            p += 8;
+        }
+        if (p >= P.end) break;
+        unsigned char c = static_cast<unsigned char>(*p);
+        if (c == '"') return size_t(p - s);
+        if (c == '\\') {
+            escaped = true;
+            if (p + 1 >= P.end) break;
+            char e = p[1];
+            if (e == 'u') {
+                if (p + 6 > P.end || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5]))
+                    fail(P, p, "invalid \\u escape in string");
+                p += 6;
+                continue;
+            }
+            if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' && e != 't')
+                fail(P, p, std::string("invalid escape \\") + e + " in string");
+            p += 2;
+            continue;
+        }
+        if (c < 0x20) {
+            if (c == 0) fail(P, p, "NUL byte inside a string");
+            fail(P, p, "unescaped control character inside a string");
+        }
+        ++p;
+    }
+    fail(P, s, "unterminated string");
+}
+
+const char *skip_ws(lj_parser &P, const char *p) {
+    while (p < P.end && is_ws(*p)) ++p;
+    return p;
+}
+
+uint32_t off(lj_parser &P, const char *p) { return uint32_t(p - P.base); }
+
+size_t push(lj_parser &P, uint8_t kind, uint8_t flags, const char *key, size_t key_len) {
+    lj_node n{};
+    n.kind = kind;
+    n.flags = flags;
+    if (flags & LJ_HAS_KEY) {
+        n.key_off = off(P, key);
+        n.key_len = uint32_t(key_len);
+    }
+    P.nodes.push_back(n);
+    return P.nodes.size() - 1;
+}
+
+// The raw token of a value: value and document return it differently.
+std::string_view token_of(lj_parser &, ondemand::value &v) { return v.raw_json_token(); }
+
+std::string_view token_of(lj_parser &P, ondemand::document &d) {
+    std::string_view tok;
+    if (auto e = d.raw_json_token().get(tok)) fail(P, nullptr, e);
+    return tok;
+}
+
+// JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// Returns 0 if not a number, 1 for an integer, 2 for a number with fraction or exponent.
+int number_grammar(std::string_view t) {
+    size_t i = 0, n = t.size();
+    if (i < n && t[i] == '-') ++i;
+    if (i >= n) return 0;
+    if (t[i] == '0') {
+        ++i;
+    } else if (t[i] >= '1' && t[i] <= '9') {
+        while (i < n && t[i] >= '0' && t[i] <= '9') ++i;
+    } else {
+        return 0;
+    }
+    int kind = 1;
+    if (i < n && t[i] == '.') {
+        ++i;
+        size_t d = i;
+        while (i < n && t[i] >= '0' && t[i] <= '9') ++i;
+        if (i == d) return 0;
+        kind = 2;
+    }
+    if (i < n && (t[i] == 'e' || t[i] == 'E')) {
+        ++i;
+        if (i < n && (t[i] == '+' || t[i] == '-')) ++i;
+        size_t d = i;
+        while (i < n && t[i] >= '0' && t[i] <= '9') ++i;
+        if (i == d) return 0;
+        kind = 2;
+    }
+    return i == n ? kind : 0;
+}
+
+std::string_view trimmed(std::string_view tok) {
+    size_t n = tok.size();
+    while (n > 0 && is_ws(tok[n - 1])) --n;
+    return tok.substr(0, n);
+}
+
+// Records a scalar. V is ondemand::value or ondemand::document.
+template <typename V>
+void walk_scalar(lj_parser &P, V &v, ondemand::json_type type, size_t idx) {
+    std::string_view tok = token_of(P, v);
+    lj_node &n = P.nodes[idx];
+    n.val_off = off(P, tok.data());
+    switch (type) {
+    case ondemand::json_type::string: {
+        bool escaped = false;
+        size_t len = scan_string(P, tok.data() + 1, escaped);
+        if (escaped) n.flags |= LJ_VALUE_ESCAPED;
+        n.kind = LJ_STRING;
+        n.val_len = uint32_t(len + 2);
+        break;
+    }
+    case ondemand::json_type::number: {
+        std::string_view t = trimmed(tok);
+        n.val_len = uint32_t(t.size());
+        ondemand::number num;
+        auto e = v.get_number().get(num);
+        if (e) {
+            // Numbers beyond 64-bit range are valid JSON: keep their text.
+            int grammar = number_grammar(t);
+            if (grammar == 0) fail(P, tok.data(), "invalid number");
+            n.kind = grammar == 1 ? LJ_BIGINT : LJ_FLOAT;
+        } else if (num.is_int64()) {
+            n.kind = LJ_INT;
+        } else if (num.is_uint64()) {
+            n.kind = LJ_BIGINT;
+        } else {
+            n.kind = LJ_FLOAT;
+        }
+        break;
+    }
+    case ondemand::json_type::boolean: {
+        std::string_view t = trimmed(tok);
+        n.val_len = uint32_t(t.size());
+        if (t == "true") n.kind = LJ_TRUE;
+        else if (t == "false") n.kind = LJ_FALSE;
+        else fail(P, tok.data(), "invalid literal");
+        break;
+    }
+    case ondemand::json_type::null: {
+        std::string_view t = trimmed(tok);
+        n.val_len = uint32_t(t.size());
+        if (t != "null") fail(P, tok.data(), "invalid literal");
+        n.kind = LJ_NULL;
+        break;
+    }
+    default:
+        fail(P, tok.data(), "unexpected value");
+    }
+    n.next = uint32_t(P.nodes.size());
+}
+
+void walk_value(lj_parser &P, ondemand::value v, size_t idx);
+
+void walk_object(lj_parser &P, ondemand::object obj, const char *open, size_t idx) {
+    const char *after_last = open + 1;
+    uint32_t count = 0;
+    for (auto member : obj) {
+        ondemand::field field;
+        if (auto e = std::move(member).get(field)) fail(P, after_last, e);
+        const char *kp = field.key().raw();
+        bool escaped = false;
+        size_t klen = scan_string(P, kp, escaped);
+        uint8_t flags = LJ_HAS_KEY | (escaped ? LJ_KEY_ESCAPED : 0);
+        size_t child = push(P, LJ_NULL, flags, kp, klen);
+        walk_value(P, field.value(), child);
+        const lj_node &c = P.nodes[child];
+        after_last = P.base + c.val_off + c.val_len;
+        ++count;
+    }
+    const char *close = skip_ws(P, after_last);
+    if (close >= P.end || *close != '}') fail(P, close, "expected '}'");
+    lj_node &n = P.nodes[idx];
+    n.kind = LJ_OBJECT;
+    n.val_off = off(P, open);
+    n.val_len = uint32_t(close + 1 - open);
+    n.count = count;
+    n.next = uint32_t(P.nodes.size());
+}
+
+void walk_array(lj_parser &P, ondemand::array arr, const char *open, size_t idx) {
+    const char *after_last = open + 1;
+    uint32_t count = 0;
+    for (auto element : arr) {
+        ondemand::value ev;
+        if (auto e = std::move(element).get(ev)) fail(P, after_last, e);
+        size_t child = push(P, LJ_NULL, 0, nullptr, 0);
+        walk_value(P, ev, child);
+        const lj_node &c = P.nodes[child];
+        after_last = P.base + c.val_off + c.val_len;
+        ++count;
+    }
+    const char *close = skip_ws(P, after_last);
+    if (close >= P.end || *close != ']') fail(P, close, "expected ']'");
+    lj_node &n = P.nodes[idx];
+    n.kind = LJ_ARRAY;
+    n.val_off = off(P, open);
+    n.val_len = uint32_t(close + 1 - open);
+    n.count = count;
+    n.next = uint32_t(P.nodes.size());
+}
+
+void walk_value(lj_parser &P, ondemand::value v, size_t idx) {
+    ondemand::json_type type;
+    if (auto e = v.type().get(type)) fail(P, nullptr, e);
+    if (type == ondemand::json_type::object || type == ondemand::json_type::array) {
+        std::string_view tok = v.raw_json_token();
+        if (type == ondemand::json_type::object) {
+            ondemand::object obj;
+            if (auto e = v.get_object().get(obj)) fail(P, tok.data(), e);
+            walk_object(P, obj, tok.data(), idx);
+        } else {
+            ondemand::array arr;
+            if (auto e = v.get_array().get(arr)) fail(P, tok.data(), e);
+            walk_array(P, arr, tok.data(), idx);
+        }
+        return;
+    }
+    walk_scalar(P, v, type, idx);
+}
+
+} // namespace
+
+extern "C" {
+
+lj_parser *lj_parser_new(void) {
+    lj_parser *p = new (std::nothrow) lj_parser();
+    if (p) p->nodes.reserve(1024);
+    return p;
+}
+
+size_t lj_find_special(const char *buf, size_t len) {
+    size_t i = 0;
+    while (i + 8 <= len) {
+        uint64_t w;
+        memcpy(&w, buf + i, 8);
+        if (word_has_special(w)) break;
+        i += 8;
+    }
+    for (; i < len; ++i) {
+        unsigned char c = static_cast<unsigned char>(buf[i]);
+        if (c == '"' || c == '\\' || c < 0x20) return i;
+    }
+    return len;
+}
+
+void lj_parser_free(lj_parser *parser) { delete parser; }
+
+int64_t lj_parse(lj_parser *P, const char *buf, size_t len, size_t capacity) {
+    P->nodes.clear();
+    P->error.clear();
+    P->error_offset = 0;
+    P->base = buf;
+    P->end = buf + len;
+    ondemand::document doc;
+    auto err = P->parser.iterate(buf, len, capacity).get(doc);
+    if (err) {
+        P->error = describe(err);
+        P->error_offset = SIZE_MAX;
+        return -1;
+    }
+    try {
+        const char *first = skip_ws(*P, buf);
+        if (first >= P->end) fail(*P, first, "empty text");
+        push(*P, LJ_NULL, 0, nullptr, 0);
+        if (*first == '{' || *first == '[') {
+            ondemand::value v;
+            if (auto e = doc.get_value().get(v)) fail(*P, first, e);
+            walk_value(*P, v, 0);
+        } else {
+            ondemand::json_type type;
+            if (auto e = doc.type().get(type)) fail(*P, first, e);
+            walk_scalar(*P, doc, type, 0);
+        }
+        const lj_node &root = P->nodes[0];
+        const char *rest = skip_ws(*P, buf + root.val_off + root.val_len);
+        if (rest < P->end) fail(*P, rest, "unexpected text after the JSON value");
+    } catch (const failure &) {
+        if (P->error.empty()) P->error = "invalid JSON";
+        return -1;
+    }
+    return int64_t(P->nodes.size());
+}
+
+const lj_node *lj_nodes(const lj_parser *parser) { return parser->nodes.data(); }
+
+const char *lj_error_message(const lj_parser *parser) { return parser->error.c_str(); }
+
+size_t lj_error_offset(const lj_parser *parser) { return parser->error_offset; }
+
+static unsigned hex4(const char *p) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; ++i) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= unsigned(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= unsigned(c - 'a' + 10);
+        else v |= unsigned(c - 'A' + 10);
+    }
+    return v;
+}
+
+static char *put_utf8(char *d, unsigned cp) {
+    if (cp < 0x80) {
+        *d++ = char(cp);
+    } else if (cp < 0x800) {
+        *d++ = char(0xC0 | (cp >> 6));
+        *d++ = char(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *d++ = char(0xE0 | (cp >> 12));
+        *d++ = char(0x80 | ((cp >> 6) & 0x3F));
+        *d++ = char(0x80 | (cp & 0x3F));
+    } else {
+        *d++ = char(0xF0 | (cp >> 18));
+        *d++ = char(0x80 | ((cp >> 12) & 0x3F));
+        *d++ = char(0x80 | ((cp >> 6) & 0x3F));
+        *d++ = char(0x80 | (cp & 0x3F));
+    }
+    return d;
+}
+
+size_t lj_unescape(const char *src, size_t len, char *dst) {
+    const char *p = src, *end = src + len;
+    char *d = dst;
+    while (p < end) {
+        const char *bs = static_cast<const char *>(memchr(p, '\\', size_t(end - p)));
+        if (!bs) {
+            memcpy(d, p, size_t(end - p));
+            d += end - p;
+            break;
+        }
+        memcpy(d, p, size_t(bs - p));
+        d += bs - p;
+        p = bs;
+        if (p + 1 >= end) break;
+        char e = p[1];
+        if (e == 'u' && p + 6 <= end) {
+            unsigned cp = hex4(p + 2);
+            p += 6;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (p + 6 <= end && p[0] == '\\' && p[1] == 'u') {
+                    unsigned lo = hex4(p + 2);
+                    if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        p += 6;
+                    } else {
+                        cp = 0xFFFD;
+                    }
+                } else {
+                    cp = 0xFFFD;
+                }
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                cp = 0xFFFD;
+            }
+            d = put_utf8(d, cp);
+            continue;
+        }
+        switch (e) {
+        case 'b': *d++ = '\b'; break;
+        case 'f': *d++ = '\f'; break;
+        case 'n': *d++ = '\n'; break;
+        case 'r': *d++ = '\r'; break;
+        case 't': *d++ = '\t'; break;
+        default: *d++ = e; break;
+        }
+        p += 2;
+    }
+    return size_t(d - dst);
+}
+
+bool lj_validate_utf8(const char *buf, size_t len) { return simdjson::validate_utf8(buf, len); }
+
+} // extern "C"

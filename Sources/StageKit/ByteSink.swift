@@ -1,0 +1,264 @@
+import CZlib
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where a stage's bytes go: stdout, or a file that is written beside its target as
+/// `.<name>.tmp-<pid>` and renamed into place only by `commit()`, so a failed or killed
+/// stage never leaves a half-written file. A path ending in `.gz` is gzip-compressed.
+public final class ByteSink {
+    /// The target path, or nil for stdout.
+    public let path: String?
+    /// The bytes waiting to be written; writers append here, then call `flushIfNeeded()`.
+    public let buffer: ByteBuffer
+    /// Bytes handed to the file or pipe so far (before compression).
+    public private(set) var bytesWritten = 0
+
+    private var fd: Int32
+    private var gz: gzFile?
+    private var tempPath: String?
+    private var finished = false
+    private let flushThreshold: Int
+
+    /// Opens stdout (`path` nil or `-`) or a temporary file beside `path`.
+    public init(path: String?, bufferSize: Int = 1 << 20) throws(StageError) {
+        flushThreshold = bufferSize
+        buffer = ByteBuffer(capacity: bufferSize + 4096)
+        guard let path, path != "-" else {
+            self.path = nil
+            fd = 1
+            return
+        }
+        self.path = path
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
+            // /dev/null, a FIFO, a terminal: write straight to it; renaming over it would replace it.
+            fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw .io("\(path): cannot open for writing: \(errnoText())") }
+            if path.hasSuffix(".gz") {
+                guard let g = gzdopen(fd, "wb6") else { throw .io("\(path): cannot start gzip stream") }
+                gz = g
+            }
+            return
+        }
+        let temp = try AtomicFiles.prepareTemp(for: path)
+        fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            AtomicFiles.forget(temp)
+            throw .io("\(path): cannot create: \(errnoText())")
+        }
+        tempPath = temp
+        if path.hasSuffix(".gz") {
+            guard let g = gzdopen(fd, "wb6") else {
+                close(fd)
+                unlink(temp)
+                AtomicFiles.forget(temp)
+                throw .io("\(path): cannot start gzip stream")
+            }
+            gzbuffer(g, 1 << 18)
+            gz = g
+        }
+    }
+
+    deinit { discard() }
+
+    /// A name for messages: the target path, or "stdout".
+    public var displayName: String { path ?? "stdout" }
+
+    /// Writes the buffer out once it holds more than the flush threshold.
+    @inlinable public func flushIfNeeded() throws(StageError) {
+        if buffer.count >= flushThresholdValue { try flush() }
+    }
+
+    @usableFromInline var flushThresholdValue: Int { flushThreshold }
+
+    /// Writes everything buffered.
+    public func flush() throws(StageError) {
+        guard buffer.count > 0 else { return }
+        let bytes = buffer.bytes
+        bytesWritten += bytes.count
+        defer { buffer.removeAll() }
+        if let gz {
+            var offset = 0
+            while offset < bytes.count {
+                let chunk = min(bytes.count - offset, 1 << 30)
+                let n = gzwrite(gz, bytes.baseAddress! + offset, UInt32(chunk))
+                if n <= 0 { throw .io("\(displayName): gzip write failed: \(gzErrorText(gz))") }
+                offset += Int(n)
+            }
+            return
+        }
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE && path == nil { throw .brokenPipe }
+                throw .io("\(displayName): write failed: \(errnoText())")
+            }
+            offset += n
+        }
+    }
+
+    /// Flushes and, for a file, renames it into place. After this the sink is closed.
+    public func commit() throws(StageError) {
+        guard !finished else { return }
+        try flush()
+        finished = true
+        if let g = gz {
+            gz = nil
+            let rc = gzclose(g)
+            fd = -1
+            if rc != Z_OK {
+                removeTemp()
+                throw .io("\(displayName): closing gzip stream failed (\(rc))")
+            }
+        }
+        guard let temp = tempPath, let path else { return }
+        if fd >= 0 {
+            if fsync(fd) != 0 && errno != EINVAL && errno != EROFS {
+                let message = errnoText()
+                close(fd)
+                fd = -1
+                removeTemp()
+                throw .io("\(path): fsync failed: \(message)")
+            }
+            close(fd)
+            fd = -1
+        }
+        if rename(temp, path) != 0 {
+            let message = errnoText()
+            removeTemp()
+            throw .io("\(path): cannot rename into place: \(message)")
+        }
+        AtomicFiles.forget(temp)
+        tempPath = nil
+    }
+
+    /// Abandons the output: the temporary file is removed and the target left as it was.
+    public func discard() {
+        guard !finished else { return }
+        finished = true
+        if let g = gz {
+            gz = nil
+            gzclose(g)
+            fd = -1
+        }
+        if fd > 2 { close(fd) }
+        fd = -1
+        removeTemp()
+    }
+
+    private func removeTemp() {
+        if let temp = tempPath {
+            unlink(temp)
+            AtomicFiles.forget(temp)
+            tempPath = nil
+        }
+    }
+}
+
+/// Bookkeeping for temporary files: the ones this process has open (removed if the process
+/// is interrupted) and stale ones that a killed process left behind.
+public enum AtomicFiles {
+    nonisolated(unsafe) private static var slots = [UnsafeMutablePointer<CChar>?](repeating: nil, count: 256)
+    nonisolated(unsafe) private static var handlersInstalled = false
+
+    /// Creates the target's directory, removes stale temporaries of dead processes and
+    /// returns this process's temporary path for `path`.
+    static func prepareTemp(for path: String) throws(StageError) -> String {
+        let (dir, name) = splitPath(path)
+        try makeDirectories(dir)
+        removeStaleTemps(dir: dir, name: name)
+        let temp = (dir.isEmpty ? "" : dir + "/") + "." + name + ".tmp-" + String(getpid())
+        register(temp)
+        return temp
+    }
+
+    /// Creates `dir` and its parents when missing.
+    public static func makeDirectories(_ dir: String) throws(StageError) {
+        guard !dir.isEmpty, dir != "." else { return }
+        var partial = dir.hasPrefix("/") ? "" : "."
+        for component in dir.split(separator: "/") {
+            partial += "/" + component
+            if mkdir(partial, 0o755) != 0 && errno != EEXIST {
+                throw .io("\(dir): cannot create directory: \(errnoText())")
+            }
+        }
+    }
+
+    static func splitPath(_ path: String) -> (dir: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
+        let dir = String(path[..<slash])
+        return (dir.isEmpty ? "/" : dir, String(path[path.index(after: slash)...]))
+    }
+
+    private static func removeStaleTemps(dir: String, name: String) {
+        guard let d = opendir(dir.isEmpty ? "." : dir) else { return }
+        defer { closedir(d) }
+        let prefix = "." + name + ".tmp-"
+        while let entry = readdir(d) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            guard entryName.hasPrefix(prefix), let pid = Int32(entryName.dropFirst(prefix.count)) else { continue }
+            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+                unlink((dir.isEmpty ? "" : dir + "/") + entryName)
+            }
+        }
+    }
+
+    private static func register(_ temp: String) {
+        installHandlers()
+        for i in slots.indices where slots[i] == nil {
+            slots[i] = strdup(temp)
+            return
+        }
+    }
+
+    static func forget(_ temp: String) {
+        for i in slots.indices {
+            if let p = slots[i], String(cString: p) == temp {
+                slots[i] = nil
+                free(p)
+            }
+        }
+    }
+
+    private static func installHandlers() {
+        guard !handlersInstalled else { return }
+        handlersInstalled = true
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { sig in
+                AtomicFiles.removeAllTemps()
+                signal(sig, SIG_DFL)
+                raise(sig)
+            }
+        }
+    }
+
+    /// Called from a signal handler: only async-signal-safe calls.
+    private static func removeAllTemps() {
+        slots.withUnsafeBufferPointer { buf in
+            for p in buf { if let p { unlink(p) } }
+        }
+    }
+
+    /// Writes `bytes` to `path` atomically (temporary file, then rename).
+    public static func write(_ bytes: [UInt8], to path: String) throws(StageError) {
+        let sink = try ByteSink(path: path)
+        sink.buffer.append(bytes)
+        try sink.commit()
+    }
+}
+
+func errnoText() -> String { String(cString: strerror(errno)) }
+
+func gzErrorText(_ gz: gzFile) -> String {
+    var code: Int32 = 0
+    guard let message = gzerror(gz, &code) else { return "error \(code)" }
+    return String(cString: message)
+}

@@ -1,0 +1,163 @@
+import CSimdJSON
+
+/// Flattens nested JSON the way Miller's `flatten` verb does: nested keys are joined with a
+/// separator (`.` by default), array elements are keyed 1, 2, ... (`photos.1.url`), an empty
+/// object or array becomes the string `"{}"` or `"[]"`, and scalars keep their JSON type.
+/// It works on the tape, so a record is flattened without building any values.
+public struct JSONFlattener {
+    public let separator: [UInt8]
+    private let path = ByteBuffer(capacity: 256)
+
+    public init(separator: String = ".") { self.separator = Array(separator.utf8) }
+
+    /// Calls `leaf` with each flattened key (decoded UTF-8) and the tape node of its value.
+    /// A node that is an empty container stands for `"{}"` or `"[]"`.
+    public func forEachLeaf(_ tape: JSONTape, _ leaf: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) rethrows {
+        path.removeAll()
+        for child in tape.children(0) {
+            appendKey(tape, child)
+            try visit(tape, child, leaf)
+            path.removeAll()
+        }
+    }
+
+    private func appendKey(_ tape: JSONTape, _ i: Int) {
+        if tape.keyIsEscaped(i) {
+            let raw = tape.rawKey(i)
+            JSONTape.unescape(raw, into: path)
+        } else {
+            path.append(tape.rawKey(i))
+        }
+    }
+
+    private func visit(_ tape: JSONTape, _ i: Int, _ leaf: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) rethrows {
+        let kind = tape.kind(i)
+        if (kind == LJ_OBJECT.rawValue || kind == LJ_ARRAY.rawValue) && tape.childCount(i) > 0 {
+            let mark = path.count
+            var index = 0
+            for child in tape.children(i) {
+                index += 1
+                path.append(separator)
+                if kind == LJ_OBJECT.rawValue { appendKey(tape, child) } else { path.append(decimal: index) }
+                try visit(tape, child, leaf)
+                path.truncate(to: mark)
+            }
+            return
+        }
+        try leaf(path.bytes, i)
+    }
+
+    /// Writes the flattened form of object `tape` as one JSON object (no newline).
+    public func write(_ tape: JSONTape, into out: ByteBuffer) {
+        out.append(123)
+        var first = true
+        forEachLeaf(tape) { key, node in
+            if !first { out.append(44) }
+            first = false
+            JSONWriter.writeString(bytes: key, into: out)
+            out.append(58)
+            JSONFlattener.writeLeafValue(tape, node, into: out)
+        }
+        out.append(125)
+    }
+
+    /// Writes a leaf's value as JSON: `"{}"`/`"[]"` for empty containers, else the scalar.
+    public static func writeLeafValue(_ tape: JSONTape, _ node: Int, into out: ByteBuffer) {
+        switch tape.kind(node) {
+        case LJ_OBJECT.rawValue: JSONWriter.appendLiteral("\"{}\"", out)
+        case LJ_ARRAY.rawValue: JSONWriter.appendLiteral("\"[]\"", out)
+        default: JSONWriter.writeNode(tape, node, into: out)
+        }
+    }
+
+    /// Writes a leaf's value as CSV cell text into `out`: strings decoded, numbers as
+    /// written, `true`/`false`, null as nothing, empty containers as `{}`/`[]`.
+    public static func writeLeafText(_ tape: JSONTape, _ node: Int, into out: ByteBuffer) {
+        switch tape.kind(node) {
+        case LJ_OBJECT.rawValue: JSONWriter.appendLiteral("{}", out)
+        case LJ_ARRAY.rawValue: JSONWriter.appendLiteral("[]", out)
+        case LJ_NULL.rawValue: break
+        case LJ_STRING.rawValue:
+            let body = tape.rawStringBody(node)
+            if tape.valueIsEscaped(node) { JSONTape.unescape(body, into: out) } else { out.append(body) }
+        default: out.append(tape.rawValue(node))
+        }
+    }
+}
+
+/// A hash table from byte strings to small integers (column numbers, say), for hot loops
+/// that must not build a String per lookup.
+public final class ByteKeyTable {
+    private var keys = ByteBuffer(capacity: 4096)
+    private var spans: [(start: Int, count: Int)] = []
+    private var slots: [Int32]
+    private var mask: Int
+
+    public init() {
+        slots = Array(repeating: -1, count: 256)
+        mask = 255
+    }
+
+    /// The number of keys.
+    public var count: Int { spans.count }
+
+    /// Key number `i`'s bytes.
+    public func key(_ i: Int) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: keys.base + spans[i].start, count: spans[i].count)
+    }
+
+    public func keyString(_ i: Int) -> String { String(decoding: key(i), as: UTF8.self) }
+
+    /// True when key number `i` equals `bytes`.
+    @inline(__always) public func keyEquals(_ i: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let span = spans[i]
+        guard span.count == bytes.count else { return false }
+        return span.count == 0 || memcmp(keys.base + span.start, bytes.baseAddress!, span.count) == 0
+    }
+
+    /// The number of `bytes`, or nil.
+    public func find(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var slot = ByteKeyTable.hash(bytes) & mask
+        while true {
+            let v = Int(slots[slot])
+            if v < 0 { return nil }
+            if keyEquals(v, bytes) { return v }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    /// The number of `bytes`, adding it if new.
+    @discardableResult
+    public func insert(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        if let found = find(bytes) { return found }
+        let index = spans.count
+        spans.append((keys.count, bytes.count))
+        keys.append(bytes)
+        if spans.count * 2 > slots.count { rehash() } else { place(index) }
+        return index
+    }
+
+    private func place(_ index: Int) {
+        var slot = ByteKeyTable.hash(key(index)) & mask
+        while slots[slot] >= 0 { slot = (slot + 1) & mask }
+        slots[slot] = Int32(index)
+    }
+
+    private func rehash() {
+        slots = Array(repeating: -1, count: slots.count * 2)
+        mask = slots.count - 1
+        for i in 0..<spans.count { place(i) }
+    }
+
+    @inline(__always) static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: h ^ (h >> 29))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,121 @@
+import CSimdJSON
+
+/// The format conversions that need no rules: the generic `lead-flatten json`,
+/// `lead-flatten csv` and `lead-export csv`. They work on tapes and bytes directly, so they
+/// run at the speed of the parsers.
+public enum FormatStages {
+    /// `lead-flatten json`: each object flattened (see `JSONFlattener`), one per line.
+    public static func flattenJSON(_ stage: Stage, inputs: [String], separator: String) throws {
+        let flattener = JSONFlattener(separator: separator)
+        let sink = try stage.output()
+        let out = sink.buffer
+        try stage.forEachJSON(inputs) { tape, _ in
+            guard tape.isObject else {
+                throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
+            }
+            flattener.write(tape, into: out)
+            out.append(10)
+            stage.recordsOut += 1
+            try sink.flushIfNeeded()
+        }
+    }
+
+    /// `lead-flatten csv`: each CSV row as a JSON object keyed by the header, all values strings.
+    public static func flattenCSV(_ stage: Stage, inputs: [String], delimiter: UInt8) throws {
+        let sink = try stage.output()
+        let out = sink.buffer
+        var encodedHeader: [String] = []
+        // `"name":` for every column, back to back; keyEnds[i] is where column i's ends.
+        let keys = ByteBuffer(capacity: 1024)
+        var keyEnds: [Int] = []
+        try stage.forEachCSV(inputs, delimiter: delimiter) { row, header, _ in
+            if header != encodedHeader {
+                encodedHeader = header
+                keys.removeAll()
+                keyEnds = header.map { name in
+                    JSONWriter.writeString(name, into: keys)
+                    keys.append(58)
+                    return keys.count
+                }
+            }
+            out.append(123)
+            var keyStart = 0
+            for i in 0..<row.count {
+                if i > 0 { out.append(44) }
+                out.append(keys.base + keyStart, count: keyEnds[i] - keyStart)
+                keyStart = keyEnds[i]
+                JSONWriter.writeString(bytes: row.field(i), into: out)
+            }
+            out.append("}\n")
+            stage.recordsOut += 1
+            try sink.flushIfNeeded()
+        }
+    }
+
+    /// `lead-export csv`: JSON records to CSV. The header is the union of the (flattened)
+    /// keys in first-seen order, so the input is read twice; stdin is spooled to a
+    /// temporary file first.
+    public static func exportCSV(_ stage: Stage, inputs: [String], delimiter: UInt8, spreadsheetSafe: Bool,
+                                 crlf: Bool, separator: String) throws {
+        var paths = try stage.inputs(inputs)
+        if paths.contains("-") {
+            let spooled = try stage.spoolStdin()
+            paths = paths.map { $0 == "-" ? spooled : $0 }
+        }
+        let flattener = JSONFlattener(separator: separator)
+        let columns = ByteKeyTable()
+        try stage.forEachJSON(paths, counting: false) { tape, _ in
+            guard tape.isObject else { return }
+            flattener.forEachLeaf(tape) { key, _ in columns.insert(key) }
+        }
+
+        let sink = try stage.output()
+        var csv = CSVWriter(out: sink.buffer, delimiter: delimiter, spreadsheetSafe: spreadsheetSafe, crlf: crlf)
+        let width = columns.count
+        if width > 0 {
+            for i in 0..<width { csv.writeField(bytes: columns.key(i)) }
+            csv.endRow()
+        }
+        let cells = ByteBuffer(capacity: 1 << 12)
+        var starts = [Int](repeating: 0, count: width)
+        var lengths = [Int](repeating: -1, count: width)
+        try stage.forEachJSON(paths) { tape, _ in
+            guard tape.isObject else {
+                throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
+            }
+            cells.removeAll()
+            for i in 0..<width { lengths[i] = -1 }
+            var predicted = 0
+            var missing: String?
+            flattener.forEachLeaf(tape) { key, node in
+                let column: Int
+                if predicted < width && columns.keyEquals(predicted, key) {
+                    column = predicted
+                } else if let found = columns.find(key) {
+                    column = found
+                } else {
+                    missing = String(decoding: key, as: UTF8.self)
+                    return
+                }
+                predicted = column + 1
+                starts[column] = cells.count
+                JSONFlattener.writeLeafText(tape, node, into: cells)
+                lengths[column] = cells.count - starts[column]
+            }
+            if let missing {
+                throw RecordRejected("field '\(missing)' was not in the input on the first pass (did the input change while it was read?)")
+            }
+            guard width > 0 else { return }
+            for i in 0..<width {
+                if lengths[i] > 0 {
+                    csv.writeField(bytes: UnsafeBufferPointer(start: cells.base + starts[i], count: lengths[i]))
+                } else {
+                    csv.writeField(bytes: UnsafeBufferPointer(start: nil, count: 0))
+                }
+            }
+            csv.endRow()
+            stage.recordsOut += 1
+            try sink.flushIfNeeded()
+        }
+    }
+}

@@ -1,0 +1,545 @@
+import CSimdJSON
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where a record came from: the input path (`-` for stdin) and the line it starts on.
+public struct SourceLocation: CustomStringConvertible, Sendable {
+    public let path: String
+    public let line: Int
+
+    public init(path: String, line: Int) {
+        self.path = path
+        self.line = line
+    }
+
+    public var displayPath: String { path == "-" ? "stdin" : path }
+    public var description: String { "\(displayPath):\(line)" }
+}
+
+/// One run of one stage: everything the stage contract asks of every executable. It owns
+/// the outputs (committed atomically at the end, or discarded on failure), the rejects file,
+/// the clock, the counts and the summary line, and reads inputs in any supported format.
+///
+/// Executables call `Stage.run(...)` with a closure that reads inputs, applies rules and
+/// writes records; `run` maps the outcome to an exit status and never returns.
+public final class Stage {
+    /// The stage name, e.g. `flatten`.
+    public let name: String
+    /// The subcommand, e.g. `json`.
+    public let command: String?
+    public let options: CommonOptions
+    public let clock: Clock
+    public let environment: [String: String]
+
+    /// Records read (including rejected ones), written, and rejected.
+    public var recordsIn = 0
+    public var recordsOut = 0
+    public private(set) var recordsRejected = 0
+    /// Extra members for the summary line, appended after the standard ones.
+    public var summary = Record()
+
+    private var mainSink: ByteSink?
+    private var extraSinks: [ByteSink] = []
+    private var rejectsSink: ByteSink?
+    private var cleanupPaths: [String] = []
+    private let progress: Progress
+    private let started = Stage.monotonicSeconds()
+    private var rejectMessages = 0
+
+    /// The number of reject messages printed on stderr before they are only counted.
+    public static let rejectMessageLimit = 10
+
+    init(name: String, command: String?, options: CommonOptions, clock: Clock, environment: [String: String]) {
+        self.name = name
+        self.command = command
+        self.options = options
+        self.clock = clock
+        self.environment = environment
+        progress = Progress(label: "lead-\(name)" + (command.map { " " + $0 } ?? ""),
+                            enabled: !options.quiet && isatty(2) != 0)
+    }
+
+    /// Runs `body` as stage `name` and exits with the contract's status.
+    public static func run(_ name: String, command: String? = nil, options: CommonOptions,
+                           _ body: (Stage) throws -> Void) -> Never {
+        signal(SIGPIPE, SIG_IGN)
+        let program = "lead-\(name)"
+        let stage: Stage
+        do {
+            let environment = ProcessInfoLite.environment
+            let clock = try Clock.resolve(option: options.now, environment: environment)
+            stage = Stage(name: name, command: command, options: options, clock: clock, environment: environment)
+        } catch {
+            fail(error, program: program)
+        }
+        do {
+            try body(stage)
+            try stage.finish()
+            exit(0)
+        } catch let error as StageError {
+            stage.abandon(error)
+            fail(error, program: program)
+        } catch let error as RecordRejected {
+            stage.abandon(.data(error.reason))
+            fail(StageError.data(error.reason), program: program)
+        } catch {
+            stage.abandon(.io("\(error)"))
+            fail(StageError.io("\(error)"), program: program)
+        }
+    }
+
+    /// Prints `error` the contract's way and exits with its status.
+    public static func fail(_ error: StageError, program: String) -> Never {
+        if error == .brokenPipe { exit(0) }
+        standardError("\(program): \(error)\n")
+        exit(error.exitCode)
+    }
+
+    // MARK: Outputs
+
+    /// The main output (`-o`, else stdout), opened on first use.
+    public func output() throws(StageError) -> ByteSink {
+        if let mainSink { return mainSink }
+        let sink = try ByteSink(path: options.output)
+        mainSink = sink
+        return sink
+    }
+
+    /// Writes `record` as one JSONL line to the main output.
+    public func write(_ record: Record) throws(StageError) {
+        let sink = try output()
+        JSONWriter.writeLine(record, into: sink.buffer)
+        recordsOut += 1
+        try sink.flushIfNeeded()
+    }
+
+    /// Opens another output file, committed with the main output when the stage succeeds.
+    public func openOutput(_ path: String) throws(StageError) -> ByteSink {
+        let sink = try ByteSink(path: path)
+        extraSinks.append(sink)
+        return sink
+    }
+
+    /// A file to remove when the stage ends, however it ends.
+    public func removeOnExit(_ path: String) { cleanupPaths.append(path) }
+
+    // MARK: Rejects
+
+    /// The rejects file path of this run.
+    public var rejectsPath: String {
+        if let path = options.rejects { return path }
+        if let out = options.output, out != "-" { return Stage.rejectsPath(forOutput: out) }
+        return "lead-\(name).rejects.jsonl"
+    }
+
+    /// `out.jsonl` -> `out.rejects.jsonl`, `out.csv.gz` -> `out.rejects.jsonl`.
+    public static func rejectsPath(forOutput out: String) -> String {
+        var base = out
+        for ext in [".gz", ".jsonl", ".json", ".csv", ".tsv"] where base.hasSuffix(ext) {
+            base.removeLast(ext.count)
+        }
+        return base + ".rejects.jsonl"
+    }
+
+    /// Sends one record to the rejects file: where it came from, why, and its raw text.
+    public func reject(_ reason: String, at location: SourceLocation, raw: UnsafeBufferPointer<UInt8>) throws(StageError) {
+        recordsRejected += 1
+        if rejectsSink == nil { rejectsSink = try ByteSink(path: rejectsPath) }
+        let out = rejectsSink!.buffer
+        var entry = Record()
+        entry.append("stage", .string(name))
+        if let command { entry.append("command", .string(command)) }
+        entry.append("source", .string(location.displayPath))
+        entry.append("line", .int(location.line))
+        entry.append("reason", .string(reason))
+        JSONWriter.write(entry, into: out)
+        out.removeLast()
+        out.append(",\"raw\":")
+        if raw.count == 0 || validUTF8(raw) {
+            JSONWriter.writeString(bytes: raw, into: out)
+        } else {
+            JSONWriter.writeString(String(decoding: raw, as: UTF8.self), into: out)
+            out.append(",\"raw_base64\":\"")
+            out.append(Base64.encode(raw))
+            out.append(34)
+        }
+        out.append("}\n")
+        try rejectsSink!.flushIfNeeded()
+        if rejectMessages < Stage.rejectMessageLimit && !options.quiet {
+            rejectMessages += 1
+            progress.clear()
+            standardError("lead-\(name): \(location): \(reason)\n")
+        }
+        if let limit = options.maxRejects, recordsRejected > limit {
+            throw .data("more than \(limit) records rejected (--max-rejects \(limit)); see \(rejectsPath)")
+        }
+    }
+
+    /// Rejects a record that has a `Record` but no raw text at hand: its JSON is the raw text.
+    public func reject(_ reason: String, at location: SourceLocation, record: Record) throws(StageError) {
+        var text = record.json
+        var failure: StageError?
+        text.withUTF8 { bytes in
+            do throws(StageError) { try reject(reason, at: location, raw: bytes) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    // MARK: Inputs
+
+    /// The inputs to read: the given paths, or stdin when there are none. Refuses to wait
+    /// on a terminal for input nobody is going to type.
+    public func inputs(_ paths: [String]) throws(StageError) -> [String] {
+        if paths.isEmpty || paths == ["-"] {
+            if isatty(0) != 0 {
+                throw .usage("no input: give input files or pipe records into stdin (see --help)")
+            }
+            return ["-"]
+        }
+        return paths
+    }
+
+    /// Reads JSON texts from `paths` (JSONL, a JSON array, or pretty-printed objects, gzip or
+    /// not) and calls `body` with each parsed tape. Invalid JSON goes to the rejects file, as
+    /// does any text for which `body` throws `RecordRejected`.
+    /// With `counting: false` nothing is counted and bad input is skipped silently (for a
+    /// first pass over input that a second pass will read and report).
+    public func forEachJSON(_ paths: [String], counting: Bool = true,
+                            _ body: (JSONTape, SourceLocation) throws -> Void) throws {
+        let parser = JSONParser()
+        for path in try inputs(paths) {
+            let source = try ByteSource(path: path)
+            defer { source.close() }
+            let lines = LineReader(source: source)
+            let reader = JSONTextReader(lines: lines)
+            try reader.forEach { event in
+                if counting {
+                    recordsIn += 1
+                    progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
+                }
+                switch event {
+                case .broken(let raw, let line, let reason):
+                    if counting { try reject(reason, at: SourceLocation(path: path, line: line), raw: raw) }
+                case .text(let bytes, let line):
+                    switch parser.parse(bytes) {
+                    case .failure(let error):
+                        if counting {
+                            let (l, column) = Stage.position(of: error.offset, in: bytes, startLine: line)
+                            let reason = "invalid JSON: \(Stage.describe(error, bytes))" + (column.map { " at column \($0)" } ?? "")
+                            try reject(reason, at: SourceLocation(path: path, line: l), raw: bytes)
+                        }
+                    case .success(let tape):
+                        let location = SourceLocation(path: path, line: line)
+                        do {
+                            try body(tape, location)
+                        } catch let rejected as RecordRejected {
+                            if counting { try reject(rejected.reason, at: location, raw: bytes) }
+                        }
+                    }
+                }
+            }
+            progressBytesBase += reader.bytesRead
+        }
+    }
+
+    private var progressBytesBase = 0
+
+    /// Like `forEachJSON`, for stages that work on whole records: each object becomes a
+    /// `Record` (members kept raw until used); a value that is not an object is rejected.
+    public func forEachRecord(_ paths: [String], _ body: (Record, SourceLocation) throws -> Void) throws {
+        let keys = KeyCache()
+        try forEachJSON(paths) { tape, location in
+            guard tape.isObject else {
+                throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
+            }
+            try body(Record(tape: tape, keys: keys), location)
+        }
+    }
+
+    /// Reads CSV files with a header row. `body` gets each data row and the file's header
+    /// (duplicate names get `_2`, `_3`, ...; an empty name becomes the column number). Rows
+    /// with a different number of fields than the header, and unreadable rows, are rejected.
+    public func forEachCSV(_ paths: [String], delimiter: UInt8 = 44,
+                           _ body: (CSVReader.Row, [String], SourceLocation) throws -> Void) throws {
+        for path in try inputs(paths) {
+            let source = try ByteSource(path: path)
+            defer { source.close() }
+            let reader = CSVReader(lines: LineReader(source: source), delimiter: delimiter)
+            var header: [String]?
+            try reader.forEach { event in
+                switch event {
+                case .broken(let raw, let line, let reason):
+                    recordsIn += 1
+                    try reject(reason, at: SourceLocation(path: path, line: line), raw: raw)
+                case .row(let row):
+                    guard let header else {
+                        header = Stage.headerNames(row)
+                        return
+                    }
+                    recordsIn += 1
+                    let location = SourceLocation(path: path, line: row.line)
+                    if row.count != header.count {
+                        var raw = row.raw
+                        while let last = raw.last, last == 10 || last == 13 { raw = UnsafeBufferPointer(rebasing: raw.dropLast()) }
+                        try reject("expected \(header.count) fields as in the header, found \(row.count)", at: location, raw: raw)
+                        return
+                    }
+                    do {
+                        try body(row, header, location)
+                    } catch let rejected as RecordRejected {
+                        var raw = row.raw
+                        while let last = raw.last, last == 10 || last == 13 { raw = UnsafeBufferPointer(rebasing: raw.dropLast()) }
+                        try reject(rejected.reason, at: location, raw: raw)
+                    }
+                }
+                progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
+            }
+            progressBytesBase += reader.bytesRead
+        }
+    }
+
+    static func headerNames(_ row: CSVReader.Row) -> [String] {
+        var names: [String] = []
+        var seen: [String: Int] = [:]
+        for i in 0..<row.count {
+            var name = row.string(i)
+            if name.isEmpty { name = String(i + 1) }
+            if let n = seen[name] {
+                var k = n + 1
+                while seen["\(name)_\(k)"] != nil { k += 1 }
+                seen[name] = k
+                name = "\(name)_\(k)"
+            }
+            seen[name] = seen[name] ?? 1
+            names.append(name)
+        }
+        return names
+    }
+
+    /// Copies stdin to a temporary file (removed when the stage ends), for stages that must
+    /// read their input twice.
+    public func spoolStdin() throws(StageError) -> String {
+        let dir = environment["TMPDIR"] ?? "/tmp"
+        let path = "\(dir)/lead-\(name)-stdin-\(getpid()).tmp"
+        let source = try ByteSource(path: "-")
+        defer { source.close() }
+        let sink = try ByteSink(path: path)
+        removeOnExit(path)
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try source.read(into: buffer, count: 1 << 20)
+            if n == 0 { break }
+            sink.buffer.append(UnsafeRawPointer(buffer), count: n)
+            try sink.flush()
+        }
+        try sink.commit()
+        return path
+    }
+
+    // MARK: Rules
+
+    /// The directory holding this stage's rules: `--rules`, else `$LEAD_STAGES/<stage>`,
+    /// else `stages/<stage>` in the current directory, else beside the executable's checkout.
+    public func rulesDirectory(stage: String? = nil) -> String {
+        if let dir = options.rules { return dir }
+        let stageName = stage ?? name
+        if let root = environment["LEAD_STAGES"] { return root + "/" + stageName }
+        let local = "stages/" + stageName
+        if Stage.isDirectory(local) { return local }
+        if let exe = Stage.executableDirectory() {
+            // .build/<config>/lead-x -> checkout root
+            var root = exe
+            for _ in 0..<2 { root = AtomicFiles.splitPath(root).dir }
+            let candidate = root + "/stages/" + stageName
+            if Stage.isDirectory(candidate) { return candidate }
+            root = AtomicFiles.splitPath(root).dir
+            let deeper = root + "/stages/" + stageName
+            if Stage.isDirectory(deeper) { return deeper }
+        }
+        return local
+    }
+
+    /// The path of rules file `file` of this stage (or of `stage`).
+    public func rulesFile(_ file: String, stage: String? = nil) -> String {
+        rulesDirectory(stage: stage) + "/" + file
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func executableDirectory() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return AtomicFiles.splitPath(path).dir
+    }
+
+    // MARK: Finishing
+
+    func finish() throws(StageError) {
+        progress.clear()
+        if mainSink == nil, let out = options.output, out != "-" { _ = try output() }
+        try mainSink?.commit()
+        for sink in extraSinks { try sink.commit() }
+        try finishRejects()
+        removeCleanupPaths()
+        printSummary()
+    }
+
+    func abandon(_ error: StageError) {
+        progress.clear()
+        mainSink?.discard()
+        for sink in extraSinks { sink.discard() }
+        if error == .brokenPipe {
+            rejectsSink?.discard()
+        } else {
+            try? finishRejects()
+        }
+        removeCleanupPaths()
+    }
+
+    private func finishRejects() throws(StageError) {
+        if let sink = rejectsSink {
+            try sink.commit()
+        } else {
+            // No rejects this run: a rejects file from an earlier run would mislead.
+            var st = stat()
+            if stat(rejectsPath, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { unlink(rejectsPath) }
+        }
+    }
+
+    private func removeCleanupPaths() {
+        for path in cleanupPaths { unlink(path) }
+        cleanupPaths.removeAll()
+    }
+
+    private func printSummary() {
+        guard !options.quiet else { return }
+        var line = Record()
+        line.append("stage", .string(name))
+        if let command { line.append("command", .string(command)) }
+        line.append("in", .int(recordsIn))
+        line.append("out", .int(recordsOut))
+        line.append("rejected", .int(recordsRejected))
+        for field in summary.fields { line[field.key] = field.value }
+        if recordsRejected > 0 { line.append("rejects", .string(rejectsPath)) }
+        let seconds = (Stage.monotonicSeconds() - started) * 1000
+        line.append("seconds", .double(seconds.rounded() / 1000))
+        standardError(line.json + "\n")
+    }
+
+    // MARK: Helpers
+
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    static func kindName(_ kind: UInt32) -> String {
+        switch kind {
+        case LJ_ARRAY.rawValue: return "an array"
+        case LJ_STRING.rawValue: return "a string"
+        case LJ_NULL.rawValue: return "null"
+        case LJ_TRUE.rawValue, LJ_FALSE.rawValue: return "a boolean"
+        case LJ_OBJECT.rawValue: return "an object"
+        default: return "a number"
+        }
+    }
+
+    static func describe(_ error: JSONParser.SyntaxError, _ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        if bytes.count > 0 && memchr(bytes.baseAddress!, 0, bytes.count) != nil && !error.message.contains("NUL") {
+            return error.message + " (the text contains NUL bytes)"
+        }
+        return error.message
+    }
+
+    /// The line and 1-based byte column of `offset` in a text that starts at `startLine`.
+    /// For invalid UTF-8, whose offset simdjson does not give, the first bad byte is found here.
+    static func position(of offset: Int, in bytes: UnsafeBufferPointer<UInt8>, startLine: Int) -> (Int, Int?) {
+        var offset = offset
+        if offset < 0 || offset > bytes.count {
+            guard let bad = firstInvalidUTF8(bytes) else { return (startLine, nil) }
+            offset = bad
+        }
+        var line = startLine
+        var lineStart = 0
+        for i in 0..<offset where bytes[i] == 10 {
+            line += 1
+            lineStart = i + 1
+        }
+        return (line, offset - lineStart + 1)
+    }
+}
+
+/// True when `bytes` is valid UTF-8.
+public func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
+    return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) { lj_validate_utf8($0, bytes.count) }
+}
+
+/// The offset of the first byte that makes `bytes` invalid UTF-8, or nil.
+public func firstInvalidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    if validUTF8(bytes) { return nil }
+    var i = 0
+    let n = bytes.count
+    while i < n {
+        let b = bytes[i]
+        let length: Int
+        if b < 0x80 { length = 1 } else if b >> 5 == 0x6 && b >= 0xC2 { length = 2 } else if b >> 4 == 0xE { length = 3 } else if b >> 3 == 0x1E && b <= 0xF4 { length = 4 } else { return i }
+        if i + length > n { return i }
+        for k in 1..<length where bytes[i + k] >> 6 != 0x2 { return i }
+        if length > 1 && !validUTF8(UnsafeBufferPointer(rebasing: bytes[i..<(i + length)])) { return i }
+        i += length
+    }
+    return nil
+}
+
+/// Standard base64, for raw bytes that are not UTF-8.
+public enum Base64 {
+    static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    public static func encode(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 2 < bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(v >> 18)], alphabet[Int(v >> 12 & 63)], alphabet[Int(v >> 6 & 63)], alphabet[Int(v & 63)]]
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let v = UInt32(bytes[i]) << 16
+            out += [alphabet[Int(v >> 18)], alphabet[Int(v >> 12 & 63)], 61, 61]
+        } else if rest == 2 {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [alphabet[Int(v >> 18)], alphabet[Int(v >> 12 & 63)], alphabet[Int(v >> 6 & 63)], 61]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// The process environment without Foundation.
+public enum ProcessInfoLite {
+    public static var environment: [String: String] {
+        var result: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                result[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            p += 1
+        }
+        return result
+    }
+}
