@@ -46,9 +46,7 @@ let package = Package(
         .target(name: "LeadRules", dependencies: ["StageKit"], swiftSettings: fast),
         .target(name: "Connectors", dependencies: ["StageKit"], swiftSettings: fast),
         .testTarget(name: "StageKitTests", dependencies: ["StageKit"]),
-        .testTarget(name: "LeadRulesTests", dependencies: ["LeadRules"]),
-        .testTarget(name: "ConnectorsTests", dependencies: ["Connectors"]),
-        .testTarget(name: "CaseTests", dependencies: ["StageKit"]),
+        .testTarget(name: "CaseTests"),
     ] + stages.map { stage in
         .executableTarget(
             name: "lead-\(stage)",

@@ -170,6 +170,12 @@ int number_grammar(std::string_view t) {
     return i == n ? kind : 0;
 }
 
+std::string bad_literal(std::string_view t) {
+    std::string shown(t.substr(0, 24));
+    if (t.size() > 24) shown += "...";
+    return "unexpected '" + shown + "' (expected a string, number, object, array, true, false or null)";
+}
+
 std::string_view trimmed(std::string_view tok) {
     size_t n = tok.size();
     while (n > 0 && is_ws(tok[n - 1])) --n;
@@ -215,13 +221,13 @@ void walk_scalar(lj_parser &P, V &v, ondemand::json_type type, size_t idx) {
         n.val_len = uint32_t(t.size());
         if (t == "true") n.kind = LJ_TRUE;
         else if (t == "false") n.kind = LJ_FALSE;
-        else fail(P, tok.data(), "invalid literal");
+        else fail(P, tok.data(), bad_literal(t));
         break;
     }
     case ondemand::json_type::null: {
         std::string_view t = trimmed(tok);
         n.val_len = uint32_t(t.size());
-        if (t != "null") fail(P, tok.data(), "invalid literal");
+        if (t != "null") fail(P, tok.data(), bad_literal(t));
         n.kind = LJ_NULL;
         break;
     }

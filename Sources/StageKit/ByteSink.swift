@@ -231,6 +231,11 @@ public enum AtomicFiles {
     private static func installHandlers() {
         guard !handlersInstalled else { return }
         handlersInstalled = true
+        // A parent may have started us with these blocked (Foundation's Process does).
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, sig) }
+        sigprocmask(SIG_UNBLOCK, &set, nil)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { sig in
                 AtomicFiles.removeAllTemps()

@@ -7,40 +7,34 @@ import Glibc
 import Darwin
 #endif
 
-/// Where a stage's input comes from: a file, or stdin for `-`. A path ending in `.gz`
-/// is decompressed; stdin is decompressed when it starts with the gzip magic bytes.
+/// Where a stage's input comes from: a file, or stdin for `-`. A path ending in `.gz` is
+/// decompressed (several gzip members one after another are read as one stream); stdin is
+/// decompressed when it starts with the gzip magic bytes. Reads return as soon as some
+/// bytes are available, so a stage keeps pace with a slow producer in a pipeline.
 public final class ByteSource {
     /// The path as given, or `-` for stdin.
     public let path: String
     private var fd: Int32 = -1
-    private var gz: gzFile?
-    private var checkedGzip = false
+    private var inflater: GzipInflater?
+    private var sniffStdin = false
+    private var pending: [UInt8] = []
 
     public init(path: String) throws(StageError) {
         self.path = path
         if path == "-" {
-            // zlib reads plain input through unchanged, so stdin may be either.
-            guard let g = gzdopen(dup(0), "rb") else { throw .io("stdin: cannot read") }
-            gz = g
-            checkedGzip = true
-        } else {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw .io("\(path): cannot open: \(errnoText())") }
-            var st = stat()
-            if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
-                Glibc.close(fd)
-                throw .io("\(path): is a directory")
-            }
-            if path.hasSuffix(".gz") {
-                guard let g = gzdopen(fd, "rb") else {
-                    Glibc.close(fd)
-                    throw .io("\(path): cannot start gzip stream")
-                }
-                gz = g
-                fd = -1
-            }
+            fd = 0
+            sniffStdin = true
+            return
         }
-        if let gz { gzbuffer(gz, 1 << 18) }
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("\(path): cannot open: \(errnoText())") }
+        var st = stat()
+        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+            Glibc.close(fd)
+            fd = -1
+            throw .io("\(path): is a directory")
+        }
+        if path.hasSuffix(".gz") { inflater = try GzipInflater(name: path) }
     }
 
     deinit { close() }
@@ -50,23 +44,36 @@ public final class ByteSource {
 
     /// Reads up to `count` bytes; 0 means end of input.
     public func read(into buffer: UnsafeMutablePointer<UInt8>, count: Int) throws(StageError) -> Int {
-        if let gz {
-            let n = gzread(gz, buffer, UInt32(min(count, 1 << 30)))
-            if n < 0 { throw .io("\(displayName): \(gzErrorText(gz))") }
-            if !checkedGzip {
-                checkedGzip = true
-                if n > 0 && gzdirect(gz) != 0 { throw .io("\(displayName): not gzip-compressed data") }
+        if sniffStdin {
+            sniffStdin = false
+            var head = [UInt8](repeating: 0, count: 2)
+            var got = 0
+            while got < 2 {
+                let n = try readRaw(&head[got], 2 - got)
+                if n == 0 { break }
+                got += n
             }
-            if n == 0 {
-                var code: Int32 = 0
-                _ = gzerror(gz, &code)
-                if code == Z_BUF_ERROR {
-                    throw .io("\(displayName): gzip stream is truncated (unexpected end of file)")
-                }
-                if code != Z_OK { throw .io("\(displayName): \(gzErrorText(gz))") }
-            }
-            return Int(n)
+            pending = Array(head[0..<got])
+            if got == 2 && head[0] == 0x1F && head[1] == 0x8B { inflater = try GzipInflater(name: "stdin") }
         }
+        if let inflater {
+            return try inflater.read(into: buffer, count: count) { (p, n) throws(StageError) in try self.readCompressed(p, n) }
+        }
+        return try readCompressed(buffer, count)
+    }
+
+    /// Raw bytes from the file, after any bytes read ahead while sniffing.
+    private func readCompressed(_ buffer: UnsafeMutablePointer<UInt8>, _ count: Int) throws(StageError) -> Int {
+        if !pending.isEmpty {
+            let n = min(count, pending.count)
+            for i in 0..<n { buffer[i] = pending[i] }
+            pending.removeFirst(n)
+            return n
+        }
+        return try readRaw(buffer, count)
+    }
+
+    private func readRaw(_ buffer: UnsafeMutablePointer<UInt8>, _ count: Int) throws(StageError) -> Int {
         while true {
             let n = Glibc.read(fd, buffer, count)
             if n >= 0 { return n }
@@ -76,14 +83,77 @@ public final class ByteSource {
     }
 
     public func close() {
-        if let g = gz {
-            gzclose(g)
-            gz = nil
-        }
-        if fd >= 0 {
+        inflater = nil
+        if fd > 0 {
             Glibc.close(fd)
-            fd = -1
         }
+        fd = -1
+    }
+}
+
+/// gzip decompression with zlib's inflate, fed by the caller's reads.
+final class GzipInflater {
+    private var stream = z_stream()
+    private let input: UnsafeMutablePointer<UInt8>
+    private let inputCapacity = 1 << 18
+    private let name: String
+    private var inputEnded = false
+    private var memberEnded = false
+    private var sawData = false
+
+    init(name: String) throws(StageError) {
+        self.name = name
+        input = .allocate(capacity: inputCapacity)
+        let rc = inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        guard rc == Z_OK else {
+            input.deallocate()
+            throw .io("\(name): cannot start gzip decompression (\(rc))")
+        }
+    }
+
+    deinit {
+        inflateEnd(&stream)
+        input.deallocate()
+    }
+
+    func read(into buffer: UnsafeMutablePointer<UInt8>, count: Int,
+              source: (UnsafeMutablePointer<UInt8>, Int) throws(StageError) -> Int) throws(StageError) -> Int {
+        stream.next_out = buffer
+        stream.avail_out = UInt32(min(count, Int(UInt32.max)))
+        while stream.avail_out > 0 {
+            if stream.avail_in == 0 && !inputEnded {
+                let n = try source(input, inputCapacity)
+                if n == 0 {
+                    inputEnded = true
+                } else {
+                    stream.next_in = input
+                    stream.avail_in = UInt32(n)
+                }
+            }
+            if stream.avail_in == 0 && inputEnded {
+                if !sawData { throw .io("\(name): empty file, not gzip-compressed data") }
+                if !memberEnded { throw .io("\(name): gzip stream is truncated (unexpected end of file)") }
+                break
+            }
+            if memberEnded {
+                // Another gzip member follows (concatenated .gz files).
+                memberEnded = false
+                inflateReset(&stream)
+            }
+            sawData = true
+            let rc = inflate(&stream, Z_NO_FLUSH)
+            if rc == Z_STREAM_END {
+                memberEnded = true
+            } else if rc == Z_DATA_ERROR {
+                let detail = stream.msg.map { String(cString: $0) } ?? "corrupt data"
+                throw .io("\(name): not valid gzip data (\(detail))")
+            } else if rc != Z_OK && rc != Z_BUF_ERROR {
+                throw .io("\(name): gzip decompression failed (\(rc))")
+            }
+            let produced = count - Int(stream.avail_out)
+            if produced > 0 && (stream.avail_in == 0 || rc == Z_STREAM_END) { return produced }
+        }
+        return count - Int(stream.avail_out)
     }
 }
 
@@ -179,7 +249,12 @@ public final class LineReader {
             base = newBase
             capacity = newCapacity
         }
-        let n = try source.read(into: base + end, count: capacity - end)
+        let n: Int
+        do {
+            n = try source.read(into: base + end, count: capacity - end)
+        } catch .io(let message) {
+            throw .io(lineNumber > 0 ? message + " after line \(lineNumber)" : message)
+        }
         if n == 0 {
             eof = true
             return

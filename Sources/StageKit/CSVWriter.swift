@@ -74,7 +74,7 @@ public struct CSVWriter {
     }
 
     /// `[+-]digits[.digits][e[+-]digits]`.
-    static func isPlainNumber(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    public static func isPlainNumber(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         var i = 0
         let n = b.count
         if i < n, b[i] == 43 || b[i] == 45 { i += 1 }

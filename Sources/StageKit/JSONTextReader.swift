@@ -14,6 +14,8 @@ public final class JSONTextReader {
         case text(UnsafeBufferPointer<UInt8>, line: Int)
         /// Input that cannot be cut into a JSON text.
         case broken(UnsafeBufferPointer<UInt8>, line: Int, reason: String)
+        /// Something is off with the input as a whole, though no record is lost.
+        case warning(line: Int, message: String)
     }
 
     private enum Mode { case undecided, lines, multi, array }
@@ -57,8 +59,7 @@ public final class JSONTextReader {
             try emitBroken(body, "unterminated JSON value: the input ended before it closed")
         }
         if mode == .array && !arrayClosed {
-            try body(.broken(UnsafeBufferPointer(start: nil, count: 0), line: lines.lineNumber,
-                             reason: "the JSON array is not closed before the end of the input"))
+            try body(.warning(line: lines.lineNumber, message: "the JSON array is not closed before the end of the input"))
         }
     }
 

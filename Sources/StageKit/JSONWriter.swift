@@ -142,7 +142,7 @@ public enum JSONWriter {
         }
     }
 
-    /// A number as the record stream prints it: whole numbers below 1e15 without a decimal
+    /// A number as the record stream prints it: whole numbers below 2^53 without a decimal
     /// point, others in shortest round-trip form; NaN and infinities have no JSON form.
     public static func format(_ d: Double) -> String {
         if let i = exactInteger(d) { return String(i) }
@@ -150,7 +150,7 @@ public enum JSONWriter {
     }
 
     static func exactInteger(_ d: Double) -> Int? {
-        guard d.isFinite, d.rounded(.towardZero) == d, abs(d) < 1e15 else { return nil }
+        guard d.isFinite, d.rounded(.towardZero) == d, abs(d) < 9_007_199_254_740_992 else { return nil }
         return Int(d)
     }
 

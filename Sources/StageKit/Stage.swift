@@ -217,20 +217,25 @@ public final class Stage {
             let lines = LineReader(source: source)
             let reader = JSONTextReader(lines: lines)
             try reader.forEach { event in
+                if case .warning(let line, let message) = event {
+                    if counting { warn(message, at: SourceLocation(path: path, line: line)) }
+                    return
+                }
                 if counting {
                     recordsIn += 1
                     progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
                 }
                 switch event {
+                case .warning:
+                    break
                 case .broken(let raw, let line, let reason):
                     if counting { try reject(reason, at: SourceLocation(path: path, line: line), raw: raw) }
                 case .text(let bytes, let line):
                     switch parser.parse(bytes) {
                     case .failure(let error):
                         if counting {
-                            let (l, column) = Stage.position(of: error.offset, in: bytes, startLine: line)
-                            let reason = "invalid JSON: \(Stage.describe(error, bytes))" + (column.map { " at column \($0)" } ?? "")
-                            try reject(reason, at: SourceLocation(path: path, line: l), raw: bytes)
+                            let (l, reason) = Stage.describe(error, in: bytes, startLine: line)
+                            try reject("invalid JSON: " + reason, at: SourceLocation(path: path, line: l), raw: bytes)
                         }
                     case .success(let tape):
                         let location = SourceLocation(path: path, line: line)
@@ -455,28 +460,42 @@ public final class Stage {
         }
     }
 
-    static func describe(_ error: JSONParser.SyntaxError, _ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        if bytes.count > 0 && memchr(bytes.baseAddress!, 0, bytes.count) != nil && !error.message.contains("NUL") {
-            return error.message + " (the text contains NUL bytes)"
+    /// Says why a text is not valid JSON and where: the line, and the column when known.
+    /// simdjson's first pass gives no position for NUL bytes, control characters and bad
+    /// UTF-8, so those are located here.
+    static func describe(_ error: JSONParser.SyntaxError, in bytes: UnsafeBufferPointer<UInt8>,
+                         startLine: Int) -> (line: Int, reason: String) {
+        var message = error.message
+        var offset = error.offset
+        if bytes.count > 0, let nul = memchr(bytes.baseAddress!, 0, bytes.count) {
+            // A NUL byte is never valid JSON, and usually the real cause.
+            message = "NUL byte"
+            offset = UnsafeRawPointer(nul) - UnsafeRawPointer(bytes.baseAddress!)
+        } else if offset < 0 || offset > bytes.count {
+            offset = -1
+            if let bad = firstInvalidUTF8(bytes) {
+                message = "invalid UTF-8"
+                offset = bad
+            } else if message.contains("control character"),
+                      let c = bytes.firstIndex(where: { $0 < 0x20 && $0 != 9 && $0 != 10 && $0 != 13 }) {
+                offset = c
+            }
         }
-        return error.message
-    }
-
-    /// The line and 1-based byte column of `offset` in a text that starts at `startLine`.
-    /// For invalid UTF-8, whose offset simdjson does not give, the first bad byte is found here.
-    static func position(of offset: Int, in bytes: UnsafeBufferPointer<UInt8>, startLine: Int) -> (Int, Int?) {
-        var offset = offset
-        if offset < 0 || offset > bytes.count {
-            guard let bad = firstInvalidUTF8(bytes) else { return (startLine, nil) }
-            offset = bad
-        }
+        guard offset >= 0 else { return (startLine, message) }
         var line = startLine
         var lineStart = 0
         for i in 0..<offset where bytes[i] == 10 {
             line += 1
             lineStart = i + 1
         }
-        return (line, offset - lineStart + 1)
+        return (line, message + " at column \(offset - lineStart + 1)")
+    }
+
+    /// A note on stderr about the input that loses no record.
+    public func warn(_ message: String, at location: SourceLocation) {
+        guard !options.quiet else { return }
+        progress.clear()
+        standardError("lead-\(name): \(location): warning: \(message)\n")
     }
 }
 
