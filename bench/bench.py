@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""`make bench`: times LeadETL stages against peers doing the same work, on a deterministic
+synthetic data set, and prints MB/s, records/s and peak RSS side by side with the ratios.
+
+usage: bench.py [--records N] [--only SECTION[,SECTION]] [--skip-peers]
+Sections: stream (lead-flatten json, lead-flatten csv, lead-export csv).
+The data set is generated once per size under bench/data/ (git-ignored).
+"""
+import argparse
+import hashlib
+import os
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, ".build", "release")
+DATA = os.path.join(ROOT, "bench", "data")
+PY = [sys.executable, os.path.join(ROOT, "bench", "peers.py")]
+
+
+def ensure_data(records):
+    stamp = os.path.join(DATA, "records")
+    if os.path.exists(stamp) and open(stamp).read().strip() == str(records):
+        return
+    os.makedirs(DATA, exist_ok=True)
+    print("generating %d records into bench/data ..." % records, file=sys.stderr)
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen.py"), str(records), DATA], check=True)
+    with open(stamp, "w") as f:
+        f.write(str(records))
+
+
+def run(argv, stdout_path):
+    """Runs argv with stdout to a file; returns (seconds, peak RSS in MB, sha256 of stdout)."""
+    with open(stdout_path, "wb") as out:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - start
+        err = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit("%s failed (%d):\n%s" % (" ".join(argv), proc.returncode, err))
+    digest = hashlib.sha256()
+    with open(stdout_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return seconds, usage.ru_maxrss / 1024.0, digest.hexdigest()
+
+
+def table(rows):
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for n, r in enumerate(rows):
+        print("  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def stream_section(records, skip_peers):
+    ensure_data(records)
+    nested = os.path.join(DATA, "leads.jsonl")
+    flat = os.path.join(DATA, "leads-flat.jsonl")
+    csvfile = os.path.join(DATA, "leads.csv")
+    tasks = [
+        ("lead-flatten json", nested, [
+            ("LeadETL", [BIN + "/lead-flatten", "json", "-q", nested]),
+            ("Miller", ["mlr", "--ijsonl", "--ojsonl", "flatten", nested]),
+            ("Python", PY + ["flatten-json", nested]),
+        ]),
+        ("lead-flatten csv", csvfile, [
+            ("LeadETL", [BIN + "/lead-flatten", "csv", "-q", csvfile]),
+            ("Miller", ["mlr", "--icsv", "--ojsonl", "cat", csvfile]),
+            ("Python", PY + ["flatten-csv", csvfile]),
+        ]),
+        ("lead-export csv", flat, [
+            ("LeadETL", [BIN + "/lead-export", "csv", "-q", flat]),
+            ("Miller", ["mlr", "--ijsonl", "--ocsv", "unsparsify", flat]),
+            ("Python", PY + ["export-csv", flat]),
+        ]),
+    ]
+    rows = [("stage", "tool", "seconds", "MB/s", "records/s", "peak RSS MB", "x Python", "x Miller", "same output as Python")]
+    verdicts = []
+    for stage, path, contenders in tasks:
+        size_mb = os.path.getsize(path) / 1e6
+        results = {}
+        for tool, argv in contenders:
+            if skip_peers and tool != "LeadETL":
+                continue
+            out = os.path.join(DATA, "out-%s-%s" % (stage.replace(" ", "-"), tool))
+            results[tool] = run(argv, out)
+            os.unlink(out)
+        ours = results["LeadETL"]
+        for tool, (seconds, rss, digest) in results.items():
+            xp = results["Python"][0] / seconds if "Python" in results else None
+            xm = results["Miller"][0] / seconds if "Miller" in results else None
+            same = "" if tool == "Python" or "Python" not in results else ("yes" if digest == results["Python"][2] else "no")
+            rows.append((stage, tool, "%.2f" % seconds, "%.1f" % (size_mb / seconds), "{:,.0f}".format(records / seconds),
+                         "%.1f" % rss, "%.1f" % xp if xp else "-", "%.1f" % xm if xm else "-", same))
+        if "Python" in results and "Miller" in results:
+            xp = results["Python"][0] / ours[0]
+            xm = results["Miller"][0] / ours[0]
+            ok = xp >= 5 and xm >= 5 and ours[1] < 64
+            verdicts.append("%s: %.1fx Python, %.1fx Miller, %.1f MB peak RSS -> %s" % (
+                stage, xp, xm, ours[1], "meets target (>=5x both, <64 MB)" if ok else "MISSES target"))
+        else:
+            verdicts.append("%s: %.1f MB peak RSS -> %s" % (stage, ours[1], "under 64 MB" if ours[1] < 64 else "OVER 64 MB"))
+    print("\nRecord stream, %s records (%s)\n" % ("{:,}".format(records), os.path.basename(nested)))
+    table(rows)
+    print()
+    for v in verdicts:
+        print("  " + v)
+
+
+SECTIONS = {"stream": stream_section}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--only", default=",".join(SECTIONS))
+    parser.add_argument("--skip-peers", action="store_true")
+    args = parser.parse_args()
+    for name in args.only.split(","):
+        SECTIONS[name](args.records, args.skip_peers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs the Debian packages LeadETL needs, when they are missing.
+#   scripts/deps.sh          build and test: libcsv, zlib, simdjson
+#   scripts/deps.sh bench    also the benchmark's peers and tools: miller, time, python3
+# As root it runs apt-get (after apt-get update); otherwise it prints the command to run.
+set -eu
+
+packages="libcsv-dev zlib1g-dev libsimdjson-dev"
+if [ "${1:-}" = "bench" ]; then
+    packages="$packages miller time python3"
+fi
+
+missing=""
+for p in $packages; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != "0" ]; then
+    echo "LeadETL needs these Debian packages:$missing" >&2
+    echo "Install them with:  sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq $missing >/dev/null
