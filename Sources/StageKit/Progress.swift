@@ -10,7 +10,7 @@ final class Progress {
     private let label: String
     private let enabled: Bool
     private let started = Stage.monotonicSeconds()
-    private var lastDraw = 0.0
+    private lazy var lastDraw = started
     private var drawn = false
     private var countdown = 4096
 
