@@ -31,10 +31,63 @@ $(BIN)/.built: $(SOURCES)
 	$(SWIFT) build -c release
 	@touch $@
 
-# ---- pipelines (each later issue adds its own targets here) ----------------
+# ---- pipelines ------------------------------------------------------------
 
 .PHONY: pipelines
-pipelines: build
+pipelines: build listings cleanup
+
+# ---- MLS listings: fetch -> flatten -> photos, per pipeline; then cleanup ----
+# SOURCE=replay (default) reads fixtures/listings/<pipeline>/; SOURCE=spark or SOURCE=reso
+# fetch live (SPARK_API_TOKEN must be set), always, since the remote data changes.
+
+SOURCE   ?= replay
+LISTING_PIPELINES := active-gps active-crmls closed-gps closed-crmls expired-gps expired-crmls
+FETCH_RULES   := $(wildcard stages/fetch/*.csv)
+FLATTEN_RULES := $(wildcard stages/flatten/listing-*.csv) stages/cleanup/retention.csv $(FETCH_RULES)
+
+kind_of = $(word 1,$(subst -, ,$1))
+mls_of  = $(word 2,$(subst -, ,$1))
+listing_dir = $(LOGS)/$(call kind_of,$1)/$(call mls_of,$1)
+raw_of  = $(call listing_dir,$1)/all_$(call mls_of,$1)_$(call kind_of,$1)_listings_with_expansions.jsonl
+flat_of = $(call listing_dir,$1)/flattened_$(call mls_of,$1)_$(call kind_of,$1)_listings.jsonl
+index_of = $(LOGS)/$(call kind_of,$1)/photo-logs/$(call mls_of,$1)/skip_index.json
+
+ifeq ($(SOURCE),replay)
+fetch_source = --replay fixtures/listings/$1
+fetch_deps   = $(wildcard fixtures/listings/$1/*.json)
+photo_source = --replay fixtures/listings/photos
+else
+fetch_source = --api $(if $(filter reso,$(SOURCE)),reso,spark)
+fetch_deps   = FORCE
+photo_source =
+endif
+
+define listing_pipeline
+.PHONY: $1
+$1: $(call index_of,$1)
+
+$(call raw_of,$1): $(call fetch_deps,$1) $(FETCH_RULES) $(BIN)/.built
+	$(BIN)/lead-fetch listings --pipeline $1 $(call fetch_source,$1) --state $(call listing_dir,$1)/fetch_state.json -o $$@
+
+$(call flat_of,$1): $(call raw_of,$1) $(FLATTEN_RULES)
+	$(BIN)/lead-flatten listings --pipeline $1 $$(if $$(wildcard $$@),--previous $$@) $$< -o $$@
+
+$(call index_of,$1): $(call flat_of,$1)
+	$(BIN)/lead-fetch photos --pipeline $1 --logs $(LOGS) $(photo_source) $$<
+endef
+$(foreach p,$(LISTING_PIPELINES),$(eval $(call listing_pipeline,$p)))
+
+.PHONY: active closed expired listings cleanup FORCE
+active: active-gps active-crmls
+closed: closed-gps closed-crmls
+expired: expired-gps expired-crmls
+listings: active closed expired
+
+# Removes expired listings (expiresAt before NOW) with their photos; rewrites only what changes.
+cleanup: listings
+	$(BIN)/lead-cleanup listings --logs $(LOGS)
+
+FORCE:
 
 # ---- tests ----------------------------------------------------------------
 

@@ -45,8 +45,11 @@ let package = Package(
         ),
         .target(name: "LeadRules", dependencies: ["StageKit"], swiftSettings: fast),
         .target(name: "Connectors", dependencies: ["StageKit"], swiftSettings: fast),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "StageKitTests", dependencies: ["StageKit"]),
-        .testTarget(name: "CaseTests"),
+        .testTarget(name: "LeadRulesTests", dependencies: ["LeadRules"]),
+        .testTarget(name: "ConnectorsTests", dependencies: ["Connectors", "TestSupport"]),
+        .testTarget(name: "CaseTests", dependencies: ["TestSupport"]),
     ] + stages.map { stage in
         .executableTarget(
             name: "lead-\(stage)",

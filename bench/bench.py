@@ -3,7 +3,9 @@
 synthetic data set, and prints MB/s, records/s and peak RSS side by side with the ratios.
 
 usage: bench.py [--records N] [--only SECTION[,SECTION]] [--skip-peers]
-Sections: stream (lead-flatten json, lead-flatten csv, lead-export csv).
+Sections: stream (lead-flatten json, lead-flatten csv, lead-export csv against Miller and
+Python); listings (lead-fetch listings from replay pages and lead-flatten listings; a tenth
+as many listings as --records).
 The data set is generated once per size under bench/data/ (git-ignored).
 """
 import argparse
@@ -113,7 +115,30 @@ def stream_section(records, skip_peers):
         print("  " + v)
 
 
-SECTIONS = {"stream": stream_section}
+def listings_section(records, skip_peers):
+    """lead-fetch listings through replay pages, then lead-flatten listings: listings/s."""
+    count = max(1000, records // 10)
+    pages = os.path.join(DATA, "listings-%d" % count)
+    if not os.path.isdir(pages):
+        print("generating %d listings as replay pages ..." % count, file=sys.stderr)
+        tmp = pages + ".tmp"
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_listings.py"), str(count), tmp], check=True)
+        os.rename(tmp, pages)
+    size_mb = sum(os.path.getsize(os.path.join(pages, f)) for f in os.listdir(pages)) / 1e6
+    raw = os.path.join(DATA, "listings-raw.jsonl")
+    env_now = ["--now", "2026-11-23T06:00:00Z"]
+    rows = [("stage", "seconds", "listings/s", "MB/s", "peak RSS MB")]
+    seconds, rss, _ = run([BIN + "/lead-fetch", "listings", "-q", "--pipeline", "expired-gps", "--replay", pages] + env_now, raw)
+    rows.append(("lead-fetch listings (replay)", "%.2f" % seconds, "{:,.0f}".format(count / seconds), "%.1f" % (size_mb / seconds), "%.1f" % rss))
+    seconds, rss, _ = run([BIN + "/lead-flatten", "listings", "-q", "--pipeline", "expired-gps", raw] + env_now, os.devnull)
+    rows.append(("lead-flatten listings", "%.2f" % seconds, "{:,.0f}".format(count / seconds),
+                 "%.1f" % (os.path.getsize(raw) / 1e6 / seconds), "%.1f" % rss))
+    os.unlink(raw)
+    print("\nMLS listings, %s listings in %d replay pages (%.0f MB)\n" % ("{:,}".format(count), len(os.listdir(pages)), size_mb))
+    table(rows)
+
+
+SECTIONS = {"stream": stream_section, "listings": listings_section}
 
 
 def main():

@@ -63,6 +63,50 @@ public final class ByteSink {
         }
     }
 
+    /// A file written in place as `.<name>.partial` beside `path`, kept across runs so that an
+    /// interrupted stage can resume: the first `keep` bytes of an existing partial file are
+    /// kept, anything after them (a half-written batch) is cut off. `checkpoint()` makes what
+    /// was written durable; `commit()` renames the partial file into place.
+    public init(resumablePath path: String, keep: Int, bufferSize: Int = 1 << 20) throws(StageError) {
+        flushThreshold = bufferSize
+        buffer = ByteBuffer(capacity: bufferSize + 4096)
+        self.path = path
+        let (dir, name) = AtomicFiles.splitPath(path)
+        try AtomicFiles.makeDirectories(dir)
+        let partial = (dir.isEmpty ? "" : dir + "/") + "." + name + ".partial"
+        fd = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io("\(partial): cannot open: \(errnoText())") }
+        var st = stat()
+        fstat(fd, &st)
+        if Int(st.st_size) < keep {
+            close(fd)
+            throw .io("\(partial): holds \(st.st_size) bytes, fewer than the \(keep) the state file records")
+        }
+        if ftruncate(fd, off_t(keep)) != 0 || lseek(fd, off_t(keep), SEEK_SET) < 0 {
+            close(fd)
+            throw .io("\(partial): cannot cut back to \(keep) bytes: \(errnoText())")
+        }
+        bytesWritten = keep
+        tempPath = partial
+        resumable = true
+    }
+
+    /// The path of the partial file of a resumable output for `path`.
+    public static func partialPath(for path: String) -> String {
+        let (dir, name) = AtomicFiles.splitPath(path)
+        return (dir.isEmpty ? "" : dir + "/") + "." + name + ".partial"
+    }
+
+    private var resumable = false
+
+    /// Flushes and syncs: everything written so far survives a crash. Returns the byte count.
+    @discardableResult
+    public func checkpoint() throws(StageError) -> Int {
+        try flush()
+        if fd >= 0 && fsync(fd) != 0 && errno != EINVAL { throw .io("\(displayName): fsync failed: \(errnoText())") }
+        return bytesWritten
+    }
+
     deinit { discard() }
 
     /// A name for messages: the target path, or "stdout".
@@ -139,9 +183,15 @@ public final class ByteSink {
     }
 
     /// Abandons the output: the temporary file is removed and the target left as it was.
+    /// A resumable output keeps what was checkpointed, for the next run.
     public func discard() {
         guard !finished else { return }
         finished = true
+        if resumable {
+            if fd >= 0 { close(fd) }
+            fd = -1
+            return
+        }
         if let g = gz {
             gz = nil
             gzclose(g)

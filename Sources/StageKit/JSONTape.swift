@@ -25,7 +25,8 @@ public final class JSONParser {
     }
 
     /// Parses `bytes`; `LJ_PADDING` bytes after the end must be readable. The tape borrows
-    /// `bytes` and this parser's node storage: it is valid until the next `parse`.
+    /// `bytes` and this parser's node storage: it is valid until the next `parse`, and only
+    /// while the parser is alive (use `withExtendedLifetime` when the parser is a local).
     public func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<JSONTape, SyntaxError> {
         let base = bytes.baseAddress ?? UnsafePointer(emptyPadded)
         let n = base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
@@ -167,6 +168,8 @@ public final class JSONDocument {
         nodes.update(from: source.nodes, count: source.count)
         let text = (storage + nodeBytes).bindMemory(to: UInt8.self, capacity: textLength + 1)
         text.update(from: source.base + textStart, count: textLength)
+        // A NUL after the text: number parsing (strtod) must stop at the end of a root scalar.
+        text[textLength] = 0
         if textStart != 0 {
             for i in 0..<source.count {
                 nodes[i].val_off -= UInt32(textStart)

@@ -218,3 +218,24 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 extension JSONValue: CustomStringConvertible {
     public var description: String { json }
 }
+
+extension JSONValue {
+    /// Parses one JSON text (a value of any kind); nil when it is not valid JSON.
+    public init?(parsing text: String) {
+        var bytes = Array(text.utf8)
+        let count = bytes.count
+        bytes += [UInt8](repeating: 0, count: Int(LJ_PADDING))
+        let parser = JSONParser()
+        let parsed: JSONValue? = bytes.withUnsafeBufferPointer { buffer in
+            // The tape borrows the parser's nodes: keep the parser alive until they are copied.
+            withExtendedLifetime(parser) {
+                switch parser.parse(UnsafeBufferPointer(rebasing: buffer[0..<count])) {
+                case .success(let tape): return .raw(RawJSON(document: JSONDocument(copying: tape), node: 0))
+                case .failure: return nil
+                }
+            }
+        }
+        guard let parsed else { return nil }
+        self = parsed
+    }
+}

@@ -109,6 +109,16 @@ public final class Stage {
         return sink
     }
 
+    /// Makes the main output (`-o`, required) resumable: see `ByteSink(resumablePath:keep:)`.
+    public func resumableOutput(keep: Int) throws(StageError) -> ByteSink {
+        guard let path = options.output, path != "-" else {
+            throw .usage("resuming needs an output file (-o PATH), not stdout")
+        }
+        let sink = try ByteSink(resumablePath: path, keep: keep)
+        mainSink = sink
+        return sink
+    }
+
     /// Writes `record` as one JSONL line to the main output.
     public func write(_ record: Record) throws(StageError) {
         let sink = try output()
@@ -126,6 +136,11 @@ public final class Stage {
 
     /// A file to remove when the stage ends, however it ends.
     public func removeOnExit(_ path: String) { cleanupPaths.append(path) }
+
+    /// A file to remove once the stage has succeeded and its outputs are in place.
+    public func removeOnSuccess(_ path: String) { successPaths.append(path) }
+
+    private var successPaths: [String] = []
 
     // MARK: Rejects
 
@@ -265,6 +280,30 @@ public final class Stage {
         }
     }
 
+    /// Reads every record of a side file (a previous output, a master file) without counting
+    /// it as this run's input; a line that is not a JSON object is an error naming the file.
+    public func readRecords(_ path: String, _ body: (Record, SourceLocation) throws -> Void) throws {
+        let keys = KeyCache()
+        let parser = JSONParser()
+        let source = try ByteSource(path: path)
+        defer { source.close() }
+        try JSONTextReader(lines: LineReader(source: source)).forEach { event in
+            switch event {
+            case .warning: break
+            case .broken(_, let line, let reason):
+                throw StageError.io("\(path):\(line): \(reason)")
+            case .text(let bytes, let line):
+                guard case .success(let tape) = parser.parse(bytes), tape.isObject else {
+                    throw StageError.io("\(path):\(line): not a JSON object")
+                }
+                try body(Record(tape: tape, keys: keys), SourceLocation(path: path, line: line))
+            }
+        }
+    }
+
+    /// True when `path` exists (file or directory).
+    public static func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
     /// Reads CSV files with a header row. `body` gets each data row and the file's header
     /// (duplicate names get `_2`, `_3`, ...; an empty name becomes the column number). Rows
     /// with a different number of fields than the header, and unreadable rows, are rejected.
@@ -348,11 +387,13 @@ public final class Stage {
 
     // MARK: Rules
 
-    /// The directory holding this stage's rules: `--rules`, else `$LEAD_STAGES/<stage>`,
-    /// else `stages/<stage>` in the current directory, else beside the executable's checkout.
+    /// The directory holding a stage's rules: for this stage `--rules` when given; else
+    /// `$LEAD_STAGES/<stage>`, else `stages/<stage>` in the current directory, else the
+    /// checkout the executable was built in. Rules this stage shares with another (the
+    /// pipeline list in stages/fetch/) come from that stage's directory.
     public func rulesDirectory(stage: String? = nil) -> String {
-        if let dir = options.rules { return dir }
         let stageName = stage ?? name
+        if stageName == name, let dir = options.rules { return dir }
         if let root = environment["LEAD_STAGES"] { return root + "/" + stageName }
         let local = "stages/" + stageName
         if Stage.isDirectory(local) { return local }
@@ -395,6 +436,7 @@ public final class Stage {
         try mainSink?.commit()
         for sink in extraSinks { try sink.commit() }
         try finishRejects()
+        for path in successPaths { unlink(path) }
         removeCleanupPaths()
         printSummary()
     }

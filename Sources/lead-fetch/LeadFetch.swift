@@ -1,17 +1,185 @@
 import ArgumentParser
+import Connectors
+import LeadRules
 import StageKit
 
 @main
 struct LeadFetch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-fetch",
-        abstract: "Fetch raw records from MLS, permit and event sources (Spark, RESO, Socrata, PostHog) or recorded replays.",
-        discussion: "No pipeline subcommands are available in this build yet."
+        abstract: "Fetch raw records from MLS APIs (Spark, RESO) or recorded replays.",
+        subcommands: [Listings.self, Photos.self]
     )
 
     static func main() { stageMain() }
+}
 
-    func run() throws {
-        throw StageError.usage("lead-fetch has no subcommands in this build yet (see --help)")
+/// How to reach an API: live (token from the environment) or a recorded replay.
+struct SourceOptions: ParsableArguments {
+    /// Read recorded response pages from this directory instead of the network.
+    @Option(help: ArgumentHelp("Read recorded responses (page-0001.json, ...) from this directory instead of the network.",
+                               valueName: "dir"))
+    var replay: String?
+
+    /// The API base URL.
+    @Option(help: ArgumentHelp("API base URL (default from stages/fetch/settings.csv: https://sparkapi.com).", valueName: "url"))
+    var baseURL: String?
+
+    /// Requests per second.
+    @Option(help: ArgumentHelp("At most N requests per second (default from the rules: 10).", valueName: "N"))
+    var rate: Double?
+}
+
+extension LeadFetch {
+    struct Listings: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "listings",
+            abstract: "Fetch one listings pipeline's listings, each once, as received with expansions.",
+            discussion: """
+            The pipeline (stages/fetch/listing-pipelines.csv) gives the MLS, property types, \
+            statuses and date window; the filter is built from them and --now. Spark native \
+            (--api spark) pages with _page; RESO (--api reso) follows @odata.nextLink. The bearer \
+            token comes from SPARK_API_TOKEN, never the command line. Requests are rate limited \
+            and retried with backoff on timeouts, 5xx, 429 (Retry-After) and Spark code 1550; \
+            after max_attempts tries the stage exits 3 naming the URL. With --state the fetch \
+            resumes where a killed run stopped.
+
+            Example:
+              lead-fetch listings --pipeline expired-gps --replay fixtures/listings/expired-gps \\
+                --now 2026-11-23 -o local-logs/expired/gps/all_gps_expired_listings_with_expansions.jsonl
+            """
+        )
+
+        /// The pipeline to fetch.
+        @Option(help: ArgumentHelp("The listings pipeline (active-gps, expired-crmls, ...).", valueName: "name"))
+        var pipeline: String
+
+        /// Which API dialect.
+        @Option(help: ArgumentHelp("spark (native /v1/listings) or reso (RESO Web API OData).", valueName: "api"))
+        var api: String = "spark"
+
+        @OptionGroup var source: SourceOptions
+
+        /// Listings per page.
+        @Option(help: ArgumentHelp("Listings per page (default from the rules: 25).", valueName: "N"))
+        var pageSize: Int?
+
+        /// Resumable progress.
+        @Option(help: ArgumentHelp("Record progress here after each page; a killed fetch run again resumes.", valueName: "file"))
+        var state: String?
+
+        @OptionGroup var common: CommonOptions
+
+        func validate() throws {
+            guard api == "spark" || api == "reso" else { throw ValidationError("--api must be spark or reso") }
+            if let pageSize, pageSize < 1 { throw ValidationError("--page-size must be at least 1") }
+            if let rate = source.rate, rate <= 0 { throw ValidationError("--rate must be more than 0") }
+        }
+
+        func run() throws {
+            Stage.run("fetch", command: "listings", options: common) { stage in
+                let rules = try ListingRules.load(directory: stage.rulesDirectory())
+                let pipeline = try rules.pipeline(self.pipeline)
+                let settings = rules.settings
+                let base = source.baseURL ?? settings.sparkBaseURL
+                let size = pageSize ?? settings.pageSize
+                let now = stage.clock.now
+                let listingSource: ListingSource = api == "reso"
+                    ? ResoListingSource(base: base, filter: pipeline.resoFilter(now: now), expandMedia: pipeline.expand != nil, top: size)
+                    : SparkListingSource(base: base, filter: pipeline.sparkFilter(now: now), expand: pipeline.expand, limit: size)
+                let client = try makeClient(source, settings: settings, stage: stage)
+                try ListingFetcher(source: listingSource, client: client, label: pipeline.name, statePath: state).run(stage)
+            }
+        }
     }
+
+    struct Photos: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "photos",
+            abstract: "Cache each listing's primary photo under local-logs/<kind>/photos/<mls>/.",
+            discussion: """
+            Reads a flattened listings file (ListingKey, PrimaryPhotoUrl) and saves photos as \
+            <logs>/<kind>/photos/<mls>/<ListingKey>.<ext>. The skip index \
+            (<logs>/<kind>/photo-logs/<mls>/skip_index.json) means an unchanged photo is not \
+            fetched again; run_YYYYMMDD-HHMMSS.jsonl logs every attempt. 404s, timeouts and \
+            content that is not an image are logged and skipped, never fatal.
+
+            Example:
+              lead-fetch photos --pipeline expired-gps --replay fixtures/listings/photos \\
+                local-logs/expired/gps/flattened_gps_expired_listings.jsonl
+            """
+        )
+
+        /// The pipeline the listings belong to.
+        @Option(help: ArgumentHelp("The listings pipeline (decides the photo folders).", valueName: "name"))
+        var pipeline: String
+
+        /// The logs root.
+        @Option(help: ArgumentHelp("The logs root holding <kind>/photos and <kind>/photo-logs.", valueName: "dir"))
+        var logs: String = "local-logs"
+
+        /// Parallel downloads.
+        @Option(help: ArgumentHelp("Photos downloaded in parallel (default from the rules: 2).", valueName: "N"))
+        var workers: Int?
+
+        /// Pause between downloads.
+        @Option(help: ArgumentHelp("Seconds each worker waits between downloads (default from the rules: 0.5).", valueName: "s"))
+        var delay: Double?
+
+        @OptionGroup var source: SourceOptions
+
+        @OptionGroup var common: CommonOptions
+
+        /// The flattened listings.
+        @Argument(help: ArgumentHelp("Flattened listings (JSONL); none or - for stdin.", valueName: "file"))
+        var inputs: [String] = []
+
+        func run() throws {
+            Stage.run("fetch", command: "photos", options: common) { stage in
+                let rules = try ListingRules.load(directory: stage.rulesDirectory())
+                let pipeline = try rules.pipeline(self.pipeline)
+                let layout = ListingLayout(logs: logs, pipeline: pipeline)
+                var jobs: [PhotoJob] = []
+                try stage.forEachRecord(inputs) { record, _ in
+                    guard let key = record.text("ListingKey") else { throw RecordRejected("listing without ListingKey") }
+                    if let url = record.text("PrimaryPhotoUrl"), !url.isEmpty { jobs.append(PhotoJob(key: key, url: url)) }
+                }
+                guard pipeline.photos else {
+                    stage.warn("photos are off for \(pipeline.name) (photos column of listing-pipelines.csv)",
+                               at: SourceLocation(path: stage.rulesFile("listing-pipelines.csv"), line: 1))
+                    let index = try stage.openOutput(layout.skipIndex)
+                    index.buffer.append("{}\n")
+                    return
+                }
+                let transport: HTTPTransport = source.replay.map { ReplayTransport(directory: $0) } ?? URLSessionTransport()
+                let fetcher = PhotoFetcher(transport: transport, photosDirectory: layout.photosDirectory,
+                                           workers: workers ?? rules.settings.photoWorkers,
+                                           delay: delay ?? (source.replay == nil ? rules.settings.photoDelaySeconds : 0),
+                                           timeout: rules.settings.timeoutSeconds, userAgent: LeadETL.userAgent)
+                try fetcher.run(jobs, stage: stage, indexPath: layout.skipIndex, runLogPath: layout.photoRunLog(now: stage.clock.now))
+            }
+        }
+    }
+}
+
+/// The API client for a fetch: replay files, or the network with the token from the
+/// environment (checked before any request), rate limit and retries from the rules.
+func makeClient(_ source: SourceOptions, settings: FetchSettings, stage: Stage) throws -> APIClient {
+    let policy = RetryPolicy(maxAttempts: settings.maxAttempts, baseDelay: settings.backoffBaseSeconds,
+                             maxDelay: settings.backoffMaxSeconds, maxRetryAfter: settings.retryAfterMaxSeconds)
+    if let dir = source.replay {
+        return APIClient(transport: ReplayTransport(directory: dir), limiter: nil, policy: policy,
+                         headers: [], timeout: settings.timeoutSeconds)
+    }
+    guard let token = stage.environment["SPARK_API_TOKEN"], !token.isEmpty else {
+        throw StageError.usage("SPARK_API_TOKEN is not set: export the Spark API bearer token, or use --replay DIR to read recorded pages")
+    }
+    let client = APIClient(
+        transport: URLSessionTransport(), limiter: RateLimiter(perSecond: source.rate ?? settings.ratePerSecond),
+        policy: policy,
+        headers: [("Authorization", "Bearer \(token)"), ("X-SparkApi-User-Agent", LeadETL.userAgent),
+                  ("User-Agent", LeadETL.userAgent), ("Accept", "application/json")],
+        timeout: settings.timeoutSeconds)
+    client.onRetry = { line in if !stage.options.quiet { standardError("lead-fetch: \(line)\n") } }
+    return client
 }

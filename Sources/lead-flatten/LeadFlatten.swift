@@ -1,4 +1,5 @@
 import ArgumentParser
+import LeadRules
 import StageKit
 
 @main
@@ -6,7 +7,7 @@ struct LeadFlatten: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-flatten",
         abstract: "Turn raw input (nested JSON, CSV) into flat JSONL records.",
-        subcommands: [JSON.self, CSV.self]
+        subcommands: [JSON.self, CSV.self, Listings.self]
     )
 
     static func main() { stageMain() }
@@ -79,6 +80,78 @@ extension LeadFlatten {
             let byte = try delimiterByte(delimiter)
             Stage.run("flatten", command: "csv", options: common) { stage in
                 try FormatStages.flattenCSV(stage, inputs: inputs, delimiter: byte)
+            }
+        }
+    }
+
+    struct Listings: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "listings",
+            abstract: "Flatten raw MLS listings into flat records with RESO names and lead tracking.",
+            discussion: """
+            Reads what lead-fetch listings wrote (Spark native results with Photos, or RESO \
+            Properties with Media) and writes one flat record per listing: the fields of \
+            stages/flatten/listing-fields.csv (numbers Spark sends as strings become numbers; a \
+            value that cannot be coerced is null and noted in coercionErrors), PrimaryPhotoUrl, \
+            PhotoCount, source and pipeline. Pipelines whose kind has lead tracking \
+            (listing-tracking.csv) add the tracking fields and expiresAt (the retention of \
+            stages/cleanup/retention.csv). With --previous, tracking fields a person set are \
+            carried over, and listings no longer fetched are kept until cleanup removes them.
+
+            Example:
+              lead-flatten listings --pipeline expired-gps --previous flattened.jsonl all_listings.jsonl -o flattened.jsonl
+            """
+        )
+
+        /// The pipeline the listings belong to.
+        @Option(help: ArgumentHelp("The listings pipeline (expired-gps, ...).", valueName: "name"))
+        var pipeline: String
+
+        /// The last flattened file, for carry-over.
+        @Option(help: ArgumentHelp("The last flattened file: its lead tracking fields are kept.", valueName: "file"))
+        var previous: String?
+
+        @OptionGroup var common: CommonOptions
+
+        /// Raw listings; none or `-` means stdin.
+        @Argument(help: ArgumentHelp("Raw listings (JSONL from lead-fetch listings); none or - for stdin.", valueName: "file"))
+        var inputs: [String] = []
+
+        func run() throws {
+            Stage.run("flatten", command: "listings", options: common) { stage in
+                let rules = try ListingRules.load(directory: stage.rulesDirectory(stage: "fetch"))
+                let flattener = ListingFlattener(
+                    pipeline: try rules.pipeline(pipeline),
+                    fields: try ListingFlattener.loadFields(stage.rulesFile("listing-fields.csv")),
+                    tracking: try ListingFlattener.loadTracking(stage.rulesFile("listing-tracking.csv")),
+                    retention: try RetentionRule.load(stage.rulesFile("retention.csv", stage: "cleanup")),
+                    photoSizes: rules.settings.photoSizes)
+                // The previous file is read whole first: it may be the file this run replaces.
+                var earlier: [(key: String, record: Record)] = []
+                if let previous, previous != "-", Stage.fileExists(previous) {
+                    try stage.readRecords(previous) { record, _ in
+                        if let key = record.text("ListingKey") { earlier.append((key, record)) }
+                    }
+                }
+                let earlierByKey = Dictionary(earlier.map { ($0.key, $0.record) }, uniquingKeysWith: { first, _ in first })
+                var written: [String: SourceLocation] = [:]
+                try stage.forEachRecord(inputs) { raw, location in
+                    var flat = try flattener.flatten(raw)
+                    let key = flat.text("ListingKey")!
+                    if let first = written[key] { throw RecordRejected("duplicate ListingKey \(key) (first at \(first))") }
+                    written[key] = location
+                    if let before = earlierByKey[key] { flattener.carryOver(from: before, into: &flat) }
+                    try stage.write(flat)
+                }
+                if flattener.tracksLeads {
+                    var kept = 0
+                    for (key, record) in earlier where written[key] == nil {
+                        written[key] = SourceLocation(path: previous!, line: 0)
+                        try stage.write(record)
+                        kept += 1
+                    }
+                    stage.summary.append("kept_from_previous", .int(kept))
+                }
             }
         }
     }

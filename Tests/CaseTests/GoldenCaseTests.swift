@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Golden cases in the style of Miller's regression cases. Each directory
@@ -52,25 +53,13 @@ import Testing
 
 /// Runs golden cases and records their expected output.
 enum CaseRunner {
-    static let repoRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let repoRoot = Binaries.repoRoot
 
     static let casesRoot = repoRoot + "/fixtures/cases"
 
     static var recording: Bool { ProcessInfo.processInfo.environment["LEAD_CASES_RECORD"] == "1" }
 
-    /// The directory holding the built stage binaries: `LEAD_BIN`, else the release build, else debug.
-    static let binDir: String = {
-        if let dir = ProcessInfo.processInfo.environment["LEAD_BIN"], !dir.isEmpty { return dir }
-        for config in ["release", "debug"] {
-            let dir = repoRoot + "/.build/" + config
-            if FileManager.default.isExecutableFile(atPath: dir + "/lead-flatten") { return dir }
-        }
-        return repoRoot + "/.build/release"
-    }()
+    static let binDir = Binaries.directory
 
     static let reserved: Set<String> = ["cmd", "expout", "experr", "should-fail", "expfiles"]
 
@@ -123,7 +112,7 @@ enum CaseRunner {
         env["REPO"] = repoRoot
         env["LEAD_NOW"] = "2026-11-23T06:00:00Z"
         env["LC_ALL"] = "C"
-        env.removeValue(forKey: "LEAD_STAGES")
+        for name in ["LEAD_STAGES", "SPARK_API_TOKEN", "POSTHOG_API_KEY"] { env.removeValue(forKey: name) }
         process.environment = env
         let outFile = work + "/.stdout", errFile = work + "/.stderr"
         fm.createFile(atPath: outFile, contents: nil)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The parts of the stage contract that need a running process: a stage killed mid-run leaves

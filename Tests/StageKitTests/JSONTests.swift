@@ -8,10 +8,12 @@ func withTape<T>(_ text: String, _ body: (JSONTape) throws -> T) throws -> T {
     let count = bytes.count
     bytes += [UInt8](repeating: 0, count: Int(LJ_PADDING))
     let parser = JSONParser()
-    return try bytes.withUnsafeBufferPointer { buffer in
-        switch parser.parse(UnsafeBufferPointer(rebasing: buffer[0..<count])) {
-        case .success(let tape): return try body(tape)
-        case .failure(let error): throw error
+    return try withExtendedLifetime(parser) {
+        try bytes.withUnsafeBufferPointer { buffer in
+            switch parser.parse(UnsafeBufferPointer(rebasing: buffer[0..<count])) {
+            case .success(let tape): return try body(tape)
+            case .failure(let error): throw error
+            }
         }
     }
 }
@@ -80,6 +82,14 @@ func syntaxError(_ text: String) -> String? {
     @Test func rejectsRawControlCharactersInStrings() {
         #expect(syntaxError("{\"a\":\"x\u{1}y\"}") != nil)
         #expect(syntaxError("{\"a\":\"tab\there\"}") != nil)
+    }
+
+    @Test func scalarDocumentsPointIntoTheText() throws {
+        for text in ["\"new\"", "  42 ", "null", "false", "-1.5e3"] {
+            let value = try #require(JSONValue(parsing: text))
+            #expect(value.json == text.trimmingSpaces)
+        }
+        #expect(JSONValue(parsing: "\"new\"")?.string == "new")
     }
 
     @Test func scalarsAtTopLevel() throws {

@@ -1,0 +1,122 @@
+import StageKit
+
+/// Runs a paged listing search to the end and writes each listing once, as received with
+/// its expansions, one per line.
+///
+/// With a state file the fetch is resumable (as Singer taps keep bookmarks): after each page
+/// the output is synced and then the state records the next page and how many bytes of
+/// output that page ended at. A fetch killed mid-way and run again with the same state cuts
+/// the output back to the last recorded page and goes on from the next one, so the final file
+/// equals an uninterrupted run. The state file is removed when the fetch completes.
+public struct ListingFetcher {
+    public let source: ListingSource
+    public let client: APIClient
+    /// Names the search in the state file, so a state is never resumed for another search.
+    public let label: String
+    public let statePath: String?
+
+    public init(source: ListingSource, client: APIClient, label: String, statePath: String?) {
+        self.source = source
+        self.client = client
+        self.label = label
+        self.statePath = statePath
+    }
+
+    struct State {
+        var query: String
+        var next: PageCursor
+        var pages: Int
+        var listings: Int
+        var outputBytes: Int
+    }
+
+    /// Fetches into the stage's output; counts listings received (in) and written (out).
+    public func run(_ stage: Stage) throws {
+        let query = source.url(for: source.first)
+        var cursor: PageCursor? = source.first
+        var pages = 0
+        var seen = Set<String>()
+        var duplicates = 0
+        let sink: ByteSink
+        if let statePath {
+            let state = try loadState(statePath, query: query)
+            sink = try stage.resumableOutput(keep: state?.outputBytes ?? 0)
+            if let state {
+                cursor = state.next
+                pages = state.pages
+                let output = stage.options.output!
+                seen = try keysInPartial(ByteSink.partialPath(for: output), upTo: state.outputBytes)
+                stage.recordsIn += seen.count
+                stage.recordsOut += seen.count
+                stage.warn("resuming \(label) at page \(pages + 1) (\(seen.count) listings already written)",
+                           at: SourceLocation(path: statePath, line: 1))
+            }
+        } else {
+            sink = try stage.output()
+        }
+        while let current = cursor {
+            let url = source.url(for: current)
+            let page = try client.get(url) { response in source.interpret(response, at: current) }
+            pages += 1
+            for (key, listing) in page.listings {
+                stage.recordsIn += 1
+                guard seen.insert(key).inserted else {
+                    duplicates += 1
+                    continue
+                }
+                JSONWriter.write(listing, into: sink.buffer)
+                sink.buffer.append(10)
+                stage.recordsOut += 1
+            }
+            if page.next == current { throw StageError.io("\(url): the next page is the same page; stopping") }
+            cursor = page.next
+            if let statePath {
+                let bytes = try sink.checkpoint()
+                if let next = cursor {
+                    try saveState(statePath, State(query: query, next: next, pages: pages, listings: seen.count, outputBytes: bytes))
+                }
+            } else {
+                try sink.flushIfNeeded()
+            }
+        }
+        stage.summary.append("pages", .int(pages))
+        stage.summary.append("requests", .int(client.requests))
+        stage.summary.append("retries", .int(client.retries))
+        stage.summary.append("duplicates", .int(duplicates))
+        if let statePath { stage.removeOnSuccess(statePath) }
+    }
+
+    func loadState(_ path: String, query: String) throws(StageError) -> State? {
+        guard let bytes = readWholeFile(path) else { return nil }
+        guard let o = parseJSON(bytes)?.object, let q = o["query"]?.string, let next = o["next"].flatMap(PageCursor.init(json:)),
+              let pages = o["pages"]?.int, let listings = o["listings"]?.int, let outputBytes = o["output_bytes"]?.int else {
+            throw .usage("\(path): not a fetch state file this version understands; delete it to start over")
+        }
+        guard q == query else {
+            throw .usage("\(path): this state is for another search (\(q)); delete it to start over")
+        }
+        return State(query: q, next: next, pages: pages, listings: listings, outputBytes: outputBytes)
+    }
+
+    func saveState(_ path: String, _ state: State) throws(StageError) {
+        let record: Record = [
+            "label": .string(label), "query": .string(state.query), "next": state.next.json,
+            "pages": .int(state.pages), "listings": .int(state.listings), "output_bytes": .int(state.outputBytes),
+        ]
+        try AtomicFiles.write(Array((record.json + "\n").utf8), to: path)
+    }
+
+    func keysInPartial(_ path: String, upTo bytes: Int) throws(StageError) -> Set<String> {
+        guard let content = readWholeFile(path), content.count >= bytes else {
+            throw .io("\(path): the partial output of the interrupted fetch is missing or shorter than its state says")
+        }
+        var keys = Set<String>()
+        for line in content[0..<bytes].split(separator: 10) {
+            guard let listing = parseJSON(Array(line)), let key = source.key(of: listing) else {
+                throw .io("\(path): unreadable line in the partial output; delete it and the state file to start over")
+            }
+            keys.insert(key)
+        }
+        return keys
+    }
+}

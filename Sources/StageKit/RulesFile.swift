@@ -1,0 +1,130 @@
+/// A rules file: CSV with a header row, as analysts edit them under `stages/<stage>/`.
+/// Lines starting with `#` are comments; blank lines are skipped. Every problem is a
+/// `StageError.rules` naming the file and the line.
+public struct RulesFile {
+    /// One data row: its line and its cells by column name.
+    public struct Row {
+        public let file: String
+        public let line: Int
+        public let values: [String: String]
+
+        /// The trimmed cell of `column`, "" when the column is missing or empty.
+        public subscript(column: String) -> String {
+            (values[column] ?? "").trimmingSpaces
+        }
+
+        /// The cell of `column`, which must not be empty.
+        public func required(_ column: String) throws(StageError) -> String {
+            let v = self[column]
+            if v.isEmpty { throw error("'\(column)' is empty") }
+            return v
+        }
+
+        /// The cell of `column` as a number; `fallback` when empty.
+        public func number(_ column: String, default fallback: Double? = nil) throws(StageError) -> Double {
+            let v = self[column]
+            if v.isEmpty, let fallback { return fallback }
+            guard let d = Double(v), d.isFinite else { throw error("'\(column)' must be a number, not '\(v)'") }
+            return d
+        }
+
+        /// The cell of `column` as a whole number; `fallback` when empty.
+        public func integer(_ column: String, default fallback: Int? = nil) throws(StageError) -> Int {
+            let v = self[column]
+            if v.isEmpty, let fallback { return fallback }
+            guard let i = Int(v) else { throw error("'\(column)' must be a whole number, not '\(v)'") }
+            return i
+        }
+
+        /// The cell of `column` split on `|`, empty pieces dropped.
+        public func list(_ column: String) -> [String] {
+            self[column].split(separator: "|").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+        }
+
+        public func error(_ message: String) -> StageError {
+            .rules(file: file, line: line, message: message)
+        }
+    }
+
+    public let path: String
+    public let columns: [String]
+    public let rows: [Row]
+
+    /// Reads `path`, which must have the `required` columns.
+    public init(path: String, required: [String] = []) throws(StageError) {
+        self.path = path
+        let source: ByteSource
+        do {
+            source = try ByteSource(path: path)
+        } catch {
+            throw .rules(file: path, line: nil, message: "cannot read the rules file (\(error))")
+        }
+        defer { source.close() }
+        var header: [String]?
+        var rows: [Row] = []
+        var failure: StageError?
+        do {
+            try CSVReader(lines: LineReader(source: source)).forEach { event in
+                guard failure == nil else { return }
+                switch event {
+                case .broken(_, let line, let reason):
+                    failure = .rules(file: path, line: line, message: reason)
+                case .row(let row):
+                    if row.count > 0 && row.field(0).first == 35 { return }
+                    guard let names = header else {
+                        header = (0..<row.count).map { row.string($0).trimmingSpaces }
+                        return
+                    }
+                    if row.count > names.count {
+                        let extra = (names.count..<row.count).contains { !row.string($0).trimmingSpaces.isEmpty }
+                        if extra {
+                            failure = .rules(file: path, line: row.line,
+                                             message: "\(row.count) cells, but the header names \(names.count) columns")
+                            return
+                        }
+                    }
+                    var values: [String: String] = [:]
+                    for i in 0..<min(row.count, names.count) { values[names[i]] = row.string(i) }
+                    rows.append(Row(file: path, line: row.line, values: values))
+                }
+            }
+        } catch let error as StageError {
+            throw .rules(file: path, line: nil, message: "\(error)")
+        } catch {
+            throw .rules(file: path, line: nil, message: "\(error)")
+        }
+        if let failure { throw failure }
+        guard let header else { throw .rules(file: path, line: nil, message: "empty rules file (no header row)") }
+        for column in required where !header.contains(column) {
+            throw .rules(file: path, line: 1, message: "missing column '\(column)' (columns: \(header.joined(separator: ", ")))")
+        }
+        columns = header
+        self.rows = rows
+    }
+
+    /// A `setting,value` file as a dictionary; unknown settings are an error when `known` is given.
+    public func settings(known: Set<String>? = nil) throws(StageError) -> [String: Row] {
+        var out: [String: Row] = [:]
+        for row in rows {
+            let name = try row.required("setting")
+            if let known, !known.contains(name) {
+                throw row.error("unknown setting '\(name)' (known: \(known.sorted().joined(separator: ", ")))")
+            }
+            if out[name] != nil { throw row.error("setting '\(name)' is given twice") }
+            out[name] = row
+        }
+        return out
+    }
+}
+
+extension String {
+    /// The string without leading and trailing spaces, tabs and line breaks.
+    public var trimmingSpaces: String {
+        func isSpace(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 10 || b == 13 }
+        guard let first = utf8.first, let last = utf8.last, isSpace(first) || isSpace(last) else { return self }
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\t" || c == "\n" || c == "\r" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" || c == "\n" || c == "\r" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+/// The checkout and the built stage binaries, for tests that run stages as subprocesses.
+public enum Binaries {
+    public static let repoRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// `LEAD_BIN`, else the release build, else the debug build.
+    public static let directory: String = {
+        if let dir = ProcessInfo.processInfo.environment["LEAD_BIN"], !dir.isEmpty { return dir }
+        for config in ["release", "debug"] {
+            let dir = repoRoot + "/.build/" + config
+            if FileManager.default.isExecutableFile(atPath: dir + "/lead-flatten") { return dir }
+        }
+        return repoRoot + "/.build/release"
+    }()
+
+    /// The outcome of a finished stage process.
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    /// Runs `lead-<stage>` with `arguments` in `directory` and waits for it.
+    public static func run(_ binary: String, _ arguments: [String], in directory: String,
+                           environment: [String: String] = [:], stdin: String? = nil) throws -> Result {
+        let process = try start(binary, arguments, in: directory, environment: environment, stdin: stdin)
+        return process.wait()
+    }
+
+    /// A started stage process.
+    public final class Running: @unchecked Sendable {
+        public let process: Process
+        let out: Pipe
+        let err: Pipe
+        private var outData = Data()
+        private var errData = Data()
+        private let group = DispatchGroup()
+
+        init(process: Process, out: Pipe, err: Pipe) {
+            self.process = process
+            self.out = out
+            self.err = err
+            group.enter()
+            DispatchQueue.global().async {
+                self.outData = out.fileHandleForReading.readDataToEndOfFile()
+                self.group.leave()
+            }
+            group.enter()
+            DispatchQueue.global().async {
+                self.errData = err.fileHandleForReading.readDataToEndOfFile()
+                self.group.leave()
+            }
+        }
+
+        public func wait() -> Result {
+            process.waitUntilExit()
+            group.wait()
+            return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                          stderr: String(decoding: errData, as: UTF8.self))
+        }
+    }
+
+    public static func start(_ binary: String, _ arguments: [String], in directory: String,
+                             environment: [String: String] = [:], stdin: String? = nil) throws -> Running {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.directory + "/" + binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "SPARK_API_TOKEN")
+        env.removeValue(forKey: "POSTHOG_API_KEY")
+        env["LEAD_STAGES"] = repoRoot + "/stages"
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        if let stdin {
+            let input = Pipe()
+            process.standardInput = input
+            try process.run()
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try input.fileHandleForWriting.close()
+        } else {
+            process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+            try process.run()
+        }
+        return Running(process: process, out: out, err: err)
+    }
+
+    /// A fresh scratch directory.
+    public static func scratch(_ label: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lead-\(label)-" + UUID().uuidString).path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+}
