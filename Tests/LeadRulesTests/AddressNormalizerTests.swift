@@ -1,0 +1,188 @@
+import LeadRules
+import StageKit
+import Testing
+
+/// The address rules, case by case: Publication 28 abbreviations, the hard shapes the issue
+/// names, one-line splitting, and what must be rejected.
+@Suite struct AddressNormalizerTests {
+    static let normalizer = AddressNormalizer(rules: try! AddressRules.load(directory: AddressAccuracyTests.repo + "/stages/normalize"))
+
+    /// (input line, expected delivery line) for addresses given with their city, state and ZIP in other fields.
+    static let lines: [(String, String)] = [
+        // Suffixes (C1), whole table spellings
+        ("123 Main Street", "123 MAIN ST"), ("123 Main Str", "123 MAIN ST"), ("123 Main St.", "123 MAIN ST"),
+        ("9 Elm Avenue", "9 ELM AVE"), ("9 Elm Av", "9 ELM AVE"), ("9 Elm Aven", "9 ELM AVE"), ("9 Elm Avenu", "9 ELM AVE"),
+        ("9 Elm Avn", "9 ELM AVE"), ("9 Elm Avnue", "9 ELM AVE"),
+        ("40 Oak Boulevard", "40 OAK BLVD"), ("40 Oak Boul", "40 OAK BLVD"), ("40 Oak Boulv", "40 OAK BLVD"),
+        ("5 Pine Drive", "5 PINE DR"), ("5 Pine Driv", "5 PINE DR"), ("5 Pine Drv", "5 PINE DR"),
+        ("7 Lake Road", "7 LAKE RD"), ("7 Lake Lane", "7 LAKE LN"), ("7 Lake Court", "7 LAKE CT"),
+        ("7 Lake Circle", "7 LAKE CIR"), ("7 Lake Circl", "7 LAKE CIR"), ("7 Lake Crcle", "7 LAKE CIR"),
+        ("7 Lake Terrace", "7 LAKE TER"), ("7 Lake Place", "7 LAKE PL"), ("7 Lake Parkway", "7 LAKE PKWY"),
+        ("7 Lake Parkwy", "7 LAKE PKWY"), ("7 Lake Pkwy", "7 LAKE PKWY"), ("7 Lake Highway", "7 LAKE HWY"),
+        ("7 Lake Hiway", "7 LAKE HWY"), ("7 Lake Trail", "7 LAKE TRL"), ("7 Lake Expressway", "7 LAKE EXPY"),
+        ("7 Lake Freeway", "7 LAKE FWY"), ("7 Lake Crossing", "7 LAKE XING"), ("7 Lake Heights", "7 LAKE HTS"),
+        ("7 Lake Point", "7 LAKE PT"), ("7 Lake Square", "7 LAKE SQ"), ("7 Lake Alley", "7 LAKE ALY"),
+        ("7 Lake Cove", "7 LAKE CV"), ("7 Lake Ridge", "7 LAKE RDG"), ("7 Lake Run", "7 LAKE RUN"),
+        ("7 Lake Way", "7 LAKE WAY"), ("7 Lake Loop", "7 LAKE LOOP"), ("7 Lake Plaza", "7 LAKE PLZ"),
+        ("7 Lake Mountain", "7 LAKE MTN"), ("7 Lake Junction", "7 LAKE JCT"), ("7 Lake Turnpike", "7 LAKE TPKE"),
+        ("7 Lake Gardens", "7 LAKE GDNS"), ("7 Lake Station", "7 LAKE STA"), ("7 Lake Valley", "7 LAKE VLY"),
+        // Directionals
+        ("100 North Main Street", "100 N MAIN ST"), ("100 N. Main St.", "100 N MAIN ST"),
+        ("100 Main Street South", "100 MAIN ST S"), ("100 South West Oak Ave", "100 SW OAK AVE"),
+        ("100 Oak Ave North East", "100 OAK AVE NE"), ("100 Northwest 5th Street", "100 NW 5TH ST"),
+        ("431 Marietta St NW", "431 MARIETTA ST NW"), ("431 Marietta St N.W.", "431 MARIETTA ST NW"),
+        // Names that look like directionals or suffixes
+        ("200 North St", "200 NORTH ST"), ("200 South Avenue", "200 SOUTH AVE"), ("12 West Street", "12 WEST ST"),
+        ("10 Avenue of the Americas", "10 AVENUE OF THE AMERICAS"), ("55 Park Avenue South", "55 PARK AVE S"),
+        ("8 Court Street", "8 COURT ST"), ("3 Place Street", "3 PLACE ST"), ("17 Avenue C", "17 AVENUE C"),
+        ("6 East Drive", "6 EAST DR"),
+        // Numbered streets
+        ("5 Fifth Avenue", "5 5TH AVE"), ("12 5th St", "12 5TH ST"), ("300 W 42nd Street", "300 W 42ND ST"),
+        ("1 Twenty-First St", "1 21ST ST"), ("21 101st Ave", "21 101ST AVE"), ("8 First Street", "8 1ST ST"),
+        ("1 Twenty First St", "1 21ST ST"), ("3 Forty-Second Street", "3 42ND ST"), ("9 Ninety-Ninth Ave", "9 99TH AVE"),
+        // House numbers: hyphenated, fractional, lettered, grid
+        ("123-125 Main St", "123-125 MAIN ST"), ("12 1/2 Oak St", "12 1/2 OAK ST"), ("12A Oak St", "12A OAK ST"),
+        ("N123W456 Main St", "N123W456 MAIN ST"), ("45-12 Queens Blvd", "45-12 QUEENS BLVD"),
+        // Units (C2)
+        ("431 Marietta St NW Fl. 3", "431 MARIETTA ST NW FL 3"), ("12 Oak St Apartment 4", "12 OAK ST APT 4"),
+        ("12 Oak St Apt. 4B", "12 OAK ST APT 4B"), ("12 Oak St Suite 100", "12 OAK ST STE 100"),
+        ("12 Oak St Ste 100", "12 OAK ST STE 100"), ("12 Oak St # 7", "12 OAK ST # 7"), ("12 Oak St #7", "12 OAK ST # 7"),
+        ("12 Oak St Unit 9", "12 OAK ST UNIT 9"), ("12 Oak St Building 2", "12 OAK ST BLDG 2"),
+        ("12 Oak St Floor 3", "12 OAK ST FL 3"), ("12 Oak St 3rd Floor", "12 OAK ST FL 3"),
+        ("12 Oak St Second Floor", "12 OAK ST FL 2"), ("12 Oak St Basement", "12 OAK ST BSMT"),
+        ("12 Oak St Rear", "12 OAK ST REAR"), ("12 Oak St Room 201", "12 OAK ST RM 201"),
+        ("12 Oak St Space 14", "12 OAK ST SPC 14"), ("12 Oak St Trailer 6", "12 OAK ST TRLR 6"),
+        ("12 Oak St Lot 22", "12 OAK ST LOT 22"), ("12 Oak St Penthouse", "12 OAK ST PH"),
+        ("12 Oak St Department 5", "12 OAK ST DEPT 5"), ("12 Oak St Bldg 2 Ste 5", "12 OAK ST BLDG 2 STE 5"),
+        ("12 Oak St Apt 13 C", "12 OAK ST APT 13C"), ("12 Oak St Unit508", "12 OAK ST UNIT 508"),
+        ("12 Oak St, Apt 4", "12 OAK ST APT 4"), ("12 Oak St Lobby", "12 OAK ST LBBY"),
+        // PO boxes, rural routes, highway contracts
+        ("PO Box 123", "PO BOX 123"), ("P.O. Box 123", "PO BOX 123"), ("P O Box 123", "PO BOX 123"),
+        ("Post Office Box 123", "PO BOX 123"), ("POB 123", "PO BOX 123"), ("Box 123", "PO BOX 123"),
+        ("PO Box 12A", "PO BOX 12A"), ("Rural Route 2 Box 15", "RR 2 BOX 15"), ("RR 2 Box 15", "RR 2 BOX 15"),
+        ("R.R. 2, Box 15", "RR 2 BOX 15"), ("RFD 3 Box 9", "RR 3 BOX 9"), ("RR2 Box 15", "RR 2 BOX 15"),
+        ("HC 68 Box 19", "HC 68 BOX 19"), ("Highway Contract 68 Box 19", "HC 68 BOX 19"), ("HCR 68 Box 19", "HC 68 BOX 19"),
+        ("Star Route 4 Box 7", "HC 4 BOX 7"), ("Lockbox 9351", "LOCKBOX 9351"),
+        ("PO Box 8500 Lockbox 9351", "PO BOX 8500 LOCKBOX 9351"), ("PO Box 60000 File 74115", "PO BOX 60000 FILE 74115"),
+        ("PO Box 5935 Drawer 1256", "PO BOX 5935 DRAWER 1256"),
+        // Routes and highways keep their numbers
+        ("6189 US Highway 18", "6189 US HIGHWAY 18"), ("1000 County Road 183", "1000 COUNTY ROAD 183"),
+        ("44 State Route 7", "44 STATE ROUTE 7"), ("12 Highway 71 Business", "12 HIGHWAY 71 BUSINESS"),
+        // Spanish names
+        ("3 Via De Ventura", "3 VIA DE VENTURA"), ("77 Camino Del Mar", "77 CAMINO DEL MAR"),
+        // Case, spacing and punctuation
+        ("  12   oak   st  ", "12 OAK ST"), ("12 O'Brien St.", "12 OBRIEN ST"), ("12 Oak St., Apt. #4", "12 OAK ST APT 4"),
+    ]
+
+    @Test func deliveryLines() {
+        var failures: [String] = []
+        for (input, expected) in Self.lines {
+            switch Self.normalizer.standardize(line: input, city: "Austin", state: "TX", zip: "78701") {
+            case .success(let a) where a.line == expected: continue
+            case .success(let a): failures.append("\(input): \(a.line), expected \(expected)")
+            case .failure(let e): failures.append("\(input): rejected (\(e)), expected \(expected)")
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.count) of \(Self.lines.count):\n\(failures.joined(separator: "\n"))")
+    }
+
+    /// One-line addresses: (input, line, city, state, zip).
+    static let oneLine: [(String, String, String?, String?, String?)] = [
+        ("431 Marietta St NW Fl. 3, Atlanta, GA 30303", "431 MARIETTA ST NW FL 3", "ATLANTA", "GA", "30303"),
+        ("123 Main St, Springfield, IL 62701-1234", "123 MAIN ST", "SPRINGFIELD", "IL", "62701-1234"),
+        ("123 Main St Springfield IL 62701", "123 MAIN ST", "SPRINGFIELD", "IL", "62701"),
+        ("800 N Lindberg St Louis MO", "800 N LINDBERG", "ST LOUIS", "MO", nil),
+        ("PO Box 11418, Birmingham, Alabama 35202", "PO BOX 11418", "BIRMINGHAM", "AL", "35202"),
+        ("12 Oak St Apt 4, Austin, Texas", "12 OAK ST APT 4", "AUSTIN", "TX", nil),
+        ("1 Main St, New York, NY 10001", "1 MAIN ST", "NEW YORK", "NY", "10001"),
+        ("55 W Palm Dr West Palm Beach FL 33401", "55 W PALM DR", "WEST PALM BEACH", "FL", "33401"),
+        ("10 Elm St, Newark, NJ 7102", "10 ELM ST", "NEWARK", "NJ", "07102"),
+        ("10 Elm St, Boston, MA 02108 USA", "10 ELM ST", "BOSTON", "MA", "02108"),
+        ("RR 2 Box 15, Lamar, MO 64759", "RR 2 BOX 15", "LAMAR", "MO", "64759"),
+        ("123 Main St Suite 200 Houston TX 77002", "123 MAIN ST STE 200", "HOUSTON", "TX", "77002"),
+    ]
+
+    @Test func oneLineAddressesAreSplit() {
+        for (input, line, city, state, zip) in Self.oneLine {
+            guard case .success(let a) = Self.normalizer.standardize(line: input) else {
+                Issue.record("\(input): rejected")
+                continue
+            }
+            #expect(a.line == line, "\(input)")
+            #expect(a.city == city, "\(input)")
+            #expect(a.state == state, "\(input)")
+            #expect(a.zip == zip, "\(input)")
+        }
+    }
+
+    @Test func statesAndZIPs() {
+        let n = Self.normalizer
+        #expect(n.standardizeState("Texas") == "TX")
+        #expect(n.standardizeState("tx") == "TX")
+        #expect(n.standardizeState("New Hampshire") == "NH")
+        #expect(n.standardizeState("District of Columbia") == "DC")
+        #expect(n.standardizeState("Puerto Rico") == "PR")
+        #expect(n.standardizeState("Atlantis") == nil)
+        #expect(n.standardizeZIP("78701") == "78701")
+        #expect(n.standardizeZIP("78701-1234") == "78701-1234")
+        #expect(n.standardizeZIP("787011234") == "78701-1234")
+        #expect(n.standardizeZIP("78701 1234") == "78701-1234")
+        #expect(n.standardizeZIP("2653") == "02653")
+        #expect(n.standardizeZIP("2653-1234") == "02653-1234")
+        #expect(n.standardizeZIP("7870") == "07870")
+        #expect(n.standardizeZIP("78A01") == nil)
+        #expect(n.standardizeZIP("787012") == nil)
+        #expect(n.standardizeCity("St. Louis") == "ST LOUIS")
+        #expect(n.standardizeCity("  winston-salem ") == "WINSTON-SALEM")
+    }
+
+    @Test func partsAreFilled() throws {
+        let a = try Self.normalizer.standardize(line: "431 Marietta St NW Fl. 3", city: "Atlanta", state: "GA", zip: "30303").get()
+        #expect(a.number == "431")
+        #expect(a.predirectional == nil)
+        #expect(a.street == "MARIETTA")
+        #expect(a.suffix == "ST")
+        #expect(a.postdirectional == "NW")
+        #expect(a.units.first?.0 == "FL")
+        #expect(a.units.first?.1 == "3")
+        let parts = a.parts
+        #expect(parts["unit_type"] == .string("FL"))
+        #expect(parts["unit"] == .string("3"))
+        #expect(parts["street"] == .string("MARIETTA"))
+        let box = try Self.normalizer.standardize(line: "RR 2 Box 15", city: "Lamar", state: "MO", zip: nil).get()
+        #expect(box.kind == .ruralRoute)
+        #expect(box.route == "2")
+        #expect(box.box == "15")
+    }
+
+    @Test func unreadableAddressesAreRejectedWithAReason() {
+        let n = Self.normalizer
+        for (input, reason) in [("", "empty"), ("Main Street", "no house number"), ("corner of Main & Elm", "no house number"),
+                                ("123", "cannot find"), ("Oak St & Elm St", "no house number")] {
+            switch n.standardize(line: input, city: "Austin", state: "TX", zip: nil) {
+            case .success(let a): Issue.record("\(input) read as \(a.line)")
+            case .failure(let e): #expect(e.description.contains(reason), "\(input): \(e)")
+            }
+        }
+        if case .success = n.standardize(line: "12 Oak St", city: "Austin", state: "Atlantis", zip: nil) { Issue.record("unknown state accepted") }
+        if case .success = n.standardize(line: "12 Oak St", city: "Austin", state: "TX", zip: "7870A") { Issue.record("bad ZIP accepted") }
+    }
+
+    /// Normalising a normalised address changes nothing, over every labelled address.
+    @Test func normalisingTwiceChangesNothing() throws {
+        let addresses = try LabelledAddressReader.read(AddressAccuracyTests.repo + "/fixtures/addresses/usaddress-labeled.xml")
+        var changed: [String] = []
+        for a in addresses {
+            guard case .success(let once) = Self.normalizer.standardize(line: a.raw) else { continue }
+            let twice = Self.normalizer.standardize(line: once.line, city: once.city, state: once.state, zip: once.zip)
+            guard case .success(let again) = twice else {
+                changed.append("\(once.line) | \(once.lastLine): rejected the second time")
+                continue
+            }
+            if again.line != once.line || again.lastLine != once.lastLine {
+                changed.append("\(once.line) | \(once.lastLine) -> \(again.line) | \(again.lastLine)")
+            }
+        }
+        #expect(changed.isEmpty, "\(changed.count) changed:\n\(changed.prefix(30).joined(separator: "\n"))")
+    }
+}
