@@ -91,8 +91,21 @@ public struct AddressProblem: Error, CustomStringConvertible, Sendable {
 /// delivery line, city, state and ZIP.
 public struct AddressNormalizer: Sendable {
     public let rules: AddressRules
+    /// Read the common shapes directly instead of searching (the results are the same; tests
+    /// turn this off to check that they are).
+    public let fastPaths: Bool
+    /// Words that are never a plain street name word (see `simpleStreet`).
+    let notNameWords: Set<String>
 
-    public init(rules: AddressRules) { self.rules = rules }
+    public init(rules: AddressRules, fastPaths: Bool = true) {
+        self.rules = rules
+        self.fastPaths = fastPaths
+        var words = Set(rules.suffixes.keys).union(rules.directionals.keys).union(rules.units.keys)
+            .union(rules.routeWords).union(rules.joinerWords).union(rules.buildingWords).union(rules.referenceWords)
+            .union(rules.routeQualifiers).union(Self.boxStartWords).union(Self.highwayWordSet)
+        words.formUnion(["AND", "AT", "OF", "THE", "NO", "NUMBER", "C/O", "CLO", "ATTN", "ATTENTION", "JCT", "JUNCTION"])
+        notNameWords = words
+    }
 
     // MARK: Public entry points
 
@@ -105,12 +118,16 @@ public struct AddressNormalizer: Sendable {
         let hasLastLine = [city, state, zip].contains { !($0 ?? "").trimmingSpaces.isEmpty }
         var address: StandardAddress
         if hasLastLine {
-            guard let parsed = parseDelivery(tokens[...], allowRecipient: false) else {
-                return .failure(AddressProblem(explain(tokens)))
-            }
-            address = parsed.address
-            if !parsed.rest.isEmpty {
-                return .failure(AddressProblem("cannot place '\(parsed.rest.map(\.text).joined(separator: " "))' in the address"))
+            if fastPaths, let simple = simpleStreet(tokens[...]) {
+                address = simple
+            } else {
+                guard let parsed = parseDelivery(tokens[...], allowRecipient: false) else {
+                    return .failure(AddressProblem(explain(tokens)))
+                }
+                address = parsed.address
+                if !parsed.rest.isEmpty {
+                    return .failure(AddressProblem("cannot place '\(parsed.rest.map(\.text).joined(separator: " "))' in the address"))
+                }
             }
             address.city = city.map(standardizeCity).flatMap { $0.isEmpty ? nil : $0 }
             if let state, !state.trimmingSpaces.isEmpty {
@@ -123,28 +140,152 @@ public struct AddressNormalizer: Sendable {
             }
             return .success(address)
         }
+        if fastPaths, let simple = simpleOneLine(tokens) { return .success(simple) }
         return parseOneLine(tokens)
+    }
+
+    // MARK: Fast paths
+
+    /// True when `line` is read by a fast path (a one-line address when `oneLine`).
+    public func readsDirectly(_ line: String, oneLine: Bool) -> Bool {
+        let tokens = tokenize(line)
+        return oneLine ? simpleOneLine(tokens) != nil : simpleStreet(tokens[...]) != nil
+    }
+
+    /// The commonest delivery line, read without the search: `NUMBER [DIR] NAME... SUFFIX [DIR]
+    /// [UNIT [ID]]`, no commas, name words plain (letters, or ordinals; none that could be a
+    /// suffix, directional, unit, box, route, joiner or building word). Anything else is nil,
+    /// and the full parser reads it; where this answers, the full parser answers the same.
+    func simpleStreet(_ tokens: ArraySlice<Token>) -> StandardAddress? {
+        let end = tokens.endIndex
+        var i = tokens.startIndex
+        guard end - i >= 3, end - i <= 9, !tokens.dropFirst().contains(where: \.commaBefore) else { return nil }
+        let number = tokens[i].text
+        guard number.utf8.count <= 6, number.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        i += 1
+        var address = StandardAddress()
+        address.number = number
+        if let d = rules.directionals[tokens[i].text] {
+            address.predirectional = d
+            i += 1
+        }
+        // Name words, then the suffix: the last of a run of words that may also be suffixes (PARK HILL DR).
+        var names: [String] = []
+        while i < end {
+            let w = tokens[i].text
+            let letters = w.utf8.count >= 2 && w.utf8.allSatisfy { ($0 >= 65 && $0 <= 90) }
+            let plain = letters && !notNameWords.contains(w)
+            let suffixWord = letters && rules.suffixes[w] != nil && rules.units[w] == nil && rules.directionals[w] == nil
+                && !rules.joinerWords.contains(w) && !rules.buildingWords.contains(w) && !Self.boxStartWords.contains(w)
+            guard plain || suffixWord || isOrdinal(w) || rules.ordinals[w] != nil else { break }
+            names.append(w)
+            i += 1
+        }
+        guard names.count >= 2, let suffix = rules.suffixes[names.last!] else { return nil }
+        names.removeLast()
+        // A street type inside the name (ASHBOURNE RD LYNNEWOOD GARDENS) needs the search.
+        guard !names.contains(where: { Self.majorSuffixSet.contains(rules.suffixes[$0] ?? "") }) else { return nil }
+        address.suffix = suffix
+        if i < end, let d = rules.directionals[tokens[i].text] {
+            address.postdirectional = d
+            i += 1
+        }
+        if i < end {
+            let designator = tokens[i].text
+            if designator == "#" {
+                guard i + 2 == end, isUnitIdentifier(tokens[i + 1].text), rules.directionals[tokens[i + 1].text] == nil else { return nil }
+                address.units = [("#", tokens[i + 1].text)]
+            } else if let unit = rules.units[designator], unit.standard != "#" {
+                if unit.needsIdentifier {
+                    guard i + 2 == end else { return nil }
+                    let id = tokens[i + 1].text
+                    guard isUnitIdentifier(id), rules.directionals[id] == nil, id != "#" else { return nil }
+                    address.units = [(unit.standard, unitIdentifier(id, for: unit.standard))]
+                } else {
+                    guard i + 1 == end else { return nil }
+                    address.units = [(unit.standard, nil)]
+                }
+            } else {
+                return nil
+            }
+        }
+        for k in names.indices.dropLast().reversed() where rules.ordinals[names[k] + "-" + names[k + 1]] != nil {
+            names[k] += "-" + names[k + 1]
+            names.remove(at: k + 1)
+        }
+        address.street = names.map { rules.ordinals[$0] ?? $0 }.joined(separator: " ")
+        return address
+    }
+
+    /// `LINE, CITY, STATE ZIP` (or `LINE, CITY, STATE, ZIP`, or without the ZIP) with a simple
+    /// line (see `simpleStreet`) and a city of plain words, read without the search.
+    func simpleOneLine(_ tokens: [Token]) -> StandardAddress? {
+        var segments: [ArraySlice<Token>] = []
+        var start = 0
+        for k in 1..<max(1, tokens.count) where tokens[k].commaBefore {
+            segments.append(tokens[start..<k])
+            start = k
+        }
+        segments.append(tokens[start...])
+        guard segments.count == 3 || segments.count == 4, var address = simpleStreet(segments[0]) else { return nil }
+        let city = segments[1]
+        guard (1...3).contains(city.count), city.allSatisfy({ $0.text.utf8.count >= 2 && $0.text.utf8.allSatisfy { $0 >= 65 && $0 <= 90 } }),
+              rules.states[city.map(\.text).joined(separator: " ")] == nil, rules.units[city.first!.text] == nil,
+              rules.directionals[city.first!.text] == nil else { return nil }
+        var last = Array(segments[2])
+        if segments.count == 4 {
+            guard segments[3].count == 1 else { return nil }
+            last.append(segments[3].first!)
+        }
+        var zip: String?
+        if let z = last.last.flatMap({ zipToken($0.text) }) {
+            zip = z
+            last.removeLast()
+        }
+        guard (1...rules.longestStateName).contains(last.count), let state = rules.states[last.map(\.text).joined(separator: " ")] else {
+            return nil
+        }
+        address.city = city.map(\.text).joined(separator: " ")
+        address.state = state
+        address.zip = zip
+        return address
     }
 
     /// Uppercase, punctuation removed, spaces collapsed.
     public func standardizeCity(_ city: String) -> String {
-        tokenize(city).map(\.text).filter { $0 != "#" && $0 != "&" }.joined(separator: " ")
+        // Letters and single spaces (the common case): uppercase them, nothing else to do.
+        var plain = true
+        var previousSpace = true
+        var upper: [UInt8] = []
+        upper.reserveCapacity(city.utf8.count)
+        for b in city.utf8 {
+            switch b {
+            case 65...90: upper.append(b); previousSpace = false
+            case 97...122: upper.append(b - 32); previousSpace = false
+            case 32 where !previousSpace: upper.append(b); previousSpace = true
+            default: plain = false
+            }
+            if !plain { break }
+        }
+        if plain && !previousSpace { return String(decoding: upper, as: UTF8.self) }
+        return tokenize(city).map(\.text).filter { $0 != "#" && $0 != "&" }.joined(separator: " ")
     }
 
     /// A state name or abbreviation as its USPS code, or nil.
     public func standardizeState(_ state: String) -> String? {
-        rules.states[tokenize(state).map(\.text).joined(separator: " ")]
+        if let code = rules.states[state] { return code }
+        return rules.states[tokenize(state).map(\.text).joined(separator: " ")]
     }
 
     /// `12345` or `12345-6789` from `12345`, `12345-6789`, `123456789`, `12345 6789`; a ZIP that
     /// lost its leading zero in a spreadsheet (`2653`) is padded back.
     public func standardizeZIP(_ zip: String) -> String? {
         let digits = zip.filter { $0 != " " && $0 != "-" }
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isDigit }) else { return nil }
         switch digits.count {
         case 5: return digits
         case 9: return String(digits.prefix(5)) + "-" + String(digits.suffix(4))
-        case 3, 4 where !zip.contains("-"): return String(repeating: "0", count: 5 - digits.count) + digits
+        case 3...4 where !zip.contains("-"): return String(repeating: "0", count: 5 - digits.count) + digits
         case 8 where zip.contains("-"): return "0" + String(digits.prefix(4)) + "-" + String(digits.suffix(4))
         default: return nil
         }
@@ -162,49 +303,82 @@ public struct AddressNormalizer: Sendable {
     /// periods and other punctuation go (P.O. -> PO), hyphens and slashes stay inside words.
     func tokenize(_ text: String) -> [Token] {
         var tokens: [Token] = []
-        var current = ""
+        var current: [UInt8] = []
+        current.reserveCapacity(32)
         var comma = false
+        var nonASCII = false
         func flush() {
-            var t = current
-            while let f = t.first, f == "-" || f == "/" { t.removeFirst() }
-            while let l = t.last, l == "-" || l == "/" { t.removeLast() }
-            if !t.isEmpty {
-                tokens.append(Token(text: t, commaBefore: comma))
+            var start = 0, end = current.count
+            while start < end, current[start] == 45 || current[start] == 47 { start += 1 }
+            while end > start, current[end - 1] == 45 || current[end - 1] == 47 { end -= 1 }
+            if start < end {
+                var word = String(decoding: current[start..<end], as: UTF8.self)
+                if nonASCII { word = word.uppercased() }
+                let token = Token(text: word, commaBefore: comma)
+                if let split = splitGluedUnit(token) { tokens += split } else { tokens.append(token) }
                 comma = false
             }
-            current = ""
+            current.removeAll(keepingCapacity: true)
+            nonASCII = false
         }
-        for ch in text.uppercased() {
-            switch ch {
-            case " ", "\t":
+        var utf8 = Array(text.utf8)
+        utf8.append(0)
+        var k = 0
+        while k < utf8.count - 1 {
+            let b = utf8[k]
+            k += 1
+            switch b {
+            case 32, 9:
                 flush()
-            case ",", ";", "\n", "\r":
+            case 44, 59, 10, 13:  // , ; line breaks
                 flush()
                 comma = true
-            case "#", "&":
+            case 35, 38:  // # &
                 flush()
-                tokens.append(Token(text: String(ch), commaBefore: comma))
+                tokens.append(Token(text: b == 35 ? "#" : "&", commaBefore: comma))
                 comma = false
-            case ".", "'", "\u{2019}", "\"", "(", ")", ":", "*", "!", "?", "`", "[", "]", "{", "}", "<", ">", "=", "+", "@", "$", "%", "^", "_", "|", "\\", "~":
-                continue
-            case "\u{2013}", "\u{2014}", "\u{2012}", "\u{2212}":
-                current.append("-")
+            case 97...122:
+                current.append(b - 32)
+            case 48...57, 65...90, 45, 47:
+                current.append(b)
+            case 0..<128:
+                continue  // . ' " ( ) and other punctuation go
             default:
-                current.append(ch)
+                // Dashes become hyphens, the right single quote goes like an apostrophe.
+                if b == 0xE2, utf8[k] == 0x80, [0x92, 0x93, 0x94].contains(utf8[k + 1]) {
+                    current.append(45)
+                    k += 2
+                } else if b == 0xE2, utf8[k] == 0x88, utf8[k + 1] == 0x92 {
+                    current.append(45)
+                    k += 2
+                } else if b == 0xE2, utf8[k] == 0x80, utf8[k + 1] == 0x99 {
+                    k += 2
+                } else {
+                    current.append(b)
+                    nonASCII = true
+                }
             }
         }
         flush()
-        return tokens.flatMap(splitGluedUnit)
+        return tokens
     }
 
+    static let gluedBoxWords: Set<String> = ["RR", "HC", "HCR", "POB", "BOX", "CMR", "PSC"]
+    static let wordUnitBoxWords: Set<String> = ["RR", "HC", "HCR", "PO", "POB", "BOX", "RURAL", "ROUTE", "STAR", "CMR", "PSC",
+                                                "LOCKBOX", "LBX", "LB", "DRAWER", "CALLER"]
+
     /// UNIT508 -> UNIT 508, SUITE100 -> SUITE 100, RR2 -> RR 2 (a designator written against its number).
-    func splitGluedUnit(_ token: Token) -> [Token] {
+    func splitGluedUnit(_ token: Token) -> [Token]? {
         let text = token.text
-        guard let digit = text.firstIndex(where: \.isNumber), digit != text.startIndex else { return [token] }
+        // Quick refusal: it must start with two letters and hold a digit.
+        var utf8 = text.utf8.makeIterator()
+        guard let a = utf8.next(), let b = utf8.next(), a >= 65 && a <= 90, b >= 65 && b <= 90,
+              text.utf8.contains(where: { $0 >= 48 && $0 <= 57 }) else { return nil }
+        guard let digit = text.firstIndex(where: \.isDigit), digit != text.startIndex else { return nil }
         let prefix = String(text[..<digit])
-        let boxWords: Set<String> = ["RR", "HC", "HCR", "POB", "BOX", "CMR", "PSC"]
-        guard prefix.count >= 2, prefix.allSatisfy(\.isLetter),
-              boxWords.contains(prefix) || rules.units[prefix]?.needsIdentifier == true else { return [token] }
+        let boxWords = Self.gluedBoxWords
+        guard prefix.count >= 2, prefix.allSatisfy(\.isAlpha),
+              boxWords.contains(prefix) || rules.units[prefix]?.needsIdentifier == true else { return nil }
         return [Token(text: prefix, commaBefore: token.commaBefore), Token(text: String(text[digit...]), commaBefore: false)]
     }
 
@@ -243,17 +417,18 @@ public struct AddressNormalizer: Sendable {
             break
         }
         var best: (address: StandardAddress, score: Int)?
+        let memo = DeliveryMemo()
         // The last word may be a ZIP code, or the number of the box or house (PO BOX 11418).
         var zipOptions: [(zip: String?, tokens: ArraySlice<Token>)] = [(nil, all[...])]
         if let last = all.last, let z = zipToken(last.text), all.count > 1 {
             zipOptions.insert((z, all.dropLast()), at: 0)
             // 12345 6789: ZIP+4 written with a space.
         }
-        if all.count > 2, let last = all.last, last.text.count == 4, last.text.allSatisfy(\.isNumber),
+        if all.count > 2, let last = all.last, last.text.count == 4, last.text.allSatisfy(\.isDigit),
            let z = zipToken(all[all.count - 2].text), z.count == 5 {
             zipOptions.insert((z + "-" + last.text, all.dropLast(2)), at: 0)
         }
-        if all.count > 2, let last = all.last, (3...4).contains(last.text.count), last.text.allSatisfy(\.isNumber),
+        if all.count > 2, let last = all.last, (3...4).contains(last.text.count), last.text.allSatisfy(\.isDigit),
            rules.states[all[all.count - 2].text] != nil {
             // A ZIP that lost its leading zeros (NJ 7073).
             zipOptions.insert((String(repeating: "0", count: 5 - last.text.count) + last.text, all.dropLast()), at: 0)
@@ -270,12 +445,12 @@ public struct AddressNormalizer: Sendable {
         for option in stateOptions {
             let body = tokens[tokens.startIndex..<option.start]
             var starts: [(Delivery, ArraySlice<Token>)] = []
-            if let delivery = parseDelivery(body, allowRecipient: true) { starts.append((delivery, body)) }
+            if let delivery = memo.delivery(body, allowRecipient: true, self) { starts.append((delivery, body)) }
             // 1 LINCOLN CTR 5400 LBJ FWY: a building's name and number can come before the address.
             var k = body.startIndex + 2
             while k < body.endIndex {
                 if isHouseNumber(body[k].text), isBuildingEnd(body[k - 1].text), isHouseNumber(body[body.startIndex].text),
-                   var later = parseDelivery(body[k...], allowRecipient: false), later.address.suffix != nil {
+                   var later = memo.delivery(body[k...], allowRecipient: false, self), later.address.suffix != nil {
                     later.score -= 2
                     starts.append((later, body[k...]))
                 }
@@ -284,7 +459,7 @@ public struct AddressNormalizer: Sendable {
             for (delivery, region) in starts {
             var placed = delivery
             placed.cityIsPlaced = option.code != nil || zip != nil
-            for candidate in splits(placed, body: region) {
+            for candidate in splits(placed, body: region, memo: memo) {
                 var score = candidate.score
                 let city = candidate.rest
                 if let code = option.code {
@@ -340,16 +515,30 @@ public struct AddressNormalizer: Sendable {
         return .success(best.address)
     }
 
+    /// Delivery lines already parsed in one one-line address, by token range: the candidate
+    /// readings share most of their ranges.
+    final class DeliveryMemo {
+        var parsed: [Int: Delivery?] = [:]
+
+        func delivery(_ tokens: ArraySlice<Token>, allowRecipient: Bool, _ normalizer: AddressNormalizer) -> Delivery? {
+            let key = tokens.startIndex << 20 | tokens.endIndex << 1 | (allowRecipient ? 1 : 0)
+            if let known = parsed[key] { return known }
+            let result = normalizer.parseDelivery(tokens, allowRecipient: allowRecipient)
+            parsed[key] = result
+            return result
+        }
+    }
+
     /// The ways a parsed delivery line can end within `body`: the greedy parse, and shorter
     /// ones ending at an earlier suffix, so that the remaining words can be the city.
-    func splits(_ greedy: Delivery, body: ArraySlice<Token>) -> [Delivery] {
+    func splits(_ greedy: Delivery, body: ArraySlice<Token>, memo: DeliveryMemo) -> [Delivery] {
         var out = [greedy]
         let placed = greedy.cityIsPlaced
         let start = body.endIndex - greedy.rest.count
         var end = start - 1
         while end > body.startIndex {
             // HIGHWAY 71 BUSINESS: the qualifier belongs to the route number before it.
-            if rules.routeQualifiers.contains(body[end].text), body[end - 1].text.first?.isNumber == true {
+            if rules.routeQualifiers.contains(body[end].text), body[end - 1].text.first?.isDigit == true {
                 end -= 1
                 continue
             }
@@ -358,7 +547,7 @@ public struct AddressNormalizer: Sendable {
                 end -= 1
                 continue
             }
-            if let shorter = parseDelivery(body[body.startIndex..<end], allowRecipient: true), shorter.rest.isEmpty {
+            if let shorter = memo.delivery(body[body.startIndex..<end], allowRecipient: true, self), shorter.rest.isEmpty {
                 var d = shorter
                 d.cityIsPlaced = placed
                 d.rest = body[end...]
@@ -386,10 +575,10 @@ public struct AddressNormalizer: Sendable {
             let last = segment.last!
             if n > 1 && last.commaBefore { break }
             if unitAt(rest.dropFirst(n - 1)) != nil || parseBox(rest.dropFirst(n - 1)) != nil { break }
-            let numbered = segment.first!.text.allSatisfy(\.isNumber)  // 1 PIEDMONT CTR
+            let numbered = segment.first!.text.allSatisfy(\.isDigit)  // 1 PIEDMONT CTR
             if n == 1 && numbered { continue }
-            guard segment.dropFirst().allSatisfy({ $0.text.allSatisfy(\.isLetter) && rules.states[$0.text] == nil }),
-                  segment.first!.text.allSatisfy(\.isLetter) || numbered else { break }
+            guard segment.dropFirst().allSatisfy({ $0.text.allSatisfy(\.isAlpha) && rules.states[$0.text] == nil }),
+                  segment.first!.text.allSatisfy(\.isAlpha) || numbered else { break }
             var after = rest.dropFirst(n)
             var units: [(String, String?)] = []
             while let (unit, used) = unitAt(after) {
@@ -421,12 +610,12 @@ public struct AddressNormalizer: Sendable {
     }
 
     /// Route words after which NO or # comes before the route's number or letter (US HIGHWAY NO 130, ROUTE # A).
-    var highwayWords: Set<String> { ["HIGHWAY", "HWY", "ROUTE", "RTE", "RT", "US", "STATE", "COUNTY", "SR", "CR", "FM", "INTERSTATE"] }
+    var highwayWords: Set<String> { Self.highwayWordSet }
+    static let highwayWordSet: Set<String> = ["HIGHWAY", "HWY", "ROUTE", "RTE", "RT", "US", "STATE", "COUNTY", "SR", "CR", "FM", "INTERSTATE"]
 
     /// Street types that end streets, and rarely end city names.
-    var majorSuffixes: Set<String> {
-        ["ST", "RD", "AVE", "DR", "BLVD", "LN", "CT", "WAY", "PL", "TER", "CIR", "HWY", "PKWY", "TRL", "PLZ"]
-    }
+    var majorSuffixes: Set<String> { Self.majorSuffixSet }
+    static let majorSuffixSet: Set<String> = ["ST", "RD", "AVE", "DR", "BLVD", "LN", "CT", "WAY", "PL", "TER", "CIR", "HWY", "PKWY", "TRL", "PLZ"]
 
     func scored(_ d: Delivery) -> Delivery {
         var d = d
@@ -458,13 +647,13 @@ public struct AddressNormalizer: Sendable {
             // A comma before a directional that follows the street: the directional is the street's (RD, NW ATLANTA).
             // So after a route's number (HWY 31, W WHITE HOUSE).
             let streetWords = d.address.street?.split(separator: " ") ?? []
-            let endsRoute = streetWords.count >= 2 && streetWords.last!.first?.isNumber == true
+            let endsRoute = streetWords.count >= 2 && streetWords.last!.first?.isDigit == true
                 && rules.routeWords.contains(String(streetWords[streetWords.count - 2]))
             let directionalAfterComma = first.commaBefore && rules.directionals[first.text] != nil
                 && (first.text.count == 2 || endsRoute) && d.address.postdirectional == nil && (d.address.suffix != nil || endsRoute)
             if first.commaBefore && !directionalAfterComma { score += 4 }
             if directionalAfterComma { score -= 3 }
-            if city.contains(where: { $0.text.contains(where: \.isNumber) }) { score -= 6 }
+            if city.contains(where: { $0.text.contains(where: \.isDigit) }) { score -= 6 }
             if city.contains(where: { rules.units[$0.text] != nil && $0.text != "PH" }) { score -= 4 }
             // Cities we do not know: SAN, FORT, NEW... start city names; WEST PALM BEACH, NORTH LITTLE ROCK:
             // a directional word after the street often starts the city (a single letter after the
@@ -494,7 +683,7 @@ public struct AddressNormalizer: Sendable {
         // A recipient or a unit can come before the address proper.
         var skipped = 0
         while let first = tokens.first {
-            if let (unit, used) = unitAt(tokens), unit.0 == "FL", first.text.first?.isNumber == true,
+            if let (unit, used) = unitAt(tokens), unit.0 == "FL", first.text.first?.isDigit == true,
                tokens.count > used, isHouseNumber(tokens[tokens.startIndex + used].text) {
                 leadingUnits.append(unit)
                 tokens = tokens.dropFirst(used)
@@ -510,7 +699,7 @@ public struct AddressNormalizer: Sendable {
             guard allowRecipient else { return nil }
             // HIGHWAY 34 or ROUTE 7 are roads without a house number, not a recipient's name.
             let next = tokens.dropFirst().first?.text ?? ""
-            if (rules.routeWords.contains(first.text) || ["NO", "JCT", "JUNCTION"].contains(first.text)) && next.first?.isNumber == true {
+            if (rules.routeWords.contains(first.text) || ["NO", "JCT", "JUNCTION"].contains(first.text)) && next.first?.isDigit == true {
                 // FM 170 BOX 77: the road the box is on.
                 if parseBox(tokens.dropFirst(2)) != nil {
                     tokens = tokens.dropFirst(2)
@@ -527,7 +716,7 @@ public struct AddressNormalizer: Sendable {
                 var k = 1
                 let t = Array(tokens.prefix(4))
                 if k < t.count, t[k].text == "#" || t[k].text == "NO" { k += 1 }
-                if k < t.count, t[k].text.contains(where: \.isNumber) { k += 1 }
+                if k < t.count, t[k].text.contains(where: \.isDigit) { k += 1 }
                 tokens = tokens.dropFirst(k)
                 skipped += k
                 continue
@@ -558,14 +747,14 @@ public struct AddressNormalizer: Sendable {
     /// A house number: 123, 123A, 123-125, 12-A, N123W456, W1234, 6257A.
     func isHouseNumber(_ text: String) -> Bool {
         guard let first = text.first else { return false }
-        if first.isNumber {
-            return text.allSatisfy { $0.isNumber || $0.isLetter || $0 == "-" || $0 == "/" } && text.filter(\.isLetter).count <= 2
+        if first.isDigit {
+            return text.allSatisfy { $0.isDigit || $0.isAlpha || $0 == "-" || $0 == "/" } && text.filter(\.isAlpha).count <= 2
                 && !isOrdinal(text)
         }
         // Grid addresses: N123W456, W1234
         if "NSEW".contains(first), text.count >= 3 {
             let rest = text.dropFirst()
-            return rest.first!.isNumber && rest.allSatisfy { $0.isNumber || "NSEW".contains($0) }
+            return rest.first!.isDigit && rest.allSatisfy { $0.isDigit || "NSEW".contains($0) }
         }
         return false
     }
@@ -574,30 +763,35 @@ public struct AddressNormalizer: Sendable {
         guard text.count >= 3 else { return false }
         let end = String(text.suffix(2))
         guard ["ST", "ND", "RD", "TH"].contains(end) else { return false }
-        return text.dropLast(2).allSatisfy(\.isNumber)
+        return text.dropLast(2).allSatisfy(\.isDigit)
     }
 
     func zipToken(_ text: String) -> String? {
         let digits = text.filter { $0 != "-" }
-        guard digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        guard digits.allSatisfy({ $0.isASCII && $0.isDigit }) else { return nil }
         if digits.count == 5 && !text.contains("-") { return digits }
         if digits.count == 9 { return String(digits.prefix(5)) + "-" + String(digits.suffix(4)) }
         return nil
     }
 
     /// PO BOX n, RR n [BOX m], HC n [BOX m], CMR n BOX m, LOCKBOX n, DRAWER n and their spellings.
+    static let boxStartWords: Set<String> = ["PO", "POB", "POBOX", "P", "POST", "BOX", "BX", "LOCK", "LOCKBOX", "LBX", "LB",
+                                             "DRAWER", "CALLER", "RR", "RFD", "RURAL", "HC", "HCR", "HIGHWAY", "HWY", "STAR",
+                                             "CMR", "PSC", "RT", "RTE", "ROUTE"]
+
     func parseBox(_ input: ArraySlice<Token>) -> Delivery? {
-        let t = input.map(\.text)
+        guard let first = input.first, Self.boxStartWords.contains(first.text) else { return nil }
+        let t = input.prefix(12).map(\.text)
         var i = 0
         func at(_ k: Int) -> String? { k < t.count ? t[k] : nil }
         func idAt(_ k: Int) -> (String, Int)? {
             var k = k
             if at(k) == "#" || at(k) == "NO" || at(k) == "NUMBER" { k += 1 }
-            guard let id = at(k), id.contains(where: \.isNumber) || (id.count <= 3 && id.allSatisfy(\.isLetter) && id != "BOX" && id != "BX") else {
+            guard let id = at(k), id.contains(where: \.isDigit) || (id.count <= 3 && id.allSatisfy(\.isAlpha) && id != "BOX" && id != "BX") else {
                 return nil
             }
             // DRAWER CS 198422: a short letter prefix and the number.
-            if !id.contains(where: \.isNumber), let next = at(k + 1), next.allSatisfy(\.isNumber) { return (id + " " + next, k + 2) }
+            if !id.contains(where: \.isDigit), let next = at(k + 1), next.allSatisfy(\.isDigit) { return (id + " " + next, k + 2) }
             return (id, k + 1)
         }
         var address = StandardAddress()
@@ -638,14 +832,14 @@ public struct AddressNormalizer: Sendable {
             }
         }
         // BOX 164 A: a letter after the box number is part of it.
-        if let box = address.box, box.last!.isNumber, let letter = at(i), letter.count == 1, letter.first!.isLetter,
+        if let box = address.box, box.last!.isDigit, let letter = at(i), letter.count == 1, letter.first!.isAlpha,
            rules.directionals[letter] == nil {
             address.box = box + letter
             i += 1
         }
         var rest = input.dropFirst(i)
         // PO BOX 850001 BOX # 0123: a second box number is a unit.
-        if address.box != nil, rest.first?.text == "BOX", let (id, next) = idAt(i + 1), id.contains(where: \.isNumber) {
+        if address.box != nil, rest.first?.text == "BOX", let (id, next) = idAt(i + 1), id.contains(where: \.isDigit) {
             address.units.append(("BOX", id))
             rest = input.dropFirst(next)
         }
@@ -688,16 +882,20 @@ public struct AddressNormalizer: Sendable {
     /// ST 1400 right after a finished street or another unit (BLDG 10, ST 310): a suite written as ST.
     func stSuiteAt(_ tokens: ArraySlice<Token>, after previous: String?, afterUnit: Bool = false) -> ((String, String?), Int)? {
         guard let previous, afterUnit || majorSuffixes.contains(rules.suffixes[previous] ?? "") || rules.directionals[previous] != nil,
-              tokens.count >= 2, tokens.first!.text == "ST", tokens.dropFirst().first!.text.first?.isNumber == true else { return nil }
+              tokens.count >= 2, tokens.first!.text == "ST", tokens.dropFirst().first!.text.first?.isDigit == true else { return nil }
         return (("ST", tokens.dropFirst().first!.text), 2)
     }
 
     /// A unit at the start of `tokens`: APT 4, # 12, BSMT, 2ND FLOOR, # APT 4. Returns the
     /// standardised unit and how many tokens it used.
     func unitAt(_ tokens: ArraySlice<Token>) -> ((String, String?), Int)? {
+        guard let head = tokens.first?.text else { return nil }
+        if head != "#" && head != "NO" && head != "NUMBER" && rules.units[head] == nil {
+            guard tokens.count >= 2, rules.units[tokens[tokens.startIndex + 1].text]?.standard == "FL" else { return nil }
+        }
         let t = Array(tokens.prefix(4).map(\.text))
-        guard let first = t.first else { return nil }
-        if (first == "NO" || first == "NUMBER"), t.count >= 2, t[1].contains(where: \.isNumber), isUnitIdentifier(t[1]) {
+        let first = head
+        if (first == "NO" || first == "NUMBER"), t.count >= 2, t[1].contains(where: \.isDigit), isUnitIdentifier(t[1]) {
             return (("#", t[1]), 2)
         }
         if first == "#" {
@@ -718,7 +916,7 @@ public struct AddressNormalizer: Sendable {
         }
         // Identifier first: 40TH FLOOR, SECOND FLOOR, GROUND FLOOR, 2 FLOOR.
         if t.count >= 2, let d = rules.units[t[1]], d.standard == "FL",
-           isOrdinal(first) || rules.ordinals[first] != nil || first == "GROUND" || first.allSatisfy(\.isNumber) {
+           isOrdinal(first) || rules.ordinals[first] != nil || first == "GROUND" || first.allSatisfy(\.isDigit) {
             return ((d.standard, unitIdentifier(first, for: d.standard)), 2)
         }
         return nil
@@ -727,6 +925,7 @@ public struct AddressNormalizer: Sendable {
     /// One or two words and a number around a PO box: LOCKBOX 9351, MAIL CODE 5021, FILE 74115.
     /// Before a box it must be followed by the box; after one, by nothing but the last line.
     func wordUnitAt(_ tokens: ArraySlice<Token>, beforeBox: Bool) -> ((String, String?), Int)? {
+        guard tokens.count >= 2, let head = tokens.first?.text, head.utf8.count >= 2, head.allSatisfy(\.isAlpha) else { return nil }
         var t = Array(tokens.prefix(5))
         var hash = 0
         if t.count >= 3, t[1].text == "#" {
@@ -736,15 +935,14 @@ public struct AddressNormalizer: Sendable {
         for words in 1...2 where t.count > words && (hash == 0 || words == 1) {
             let name = t[0..<words]
             let id = t[words].text
-            let boxWords: Set<String> = ["RR", "HC", "HCR", "PO", "POB", "BOX", "RURAL", "ROUTE", "STAR", "CMR", "PSC",
-                                         "LOCKBOX", "LBX", "LB", "DRAWER", "CALLER"]
+            let boxWords = Self.wordUnitBoxWords
             // After the address, a state's code with a number that is no ZIP names a unit (MS 5-230: a mail stop),
             // and ACCT # 4398032 is kept as written.
-            let lateLabel = !beforeBox && (id.contains("-") || id.contains(where: \.isLetter)) && words == 1
-            guard name.allSatisfy({ $0.text.allSatisfy(\.isLetter) && (rules.states[$0.text] == nil || lateLabel) && $0.text.count >= 2
+            let lateLabel = !beforeBox && (id.contains("-") || id.contains(where: \.isAlpha)) && words == 1
+            guard name.allSatisfy({ $0.text.allSatisfy(\.isAlpha) && (rules.states[$0.text] == nil || lateLabel) && $0.text.count >= 2
                 && !boxWords.contains($0.text) && rules.suffixes[$0.text] == nil && (!rules.referenceWords.contains($0.text) || !beforeBox)
                 && !rules.routeWords.contains($0.text) && rules.directionals[$0.text] == nil && rules.units[$0.text] == nil }),
-                  id.contains(where: \.isNumber), !isHouseNumber(name.first!.text) else { continue }
+                  id.contains(where: \.isDigit), !isHouseNumber(name.first!.text) else { continue }
             if beforeBox {
                 // Before a box, or before a house number: KBA # 90688 815 W MARKET ST.
                 let after = tokens.dropFirst(words + 1 + hash)
@@ -759,16 +957,16 @@ public struct AddressNormalizer: Sendable {
 
     /// A number alone after a unit and before the city: STE 2 3665 VALLEY COTTAGE, DEPT 472 806009965 KANSAS CITY.
     func bareNumberUnit(_ tokens: ArraySlice<Token>) -> ((String, String?), Int)? {
-        guard tokens.count >= 2, let first = tokens.first, !first.commaBefore, first.text.allSatisfy(\.isNumber),
+        guard tokens.count >= 2, let first = tokens.first, !first.commaBefore, first.text.allSatisfy(\.isDigit),
               (1...10).contains(first.text.count), first.text.count != 5,
-              tokens.dropFirst().first!.text.allSatisfy(\.isLetter) else { return nil }
+              tokens.dropFirst().first!.text.allSatisfy(\.isAlpha) else { return nil }
         return (("#", first.text), 1)
     }
 
     func isUnitIdentifier(_ text: String) -> Bool {
-        if text.contains(where: \.isNumber) { return text.count <= 10 }
+        if text.contains(where: \.isDigit) { return text.count <= 10 }
         if text.count == 3, text.dropFirst().first == "-" { return true }  // C-D
-        return text.count <= 2 && text.allSatisfy(\.isLetter)
+        return text.count <= 2 && text.allSatisfy(\.isAlpha)
     }
 
     /// Floor numbers lose their ordinal (2ND FLOOR -> FL 2); others are kept.
@@ -826,7 +1024,7 @@ public struct AddressNormalizer: Sendable {
         let nameWords = street.name.split(separator: " ").map(String.init)
         for k in nameWords.indices.dropFirst() {
             let word = nameWords[k], previous = nameWords[k - 1]
-            if word.allSatisfy(\.isNumber), !rules.routeWords.contains(previous), !highwayWords.contains(previous) {
+            if word.allSatisfy(\.isDigit), !rules.routeWords.contains(previous), !highwayWords.contains(previous) {
                 score -= 3
                 break
             }
@@ -835,7 +1033,7 @@ public struct AddressNormalizer: Sendable {
                 break
             }
             // ENGLEWOOD ROAD ROUTE 776: the route's number given as a second name.
-            if k >= 2, k + 1 < nameWords.count, highwayWords.contains(word), nameWords[k + 1].first?.isNumber == true,
+            if k >= 2, k + 1 < nameWords.count, highwayWords.contains(word), nameWords[k + 1].first?.isDigit == true,
                majorSuffixes.contains(rules.suffixes[previous] ?? "") {
                 score -= 3
                 break
@@ -846,7 +1044,7 @@ public struct AddressNormalizer: Sendable {
 
     func isFraction(_ text: String) -> Bool {
         let parts = text.split(separator: "/")
-        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isDigit) }
     }
 
     struct StreetParts {
@@ -872,13 +1070,13 @@ public struct AddressNormalizer: Sendable {
             if i > input.startIndex, parseBox(input[i...]) != nil, !highwayWords.contains(input[i - 1].text) { break }
             // US HIGHWAY NO 130: the number sign after a route word before its number goes.
             if i > input.startIndex, ["NO", "NUMBER"].contains(token.text), highwayWords.contains(input[i - 1].text),
-               !token.commaBefore, i + 1 < input.endIndex, input[i + 1].text.first?.isNumber == true {
+               !token.commaBefore, i + 1 < input.endIndex, input[i + 1].text.first?.isDigit == true {
                 i += 1
                 continue
             }
             // ROUTE # A: the number sign between a route word and a letter is part of the name.
             if i > input.startIndex, token.text == "#", ["ROUTE", "RTE", "RT", "HIGHWAY", "HWY"].contains(input[i - 1].text),
-               i + 1 < input.endIndex, input[i + 1].text.allSatisfy(\.isLetter) {
+               i + 1 < input.endIndex, input[i + 1].text.allSatisfy(\.isAlpha) {
                 i += 1
                 continue
             }
@@ -895,8 +1093,8 @@ public struct AddressNormalizer: Sendable {
                 if bareUnit(input, at: i) {
                     units.append(("#", token.text))
                     i += 1
-                } else if i + 1 < input.endIndex, token.text.allSatisfy(\.isNumber), token.text.count <= 6,
-                          input[i + 1].text.count == 1, input[i + 1].text.first!.isLetter,
+                } else if i + 1 < input.endIndex, token.text.allSatisfy(\.isDigit), token.text.count <= 6,
+                          input[i + 1].text.count == 1, input[i + 1].text.first!.isAlpha,
                           i + 2 == input.endIndex || input[i + 2].commaBefore {
                     units.append(("#", token.text + input[i + 1].text))  // , 106 D,
                     i += 2
@@ -918,8 +1116,8 @@ public struct AddressNormalizer: Sendable {
                               i + 1 == input.endIndex || input[i + 1].commaBefore {
                         units[units.count - 1].1 = id + " " + input[i].text  // # 3 SOUTH: the side of the building
                         i += 1
-                    } else if input[i].text.count == 1, input[i].text.first!.isLetter, !input[i].commaBefore,
-                              let last = units.last, let id = last.1, id.last!.isNumber,
+                    } else if input[i].text.count == 1, input[i].text.first!.isAlpha, !input[i].commaBefore,
+                              let last = units.last, let id = last.1, id.last!.isDigit,
                               i + 1 == input.endIndex || input[i + 1].commaBefore {
                         units[units.count - 1].1 = id + input[i].text
                         i += 1
@@ -934,11 +1132,11 @@ public struct AddressNormalizer: Sendable {
         }
         let scanned = Array(input[input.startIndex..<end].map(\.text))
         for (k, w) in scanned.enumerated() where (w == "AND" || w == "AT" || w == "&") && k > 0 && k + 1 < scanned.count {
-            if scanned[k - 1].first!.isNumber && scanned[k + 1].first!.isNumber { return nil }
+            if scanned[k - 1].first!.isDigit && scanned[k + 1].first!.isDigit { return nil }
         }
         // 1015 FINANCIAL CENTER 505 20TH ST: a suffix word, then a house number: a building, then an address.
         for k in 1..<max(1, scanned.count - 1) where isBuildingEnd(scanned[k - 1]) && isHouseNumber(scanned[k])
-            && scanned[k].allSatisfy(\.isNumber) && k + 1 < scanned.count && !scanned[k + 1].allSatisfy(\.isNumber)
+            && scanned[k].allSatisfy(\.isDigit) && k + 1 < scanned.count && !scanned[k + 1].allSatisfy(\.isDigit)
             && scanned[(k + 1)...].contains(where: { rules.suffixes[$0] != nil }) {
             return nil
         }
@@ -948,7 +1146,7 @@ public struct AddressNormalizer: Sendable {
             guard ["NO", "#", "NUMBER"].contains(token.text), j > input.startIndex, j + 1 < input.endIndex,
                   highwayWords.contains(input[j - 1].text) else { return true }
             let next = input[j + 1].text
-            return token.text == "#" ? !next.allSatisfy(\.isLetter) : !(next.first?.isNumber == true)
+            return token.text == "#" ? !next.allSatisfy(\.isAlpha) : !(next.first?.isDigit == true)
         }.map(\.element.text))
         var rest = input[i...]
         // A number after a finished street is an unlabelled unit (223 W JACKSON 512, 801 S CANAL
@@ -958,7 +1156,7 @@ public struct AddressNormalizer: Sendable {
         // 750 PARK AVE NE 41 SW, 1024 RANDOLPH 1 N: the same with a two-letter side, or after a one-word name.
         if units.isEmpty, let last = words.last, last.count <= 2, rules.directionals[last] != nil,
            words.count >= 4 || (words.count == 3 && rules.directionals[words[0]] == nil && last.count == 1),
-           words[words.count - 2].allSatisfy(\.isNumber), words[words.count - 2].count <= 4,
+           words[words.count - 2].allSatisfy(\.isDigit), words[words.count - 2].count <= 4,
            !rules.routeWords.contains(words[words.count - 3]), !highwayWords.contains(words[words.count - 3]) {
             let before = words[words.count - 3]
             if last.count == 1 {
@@ -971,10 +1169,10 @@ public struct AddressNormalizer: Sendable {
         }
         // One or two words and a number after a finished street: MAILBOX 2825, CLIENT CODE 28502.
         for labelWords in [2, 1] where words.count >= 3 + labelWords {
-            guard let last = words.last, last.contains(where: \.isNumber), !isOrdinal(last) else { break }
+            guard let last = words.last, last.contains(where: \.isDigit), !isOrdinal(last) else { break }
             let label = words[(words.count - 1 - labelWords)..<(words.count - 1)]
             let before = words[words.count - 2 - labelWords]
-            if label.allSatisfy({ $0.allSatisfy(\.isLetter) && rules.suffixes[$0] == nil && rules.directionals[$0] == nil
+            if label.allSatisfy({ $0.allSatisfy(\.isAlpha) && rules.suffixes[$0] == nil && rules.directionals[$0] == nil
                 && !rules.routeWords.contains($0) }), rules.suffixes[before] != nil || rules.directionals[before] != nil {
                 units.insert((label.joined(separator: " "), last), at: 0)
                 words.removeLast(labelWords + 1)
@@ -985,15 +1183,15 @@ public struct AddressNormalizer: Sendable {
            !rules.routeWords.contains(words[words.count - 2]) {
             let previous = words[words.count - 2]
             let afterStreet = rules.suffixes[previous] != nil || rules.directionals[previous] != nil
-            let mixed = last.first!.isNumber && last.contains(where: \.isLetter) && last.count <= 4
-            if last.contains(where: \.isNumber) && (last.allSatisfy(\.isNumber) || afterStreet || mixed) && last.count <= 8 {
+            let mixed = last.first!.isDigit && last.contains(where: \.isAlpha) && last.count <= 4
+            if last.contains(where: \.isDigit) && (last.allSatisfy(\.isDigit) || afterStreet || mixed) && last.count <= 8 {
                 units.append(("#", last))
                 words.removeLast()
-            } else if last.count == 2, last.allSatisfy(\.isLetter), rules.directionals[last] == nil, rules.states[last] == nil,
+            } else if last.count == 2, last.allSatisfy(\.isAlpha), rules.directionals[last] == nil, rules.states[last] == nil,
                       rules.suffixes[last] == nil, majorSuffixes.contains(rules.suffixes[previous] ?? ""), rest.isEmpty {
                 units.append(("#", last))
                 words.removeLast()
-            } else if last.count == 1, last.first!.isLetter, rules.directionals[last] == nil,
+            } else if last.count == 1, last.first!.isAlpha, rules.directionals[last] == nil,
                       rules.suffixes[previous] != nil || (rules.directionals[previous] != nil && words.count >= 4),
                       !(words.count == 2 || (words.count == 3 && rules.directionals[words[0]] != nil)) {
                 units.append(("#", last))
@@ -1010,7 +1208,7 @@ public struct AddressNormalizer: Sendable {
         // 6189 US HIGHWAY 18 AND 15, JUMER DR AT VETERANS PKWY: two roads, an intersection.
         for (k, w) in words.enumerated() where (w == "AND" || w == "AT") && k > 0 && k + 1 < words.count {
             let before = words[k - 1], after = words[k + 1]
-            if before.first!.isNumber && after.first!.isNumber { return nil }
+            if before.first!.isDigit && after.first!.isDigit { return nil }
             if rules.suffixes[before] != nil && w == "AT" { return nil }
         }
         if !units.isEmpty, let suffixAt = words.indices.dropFirst().first(where: { majorSuffixes.contains(rules.suffixes[words[$0]] ?? "") }) {
@@ -1018,14 +1216,14 @@ public struct AddressNormalizer: Sendable {
             if k < words.count, rules.directionals[words[k]] != nil { k += 1 }
             let tail = words[k...]
             if (1...3).contains(tail.count),
-               tail.contains(where: { $0.count >= 3 && $0.allSatisfy(\.isLetter) && rules.suffixes[$0] == nil && rules.directionals[$0] == nil }),
-               tail.dropFirst().allSatisfy({ !$0.contains(where: \.isNumber) }), tail.count >= 2 || !tail.first!.contains(where: \.isNumber) {
+               tail.contains(where: { $0.count >= 3 && $0.allSatisfy(\.isAlpha) && rules.suffixes[$0] == nil && rules.directionals[$0] == nil }),
+               tail.dropFirst().allSatisfy({ !$0.contains(where: \.isDigit) }), tail.count >= 2 || !tail.first!.contains(where: \.isDigit) {
                 words.removeLast(tail.count)
             }
         }
         var parts = StreetParts(name: "", units: units, rest: rest)
         // 4922 B SOUTH CORNELL: a letter between the number and a directional belongs to the number.
-        if words.count >= 3, words[0].count == 1, words[0].first!.isLetter, rules.directionals[words[0]] == nil,
+        if words.count >= 3, words[0].count == 1, words[0].first!.isAlpha, rules.directionals[words[0]] == nil,
            rules.directionals[words[1]] != nil {
             parts.numberSuffix = words.removeFirst()
         }
@@ -1036,7 +1234,7 @@ public struct AddressNormalizer: Sendable {
         }
         // Suffix, unless it is the whole name.
         if words.count >= 2, let last = words.last, let standard = rules.suffixes[last],
-           !(words.count >= 2 && rules.routeWords.contains(words[words.count - 2]) && last.allSatisfy(\.isNumber)) {
+           !(words.count >= 2 && rules.routeWords.contains(words[words.count - 2]) && last.allSatisfy(\.isDigit)) {
             parts.suffix = standard
             words.removeLast()
         }
@@ -1064,7 +1262,7 @@ public struct AddressNormalizer: Sendable {
     /// A unit identifier standing alone between commas, after the street: `, 12C,`, `, C-5`.
     func bareUnit(_ tokens: ArraySlice<Token>, at i: Int) -> Bool {
         let text = tokens[i].text
-        guard text.contains(where: \.isNumber), text.count <= 8, !isOrdinal(text), zipToken(text) == nil else { return false }
+        guard text.contains(where: \.isDigit), text.count <= 8, !isOrdinal(text), zipToken(text) == nil else { return false }
         return i + 1 == tokens.endIndex || tokens[i + 1].commaBefore
     }
 
@@ -1170,7 +1368,7 @@ public struct AddressNormalizer: Sendable {
     /// A reason for a rejected address.
     func explain(_ tokens: [Token]) -> String {
         let text = tokens.map(\.text).joined(separator: " ")
-        if !tokens.contains(where: { $0.text.contains(where: \.isNumber) }) {
+        if !tokens.contains(where: { $0.text.contains(where: \.isDigit) }) {
             return "no house number or box number in '\(text)'"
         }
         if tokens.contains(where: { $0.text == "&" || $0.text == "AND" }) && !tokens.contains(where: { isHouseNumber($0.text) }) {
@@ -1180,3 +1378,17 @@ public struct AddressNormalizer: Sendable {
     }
 }
 
+
+extension Character {
+    /// 0-9 (only ASCII digits: cheaper than isNumber, and what addresses use).
+    @inline(__always) var isDigit: Bool {
+        guard let a = asciiValue else { return false }
+        return a >= 48 && a <= 57
+    }
+
+    /// A letter: ASCII quickly, others by their Unicode properties.
+    @inline(__always) var isAlpha: Bool {
+        if let a = asciiValue { return (a >= 65 && a <= 90) || (a >= 97 && a <= 122) }
+        return isLetter
+    }
+}

@@ -1,4 +1,5 @@
 import CSimdJSON
+import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -132,6 +133,33 @@ public final class Stage {
         let sink = try ByteSink(path: path)
         extraSinks.append(sink)
         return sink
+    }
+
+    /// Appends `entries` as JSONL to the log file at `path` when the stage succeeds: the log
+    /// is rewritten beside itself (what it held, then the new lines) and renamed into place
+    /// with the outputs, so a failed run adds nothing to it.
+    public func appendToLog(_ entries: [Record], at path: String) throws(StageError) {
+        guard !entries.isEmpty else { return }
+        let sink = try openOutput(path)
+        if Stage.fileExists(path) {
+            let source = try ByteSource(path: path)
+            defer { source.close() }
+            let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
+            defer { chunk.deallocate() }
+            var lastByte: UInt8 = 10
+            while true {
+                let n = try source.read(into: chunk, count: 1 << 16)
+                if n == 0 { break }
+                sink.buffer.append(UnsafeRawPointer(chunk), count: n)
+                lastByte = chunk[n - 1]
+                try sink.flushIfNeeded()
+            }
+            if lastByte != 10 { sink.buffer.append(10) }
+        }
+        for entry in entries {
+            JSONWriter.writeLine(entry, into: sink.buffer)
+            try sink.flushIfNeeded()
+        }
     }
 
     /// A file to remove when the stage ends, however it ends.
@@ -278,6 +306,88 @@ public final class Stage {
             }
             try body(Record(tape: tape, keys: keys), location)
         }
+    }
+
+    /// The number of threads `forEachRecord(_:transform:_:)` uses: `$LEAD_THREADS`, else the
+    /// number of processors.
+    public var workerCount: Int {
+        if let text = environment["LEAD_THREADS"], let n = Int(text), n >= 1 { return min(n, 64) }
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Like `forEachRecord`, with a per-record `transform` that runs on all processors: records
+    /// are read in batches, each batch is transformed (and written out as JSON) in parallel,
+    /// and `body` then gets the results one by one in input order, with the record's JSON
+    /// line (no newline), so the output is the same as a one-thread run. A record for which
+    /// `transform` or `body` throws `RecordRejected` goes to the rejects. `transform` must be
+    /// safe to call from several threads at once (pure rules are).
+    public func forEachRecord(_ paths: [String], transform: @escaping (inout Record) throws -> Void,
+                              _ body: (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
+        let workers = workerCount
+        let batchSize = 2048
+        var batch: [(Record, SourceLocation)] = []
+        batch.reserveCapacity(batchSize)
+        let shared = UncheckedBox(transform)
+        let buffers = (0..<workers).map { _ in ByteBuffer(capacity: 1 << 20) }
+        func drain() throws {
+            guard !batch.isEmpty else { return }
+            let count = batch.count
+            let results = UncheckedBox([Result<Record, RecordRejected>?](repeating: nil, count: count))
+            let spans = UncheckedBox([(Int, Int)](repeating: (0, 0), count: count))
+            let input = UncheckedBox(batch)
+            let out = UncheckedBox(buffers)
+            let chunks = min(workers, max(1, count / 64))
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let start = count * chunk / chunks, end = count * (chunk + 1) / chunks
+                let buffer = out.value[chunk]
+                buffer.removeAll()
+                var local: [(Int, Result<Record, RecordRejected>, (Int, Int))] = []
+                local.reserveCapacity(end - start)
+                for i in start..<end {
+                    var record = input.value[i].0
+                    do {
+                        try shared.value(&record)
+                        let offset = buffer.count
+                        JSONWriter.write(record, into: buffer)
+                        local.append((i, .success(record), (offset, buffer.count - offset)))
+                    } catch let rejected as RecordRejected {
+                        local.append((i, .failure(rejected), (0, 0)))
+                    } catch {
+                        local.append((i, .failure(RecordRejected("\(error)")), (0, 0)))
+                    }
+                }
+                results.withLock { for (i, result, span) in local { results.value[i] = result; spans.value[i] = span } }
+            }
+            for (i, (record, location)) in batch.enumerated() {
+                let chunk = (0..<chunks).first { count * ($0 + 1) / chunks > i }!
+                switch results.value[i]! {
+                case .success(let transformed):
+                    let (offset, length) = spans.value[i]
+                    do {
+                        try body(transformed, UnsafeBufferPointer(start: buffers[chunk].base + offset, count: length), location)
+                    } catch let rejected as RecordRejected {
+                        try reject(rejected.reason, at: location, record: record)
+                    }
+                case .failure(let rejected):
+                    try reject(rejected.reason, at: location, record: record)
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
+        try forEachRecord(paths) { record, location in
+            batch.append((record, location))
+            if batch.count == batchSize { try drain() }
+        }
+        try drain()
+    }
+
+    /// Writes one JSON line, already encoded, to the main output.
+    public func writeLine(_ json: UnsafeBufferPointer<UInt8>) throws(StageError) {
+        let sink = try output()
+        sink.buffer.append(json)
+        sink.buffer.append(10)
+        recordsOut += 1
+        try sink.flushIfNeeded()
     }
 
     /// Reads every record of a side file (a previous output, a master file) without counting
@@ -602,5 +712,22 @@ public enum ProcessInfoLite {
             p += 1
         }
         return result
+    }
+}
+
+/// A value handed to other threads by code that keeps their accesses apart (or takes the lock).
+final class UncheckedBox<T>: @unchecked Sendable {
+    var value: T
+    private var mutex = pthread_mutex_t()
+    init(_ value: T) {
+        self.value = value
+        pthread_mutex_init(&mutex, nil)
+    }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    func withLock(_ body: () -> Void) {
+        pthread_mutex_lock(&mutex)
+        body()
+        pthread_mutex_unlock(&mutex)
     }
 }

@@ -7,7 +7,7 @@ struct LeadFlatten: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-flatten",
         abstract: "Turn raw input (nested JSON, CSV) into flat JSONL records.",
-        subcommands: [JSON.self, CSV.self, Listings.self]
+        subcommands: [JSON.self, CSV.self, Listings.self, Leads.self]
     )
 
     static func main() { stageMain() }
@@ -151,6 +151,118 @@ extension LeadFlatten {
                         kept += 1
                     }
                     stage.summary.append("kept_from_previous", .int(kept))
+                }
+            }
+        }
+    }
+}
+
+extension LeadFlatten {
+    struct Leads: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "leads",
+            abstract: "Import a lead list: map its columns to the canonical lead fields.",
+            discussion: """
+            A column map (stages/flatten/leads-<provider>.csv, `field,column[,format]`) says which \
+            columns hold property_address, property_city, property_state, property_zip, \
+            mailing_address, mailing_city, mailing_state, mailing_zip, owner_name, county, tags \
+            (a |-separated list), source and any other field; several columns joined with + are \
+            concatenated; formats read dates (date:MM/dd/yyyy), money, int, number, bool and lists. \
+            Every lead gets the canonical fields in that order, then the map's other fields, then \
+            the columns the map does not use, then import_file and import_line. The tags become \
+            assignments {tag, assigned_at, via}: assigned at the row's tag_date when the map has \
+            one, else at --now. Input is CSV, or JSONL when the file name says so (.jsonl, .json). \
+            Each input file is kept as received in <logs>/leads/imports/<source>/, and import_file \
+            names that copy (relative to <logs>), so every lead can be traced to its row.
+
+            Example:
+              lead-flatten leads --map stages/flatten/leads-propstream.csv propstream.csv -o imported.jsonl
+            """
+        )
+
+        /// The column map.
+        @Option(help: ArgumentHelp("The provider's column map (field,column[,format]).", valueName: "file"))
+        var map: String
+
+        /// The provider's name, when the map does not fill source.
+        @Option(help: ArgumentHelp("The source name for leads whose map fills no source (default: the map's name without leads- and .csv).", valueName: "name"))
+        var source: String?
+
+        /// Input format.
+        @Option(help: ArgumentHelp("Input format: csv or jsonl (default: from the file name; csv for stdin).", valueName: "format"))
+        var format: String?
+
+        /// The logs root.
+        @Option(help: ArgumentHelp("The logs root: input files are kept in <logs>/leads/imports/.", valueName: "dir"))
+        var logs = "local-logs"
+
+        /// Do not keep copies of the inputs.
+        @Flag(help: "Do not keep a copy of each input in <logs>/leads/imports/ (import_file is then the input path).")
+        var noKeep = false
+
+        @OptionGroup var common: CommonOptions
+
+        /// Lead lists; none or `-` means stdin.
+        @Argument(help: ArgumentHelp("Lead lists (CSV, or JSONL such as flattened listings); none or - for stdin.", valueName: "file"))
+        var inputs: [String] = []
+
+        func validate() throws {
+            if let format, format != "csv" && format != "jsonl" { throw ValidationError("--format must be csv or jsonl") }
+        }
+
+        func run() throws {
+            Stage.run("flatten", command: "leads", options: common) { stage in
+                let columnMap = try ColumnMap.load(map)
+                var name = String(map.split(separator: "/").last ?? "leads")
+                if name.hasSuffix(".csv") { name.removeLast(4) }
+                if name.hasPrefix("leads-") { name.removeFirst(6) }
+                let defaultSource = source ?? name
+                let now = stage.clock.now
+                let keptDirectory = logs + "/leads/imports/" + defaultSource
+                for input in try stage.inputs(inputs) {
+                    let path = input == "-" ? try stage.spoolStdin() : input
+                    var importFile = input == "-" ? "stdin" : input
+                    if !noKeep {
+                        let kept = try AtomicFiles.keepCopy(of: path, in: keptDirectory, day: now.date)
+                        importFile = kept.hasPrefix(logs + "/") ? String(kept.dropFirst(logs.count + 1)) : kept
+                    }
+                    let isJSON = format.map { $0 == "jsonl" } ?? [".jsonl", ".json", ".jsonl.gz", ".json.gz"].contains { input.hasSuffix($0) }
+                    func finish(_ lead: Record, _ line: Int) throws {
+                        var lead = lead
+                        lead.append(LeadFields.importFile, .string(importFile))
+                        lead.append(LeadFields.importLine, .int(line))
+                        try stage.write(lead)
+                    }
+                    if isJSON {
+                        let used = columnMap.usedColumns
+                        try stage.forEachRecord([path]) { record, location in
+                            var passThrough: [(String, JSONValue)] = []
+                            for field in record.fields where !used.contains(field.key) {
+                                if let problem = columnMap.check(header: [field.key]) { throw StageError.usage("\(location): \(problem)") }
+                                passThrough.append((field.key, field.value))
+                            }
+                            let lead = try columnMap.lead(value: { record[$0] }, passThrough: passThrough,
+                                                          source: defaultSource, now: now)
+                            try finish(lead, location.line)
+                        }
+                    } else {
+                        var checked: [String]?
+                        var index: [String: Int] = [:]
+                        var unused: [Int] = []
+                        try stage.forEachCSV([path]) { row, header, location in
+                            if checked != header {
+                                if let problem = columnMap.check(header: header) { throw StageError.usage("\(input): \(problem)") }
+                                checked = header
+                                index = Dictionary(header.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+                                let used = columnMap.usedColumns
+                                unused = header.indices.filter { !used.contains(header[$0]) }
+                            }
+                            let lead = try columnMap.lead(value: { column in index[column].map { .string(row.string($0)) } },
+                                                          passThrough: unused.map { (header[$0], .string(row.string($0))) },
+                                                          source: defaultSource, now: now)
+                            try finish(lead, location.line)
+                        }
+                    }
                 }
             }
         }

@@ -1,17 +1,92 @@
 import ArgumentParser
+import LeadRules
 import StageKit
 
 @main
 struct LeadNormalize: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-normalize",
-        abstract: "Standardise addresses (USPS Publication 28) and dedupe leads.",
-        discussion: "No pipeline subcommands are available in this build yet."
+        abstract: "Standardise addresses (USPS Publication 28) and, with --dedupe, merge duplicate leads.",
+        discussion: """
+        For each address prefix P (property and mailing, or --prefix), P_address, P_city, \
+        P_state and P_zip are rewritten in USPS standard form (uppercase, no punctuation, \
+        directionals, street suffixes and unit designators abbreviated, states as codes, ZIP \
+        or ZIP+4); P_address_parts and P_address_raw (the line as received) are appended, then \
+        address_key (standard line|ZIP5, or line|CITY|ST). A one-line address with empty \
+        city, state and zip is split into all four. A lead whose address cannot be read goes \
+        to the rejects file with the reason; the first prefix must be present.
+
+        With --dedupe, leads with the same address_key are merged with each other and with the \
+        master (--master): merge fills empty fields, update lets the newer lead win, skip keeps \
+        the existing one (stages/normalize/dedupe.csv, or --on-duplicate); tag assignments are \
+        united keeping the earliest assigned_at. A lead with dnama: true keeps its mailing \
+        address: a duplicate's other mailing address is logged, not applied. The output is the \
+        new master: its leads in their order, then new leads in the order first seen, with \
+        created_at and updated_at. Every merge that changes a lead is appended to \
+        <logs>/leads/dedupe.jsonl (key, kept, merged, fields changed).
+
+        Examples:
+          lead-normalize imported.jsonl -o normalized.jsonl
+          lead-normalize --dedupe --master local-logs/leads/leads.jsonl imported/*.jsonl -o normalized.jsonl
+        """
     )
+
+    /// Address prefixes.
+    @Option(name: .customLong("prefix"), help: ArgumentHelp("An address to standardise: P_address, P_city, P_state, P_zip (repeatable; default property and mailing; the first is required).", valueName: "P"))
+    var prefixes: [String] = []
+
+    /// Merge duplicates.
+    @Flag(help: "Merge leads with the same address_key, within the input and with the master.")
+    var dedupe = false
+
+    /// The master file.
+    @Option(help: ArgumentHelp("The master lead file to merge into (with --dedupe; read whole before any output).", valueName: "file"))
+    var master: String?
+
+    /// The duplicate policy.
+    @Option(help: ArgumentHelp("merge, update or skip (default: on_duplicate in stages/normalize/dedupe.csv).", valueName: "policy"))
+    var onDuplicate: String?
+
+    /// The logs root.
+    @Option(help: ArgumentHelp("The logs root: merges are logged in <logs>/leads/dedupe.jsonl.", valueName: "dir"))
+    var logs = "local-logs"
+
+    @OptionGroup var common: CommonOptions
+
+    /// Leads; none or `-` means stdin.
+    @Argument(help: ArgumentHelp("Lead records (JSONL); none or - for stdin.", valueName: "file"))
+    var inputs: [String] = []
 
     static func main() { stageMain() }
 
+    func validate() throws {
+        if let onDuplicate, DuplicatePolicy(rawValue: onDuplicate) == nil {
+            throw ValidationError("--on-duplicate must be merge, update or skip")
+        }
+        if !dedupe && (master != nil || onDuplicate != nil) { throw ValidationError("--master and --on-duplicate need --dedupe") }
+    }
+
     func run() throws {
-        throw StageError.usage("lead-normalize has no subcommands in this build yet (see --help)")
+        Stage.run("normalize", options: common) { stage in
+            let rules = try AddressRules.load(directory: stage.rulesDirectory())
+            let normalizer = LeadNormalizer(addresses: AddressNormalizer(rules: rules),
+                                            prefixes: prefixes.isEmpty ? ["property", "mailing"] : prefixes)
+            let standardize: (inout Record) throws -> Void = { lead in try normalizer.normalize(&lead) }
+            guard dedupe else {
+                try stage.forEachRecord(inputs, transform: standardize) { _, json, _ in try stage.writeLine(json) }
+                return
+            }
+            var dedupeRules = try DedupeRules.load(stage.rulesFile("dedupe.csv"))
+            if let onDuplicate { dedupeRules.policy = DuplicatePolicy(rawValue: onDuplicate)! }
+            var deduper = try LeadDeduper(stage: stage, merge: LeadMerge(rules: dedupeRules))
+            let now = stage.clock.now.iso8601
+            let stamped: (inout Record) throws -> Void = { lead in
+                try normalizer.normalize(&lead)
+                if lead["created_at"] == nil { lead.append("created_at", .string(now)) }
+                if lead["updated_at"] == nil { lead.append("updated_at", .string(now)) }
+            }
+            try stage.forEachRecord(inputs, transform: stamped) { lead, json, location in try deduper.add(lead, json: json, at: location) }
+            try deduper.finish(master: master, log: logs + "/leads/dedupe.jsonl")
+        }
     }
 }

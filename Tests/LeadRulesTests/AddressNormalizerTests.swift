@@ -1,3 +1,4 @@
+import Foundation
 import LeadRules
 import StageKit
 import Testing
@@ -184,5 +185,96 @@ import Testing
             }
         }
         #expect(changed.isEmpty, "\(changed.count) changed:\n\(changed.prefix(30).joined(separator: "\n"))")
+    }
+}
+
+/// The fast paths read the common shapes without the search; they must read them exactly as
+/// the search does.
+@Suite struct AddressFastPathTests {
+    static let slow = AddressNormalizer(rules: AddressNormalizerTests.normalizer.rules, fastPaths: false)
+    static let fast = AddressNormalizerTests.normalizer
+
+    func same(_ a: Result<StandardAddress, AddressProblem>, _ b: Result<StandardAddress, AddressProblem>) -> Bool {
+        switch (a, b) {
+        case (.success(let x), .success(let y)): return x.line == y.line && x.lastLine == y.lastLine && x.parts == y.parts
+        case (.failure, .failure): return true
+        default: return false
+        }
+    }
+
+    func show(_ r: Result<StandardAddress, AddressProblem>) -> String {
+        switch r {
+        case .success(let a): return a.line + " | " + a.lastLine
+        case .failure(let e): return "rejected: \(e)"
+        }
+    }
+
+    @Test func fastAndFullReadsAgreeOnTheLabelledSet() throws {
+        let addresses = try LabelledAddressReader.read(AddressAccuracyTests.repo + "/fixtures/addresses/usaddress-labeled.xml")
+        var differ: [String] = []
+        for a in addresses {
+            let slow = Self.slow.standardize(line: a.raw), fast = Self.fast.standardize(line: a.raw)
+            if !same(slow, fast) { differ.append("\(a.raw): full \(show(slow)), fast \(show(fast))") }
+            if case .success(let s) = slow {
+                let fielded = Self.slow.standardize(line: s.line, city: "Austin", state: "TX", zip: nil)
+                let fieldedFast = Self.fast.standardize(line: s.line, city: "Austin", state: "TX", zip: nil)
+                if !same(fielded, fieldedFast) { differ.append("\(s.line): full \(show(fielded)), fast \(show(fieldedFast))") }
+            }
+        }
+        #expect(differ.isEmpty, "\(differ.count):\n\(differ.prefix(20).joined(separator: "\n"))")
+    }
+
+    /// Random addresses built from the rules' own words (suffixes, directionals, units, ordinals,
+    /// route words), in every case and punctuation, fielded and one-line.
+    @Test func fastAndFullReadsAgreeOnRandomAddresses() {
+        let rules = Self.fast.rules
+        var rng = SplitMix(seed: 20261123)
+        let names = ["MAIN", "OAK", "PARK", "LAKE", "HILL", "CEDAR", "MARTIN LUTHER KING JR", "MESA VERDE", "FIFTH", "21ST",
+                     "TWENTY FIRST", "COUNTY", "STATE", "ROAD", "CREEK", "SPRING", "VIEW", "VIA", "DE", "LA", "SAINT", "ST"]
+        let suffixes = Array(rules.suffixes.keys).sorted()
+        let directionals = Array(rules.directionals.keys).sorted()
+        let units = Array(rules.units.keys).sorted()
+        let cities = ["AUSTIN", "ROUND ROCK", "WEST PALM BEACH", "SAINT LOUIS", "NEW YORK", "EL PASO", "PARK CITY", "N LITTLE ROCK"]
+        let states = ["TX", "TEXAS", "NY", "MO", "FL", "CA", "NORTH CAROLINA"]
+        var differ: [String] = []
+        var direct = 0
+        for n in 0..<10_000 {
+            var words = [String(rng.next() % 30000 + 1)]
+            if rng.next() % 3 == 0 { words.append(directionals[Int(rng.next() % UInt64(directionals.count))]) }
+            for _ in 0...(rng.next() % 2) { words.append(names[Int(rng.next() % UInt64(names.count))]) }
+            if rng.next() % 8 != 0 { words.append(suffixes[Int(rng.next() % UInt64(suffixes.count))]) }
+            if rng.next() % 4 == 0 { words.append(directionals[Int(rng.next() % UInt64(directionals.count))]) }
+            if rng.next() % 3 == 0 {
+                words.append(rng.next() % 4 == 0 ? "#" : units[Int(rng.next() % UInt64(units.count))])
+                if rng.next() % 5 != 0 { words.append(["4", "12B", "C", "200", "3RD", "N"][Int(rng.next() % 6)]) }
+            }
+            var line = words.joined(separator: " ")
+            if n % 2 == 0 { line = line.lowercased() }
+            if n % 5 == 0 { line = line.replacingOccurrences(of: " ", with: ". ") }
+            let city = cities[Int(rng.next() % UInt64(cities.count))], state = states[Int(rng.next() % UInt64(states.count))]
+            let zip = String(format: "%05d", Int(rng.next() % 99999))
+            let fielded = (Self.slow.standardize(line: line, city: city, state: state, zip: zip),
+                           Self.fast.standardize(line: line, city: city, state: state, zip: zip))
+            if !same(fielded.0, fielded.1) { differ.append("\(line): full \(show(fielded.0)), fast \(show(fielded.1))") }
+            let oneLine = line + ", " + city + ", " + state + (n % 3 == 0 ? "" : " " + zip)
+            let read = (Self.slow.standardize(line: oneLine), Self.fast.standardize(line: oneLine))
+            if !same(read.0, read.1) { differ.append("\(oneLine): full \(show(read.0)), fast \(show(read.1))") }
+            if Self.fast.readsDirectly(line, oneLine: false) { direct += 1 }
+        }
+        #expect(differ.isEmpty, "\(differ.count):\n\(differ.prefix(25).joined(separator: "\n"))")
+        #expect(direct > 2_500, "the fast path read only \(direct) of 10000")
+    }
+}
+
+/// A small deterministic random number generator for generated test cases.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

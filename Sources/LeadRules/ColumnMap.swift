@@ -1,0 +1,332 @@
+import StageKit
+
+/// The canonical fields of a lead, in the order every imported lead carries them.
+public enum LeadFields {
+    public static let canonical = [
+        "property_address", "property_city", "property_state", "property_zip",
+        "mailing_address", "mailing_city", "mailing_state", "mailing_zip",
+        "owner_name", "county", "tags", "source",
+    ]
+    /// Fields a map may fill that are not kept as they are: the date the row's tags were
+    /// assigned (it becomes each assignment's assigned_at).
+    public static let tagDate = "tag_date"
+    /// Where an imported lead came from: the kept copy of its file and its line there.
+    public static let importFile = "import_file"
+    public static let importLine = "import_line"
+}
+
+/// A provider's column map: how the columns of one list become lead fields. A CSV
+/// `field,column[,format]` in `stages/flatten/`:
+///
+/// - `field`: a canonical lead field (property_address, ..., tags, source), `tag_date`, or
+///   any other name to add under that name.
+/// - `column`: the source column; several joined with `+` are concatenated with spaces,
+///   empty ones skipped (`addrhouse+addrstreet+addrstreettype`). A column in double quotes
+///   is a constant (`"Probate"`).
+/// - `format`: how to read the value: `text` (the default; spaces trimmed), `date:PATTERN`
+///   (`date:MM/dd/yyyy`, `date:yyyyMMdd`, `date:M/d/yy`; written as YYYY-MM-DD), `timestamp`
+///   (ISO 8601, written in UTC), `money` (`$1,234.50`, `(12.00)` -> numbers), `int`, `number`,
+///   `bool` (yes/no, y/n, true/false, 1/0, x), `list` or `list:SEP` (split on `|` or SEP).
+///
+/// Columns the map does not use pass through under their own names.
+public struct ColumnMap: Sendable {
+    public enum Format: Equatable, Sendable {
+        case text, timestamp, money, int, number, bool
+        case date(DatePattern)
+        case list(separator: String)
+    }
+
+    public struct Entry: Sendable {
+        public let field: String
+        /// Source columns, or a constant.
+        public let columns: [String]
+        public let constant: String?
+        public let format: Format
+        public let line: Int
+    }
+
+    public let path: String
+    public let entries: [Entry]
+
+    public init(path: String, entries: [Entry]) {
+        self.path = path
+        self.entries = entries
+    }
+
+    /// Reads a map file.
+    public static func load(_ path: String) throws(StageError) -> ColumnMap {
+        let file = try RulesFile(path: path, required: ["field", "column"])
+        var entries: [Entry] = []
+        var seen = Set<String>()
+        for row in file.rows {
+            let field = try row.required("field")
+            guard seen.insert(field).inserted else { throw row.error("field '\(field)' is mapped twice") }
+            guard field != LeadFields.importFile && field != LeadFields.importLine else {
+                throw row.error("'\(field)' is set by the import itself")
+            }
+            let column = try row.required("column")
+            var constant: String?
+            var columns: [String] = []
+            if column.count >= 2, column.hasPrefix("\""), column.hasSuffix("\"") {
+                constant = String(column.dropFirst().dropLast())
+            } else {
+                columns = column.split(separator: "+").map { String($0).trimmingSpaces }
+                guard !columns.contains(where: \.isEmpty) else { throw row.error("empty column name in '\(column)'") }
+            }
+            let formatText = row["format"]
+            let format: Format
+            do throws(FormatError) {
+                format = try parseFormat(formatText.isEmpty ? (field == "tags" ? "list" : "text") : formatText)
+            } catch {
+                throw row.error(error.message)
+            }
+            if field == "tags" {
+                guard case .list = format else { throw row.error("tags must have a list format (list or list:SEP)") }
+            }
+            if field == LeadFields.tagDate {
+                switch format {
+                case .date, .timestamp: break
+                default: throw row.error("tag_date must have a date:PATTERN or timestamp format")
+                }
+            }
+            entries.append(Entry(field: field, columns: columns, constant: constant, format: format, line: row.line))
+        }
+        guard !entries.isEmpty else { throw StageError.rules(file: path, line: nil, message: "the map has no fields") }
+        return ColumnMap(path: path, entries: entries)
+    }
+
+    struct FormatError: Error { let message: String }
+
+    static func parseFormat(_ text: String) throws(FormatError) -> Format {
+        switch text {
+        case "text": return .text
+        case "timestamp": return .timestamp
+        case "money": return .money
+        case "int": return .int
+        case "number": return .number
+        case "bool": return .bool
+        case "list": return .list(separator: "|")
+        default:
+            if text.hasPrefix("list:"), text.count > 5 { return .list(separator: String(text.dropFirst(5))) }
+            if text.hasPrefix("date:") {
+                guard let pattern = DatePattern(String(text.dropFirst(5))) else {
+                    throw FormatError(message: "cannot read the date pattern '\(text.dropFirst(5))' (use yyyy, yy, MM, M, dd, d and separators)")
+                }
+                return .date(pattern)
+            }
+            throw FormatError(message: "unknown format '\(text)' (text, date:PATTERN, timestamp, money, int, number, bool, list, list:SEP)")
+        }
+    }
+
+    /// The source columns the map reads.
+    public var usedColumns: Set<String> { Set(entries.flatMap(\.columns)) }
+
+    /// Checks a source header: every mapped column must be there, and no unmapped column may
+    /// share its name with a field the map writes. Returns the problem, or nil.
+    public func check(header: [String]) -> String? {
+        let present = Set(header)
+        for entry in entries {
+            for column in entry.columns where !present.contains(column) {
+                return "column '\(column)' (for \(entry.field), \(path):\(entry.line)) is not in the input"
+            }
+        }
+        let written = Set(entries.map(\.field)).union(LeadFields.canonical).union([LeadFields.importFile, LeadFields.importLine])
+        let used = usedColumns
+        for name in header where !used.contains(name) && written.contains(name) {
+            return "column '\(name)' is not mapped but has the name of a lead field: map it in \(path) or rename it"
+        }
+        return nil
+    }
+
+    /// Builds the lead from one source row. `value` gives a source column's value (nil when
+    /// the column is missing); `passThrough` the unmapped columns in source order.
+    /// Throws `RecordRejected` naming the column when a value cannot be read in its format.
+    public func lead(value: (String) -> JSONValue?, passThrough: [(String, JSONValue)], source defaultSource: String,
+                     now: Timestamp) throws(RecordRejected) -> Record {
+        var mapped: [String: JSONValue] = [:]
+        for entry in entries {
+            mapped[entry.field] = try read(entry, value)
+        }
+        var record = Record()
+        let source = mapped["source"].flatMap { $0.text.flatMap { $0.isEmpty ? nil : $0 } } ?? defaultSource
+        var assignedAt = now
+        if let date = mapped[LeadFields.tagDate], !date.isNull, let text = date.text {
+            assignedAt = Timestamp(iso8601: text) ?? now
+        }
+        for field in LeadFields.canonical {
+            switch field {
+            case "tags":
+                let names = mapped["tags"]?.array?.compactMap(\.text) ?? []
+                var seen = Set<String>()
+                let stubs: [JSONValue] = names.filter { seen.insert($0.lowercased()).inserted }.map { name in
+                    .object(["tag": .string(name), "assigned_at": .string(assignedAt.iso8601), "via": .string("import:" + source)])
+                }
+                record.append("tags", .array(stubs))
+            case "source":
+                record.append("source", .string(source))
+            default:
+                record.append(field, mapped[field] ?? .string(""))
+            }
+        }
+        for entry in entries where !LeadFields.canonical.contains(entry.field) && entry.field != LeadFields.tagDate {
+            record.append(entry.field, mapped[entry.field] ?? .null)
+        }
+        for (name, v) in passThrough { record.append(name, v) }
+        return record
+    }
+
+    func read(_ entry: Entry, _ value: (String) -> JSONValue?) throws(RecordRejected) -> JSONValue {
+        var text: String
+        var single: JSONValue?
+        if let constant = entry.constant {
+            text = constant
+        } else {
+            var parts: [String] = []
+            for column in entry.columns {
+                guard let v = value(column) else { continue }
+                if entry.columns.count == 1 { single = v }
+                if let t = v.text?.trimmingSpaces, !t.isEmpty { parts.append(t) }
+            }
+            text = parts.joined(separator: " ")
+        }
+        func fail(_ what: String) -> RecordRejected {
+            let origin = entry.constant.map { "constant \"\($0)\"" } ?? "column '\(entry.columns.joined(separator: "+"))'"
+            return RecordRejected("\(origin) (\(entry.field)): \(what)")
+        }
+        switch entry.format {
+        case .text:
+            return .string(text)
+        case .list(let separator):
+            if let items = single?.array { return .array(items.compactMap { $0.text?.trimmingSpaces }.filter { !$0.isEmpty }.map { .string($0) }) }
+            let items = text.split(separator: separator).map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+            return .array(items.map { .string($0) })
+        case .int:
+            if text.isEmpty { return .null }
+            guard let n = ColumnMap.integer(text) else { throw fail("'\(text)' is not a whole number") }
+            return .int(n)
+        case .number:
+            if text.isEmpty { return .null }
+            guard let d = ColumnMap.decimal(text) else { throw fail("'\(text)' is not a number") }
+            return ColumnMap.number(d)
+        case .money:
+            if text.isEmpty { return .null }
+            guard let d = ColumnMap.money(text) else { throw fail("'\(text)' is not an amount of money") }
+            return ColumnMap.number(d)
+        case .bool:
+            if text.isEmpty { return .null }
+            switch text.lowercased() {
+            case "yes", "y", "true", "t", "1", "x": return .bool(true)
+            case "no", "n", "false", "f", "0": return .bool(false)
+            default: throw fail("'\(text)' is not yes or no")
+            }
+        case .timestamp:
+            if text.isEmpty { return .null }
+            guard let t = Timestamp(iso8601: text) else { throw fail("'\(text)' is not an ISO 8601 time") }
+            return .string(t.iso8601)
+        case .date(let pattern):
+            if text.isEmpty { return .null }
+            guard let d = pattern.parse(text) else { throw fail("'\(text)' does not match the date pattern \(pattern.text)") }
+            return .string(entry.field == LeadFields.tagDate ? d.timestamp.iso8601 : d.iso8601)
+        }
+    }
+
+    static func number(_ d: Double) -> JSONValue {
+        if d.rounded() == d, abs(d) < 1e15 { return .int(Int(d)) }
+        return .double(d)
+    }
+
+    /// `1,234` or `-12`.
+    static func integer(_ text: String) -> Int? {
+        let digits = text.filter { $0 != "," }
+        return Int(digits)
+    }
+
+    /// `1,234.5`, `-0.25`, `1e3`.
+    static func decimal(_ text: String) -> Double? {
+        guard let d = Double(text.filter { $0 != "," }), d.isFinite else { return nil }
+        return d
+    }
+
+    /// `$1,234.50`, `-$12`, `($12.00)`, `USD 5`: amounts as numbers, cents kept.
+    static func money(_ text: String) -> Double? {
+        var t = text.trimmingSpaces
+        var negative = false
+        if t.hasPrefix("(") && t.hasSuffix(")") {
+            negative = true
+            t = String(t.dropFirst().dropLast())
+        }
+        if t.hasPrefix("USD") { t = String(t.dropFirst(3)).trimmingSpaces }
+        if t.hasPrefix("-") {
+            negative.toggle()
+            t.removeFirst()
+        }
+        if t.hasPrefix("$") { t.removeFirst() }
+        if t.hasPrefix("-") {
+            negative.toggle()
+            t.removeFirst()
+        }
+        guard !t.isEmpty, t.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "," || $0 == ".") }),
+              t.filter({ $0 == "." }).count <= 1, let d = Double(t.filter { $0 != "," }) else { return nil }
+        return negative ? -d : d
+    }
+}
+
+/// A date pattern of a column map: `MM/dd/yyyy`, `yyyy-MM-dd`, `M/d/yy`, `yyyyMMdd`. `yyyy`
+/// is a four-digit year, `yy` a two-digit one (00-68 -> 2000s, 69-99 -> 1900s), `MM`/`dd` two
+/// digits, `M`/`d` one or two; anything else must appear as written.
+public struct DatePattern: Equatable, Sendable {
+    enum Piece: Equatable, Sendable { case year4, year2, month2, month, day2, day, literal(Character) }
+    let pieces: [Piece]
+    public let text: String
+
+    public init?(_ text: String) {
+        var pieces: [Piece] = []
+        var rest = Substring(text)
+        while let c = rest.first {
+            if rest.hasPrefix("yyyy") { pieces.append(.year4); rest = rest.dropFirst(4) }
+            else if rest.hasPrefix("yy") { pieces.append(.year2); rest = rest.dropFirst(2) }
+            else if rest.hasPrefix("MM") { pieces.append(.month2); rest = rest.dropFirst(2) }
+            else if rest.hasPrefix("M") { pieces.append(.month); rest = rest.dropFirst() }
+            else if rest.hasPrefix("dd") { pieces.append(.day2); rest = rest.dropFirst(2) }
+            else if rest.hasPrefix("d") { pieces.append(.day); rest = rest.dropFirst() }
+            else if c.isLetter { return nil }
+            else { pieces.append(.literal(c)); rest = rest.dropFirst() }
+        }
+        let kinds = pieces.filter { $0 != .literal("-") }
+        guard kinds.contains(where: { $0 == .year4 || $0 == .year2 }), kinds.contains(where: { $0 == .month2 || $0 == .month }),
+              kinds.contains(where: { $0 == .day2 || $0 == .day }) else { return nil }
+        self.pieces = pieces
+        self.text = text
+    }
+
+    /// The date `text` holds, or nil when it does not match or is no calendar date.
+    /// A time after the date (`03/15/2024 00:00:00`) is ignored.
+    public func parse(_ text: String) -> CivilDate? {
+        let chars = Array(text.trimmingSpaces)
+        var i = 0
+        var year = 0, month = 0, day = 0
+        func digits(min: Int, max: Int) -> Int? {
+            var n = 0, count = 0
+            while i < chars.count, count < max, let v = chars[i].wholeNumberValue, chars[i].isASCII {
+                n = n * 10 + v
+                i += 1
+                count += 1
+            }
+            return count >= min ? n : nil
+        }
+        for piece in pieces {
+            switch piece {
+            case .year4: guard let v = digits(min: 4, max: 4) else { return nil }; year = v
+            case .year2: guard let v = digits(min: 2, max: 2) else { return nil }; year = v < 69 ? 2000 + v : 1900 + v
+            case .month2: guard let v = digits(min: 2, max: 2) else { return nil }; month = v
+            case .month: guard let v = digits(min: 1, max: 2) else { return nil }; month = v
+            case .day2: guard let v = digits(min: 2, max: 2) else { return nil }; day = v
+            case .day: guard let v = digits(min: 1, max: 2) else { return nil }; day = v
+            case .literal(let c): guard i < chars.count, chars[i] == c else { return nil }; i += 1
+            }
+        }
+        if i < chars.count && chars[i] != " " && chars[i] != "T" { return nil }
+        guard (1...12).contains(month), day >= 1, day <= CivilDate.daysIn(month: month, year: year) else { return nil }
+        return CivilDate(year: year, month: month, day: day)
+    }
+}

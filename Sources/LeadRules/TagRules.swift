@@ -1,0 +1,260 @@
+import StageKit
+
+/// One tag of the catalogue `stages/tag/tags.csv`.
+public struct TagDefinition: Sendable {
+    public let name: String
+    public let baseScore: Int
+    /// Days an assignment stays active; nil: it never expires.
+    public var expirationDays: Int?
+    public let description: String
+    /// Other spellings that mean this tag in imported lists (`Pre-Foreclosure|NOD`).
+    public let aliases: [String]
+    /// The line of tags.csv that defines the tag.
+    public let line: Int
+}
+
+/// The tag catalogue, `stages/tag/tags.csv`: `name,base_score,expiration_days,description,aliases`.
+/// An empty expiration_days means the tag never expires. Names match without regard to
+/// case, and through their aliases; `Expired - <name>` is read as `<name>`.
+public struct TagCatalogue: Sendable {
+    public let path: String
+    public private(set) var tags: [TagDefinition]
+    private var byName: [String: Int]
+
+    public init(path: String, tags: [TagDefinition]) throws(StageError) {
+        self.path = path
+        self.tags = tags
+        byName = [:]
+        for (i, tag) in tags.enumerated() {
+            for spelling in [tag.name] + tag.aliases {
+                let key = TagCatalogue.key(spelling)
+                if let other = byName[key], other != i {
+                    throw StageError.rules(file: path, line: tag.line, message: "'\(spelling)' already names the tag \(tags[other].name)")
+                }
+                byName[key] = i
+            }
+        }
+    }
+
+    public static func load(_ path: String) throws(StageError) -> TagCatalogue {
+        var tags: [TagDefinition] = []
+        for row in try RulesFile(path: path, required: ["name", "base_score", "expiration_days"]).rows {
+            let days = row["expiration_days"].isEmpty ? nil : try row.integer("expiration_days")
+            if let days, days <= 0 { throw row.error("expiration_days must be positive (or empty: never expires)") }
+            tags.append(TagDefinition(name: try row.required("name"), baseScore: try row.integer("base_score"),
+                                      expirationDays: days, description: row["description"], aliases: row.list("aliases"),
+                                      line: row.line))
+        }
+        return try TagCatalogue(path: path, tags: tags)
+    }
+
+    static func key(_ name: String) -> String {
+        name.lowercased().split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
+    }
+
+    /// The tag a name means, or nil.
+    public func tag(named name: String) -> TagDefinition? {
+        var key = TagCatalogue.key(name)
+        if key.hasPrefix("expired - ") { key.removeFirst(10) }
+        return byName[key].map { tags[$0] }
+    }
+
+    /// The catalogue with one tag's expiration_days changed.
+    public func settingExpiration(of name: String, to days: Int?) -> TagCatalogue {
+        var copy = self
+        if let i = byName[TagCatalogue.key(name)] { copy.tags[i].expirationDays = days }
+        return copy
+    }
+}
+
+/// One tag assignment on a lead: `{tag, name, assigned_at, expiration_at, status, via}`.
+/// `name` is the tag as shown: the tag's name while active, `Expired - <tag>` once expired.
+/// `via` says where it came from: `import:<source>`, `derived`, `bulk`.
+public enum TagAssignment {
+    /// An assignment as a record: objects as they are, a bare string as `{tag: ...}`.
+    public static func record(_ value: JSONValue) -> Record? {
+        if let r = value.object, r.text("tag") != nil { return r }
+        if let s = value.string, !s.isEmpty { return ["tag": .string(s)] }
+        return nil
+    }
+
+    /// The assignment with its expiry worked out as of `now`.
+    public static func refreshed(tag: TagDefinition, assignedAt: Timestamp, via: String?, now: Timestamp) -> Record {
+        let expiration = tag.expirationDays.map { assignedAt.adding(days: $0) }
+        let expired = expiration.map { now >= $0 } ?? false
+        var r = Record()
+        r.append("tag", .string(tag.name))
+        r.append("name", .string(expired ? "Expired - " + tag.name : tag.name))
+        r.append("assigned_at", .string(assignedAt.iso8601))
+        r.append("expiration_at", expiration.map { .string($0.iso8601) } ?? .null)
+        r.append("status", .string(expired ? "expired" : "active"))
+        if let via { r.append("via", .string(via)) }
+        return r
+    }
+}
+
+/// A tag derived from the lead itself, `stages/tag/derived.csv`: `tag,when,assigned_at`.
+/// `when` is a filter (the smart-list language) that says when a lead has the tag;
+/// `assigned_at` names the field that dates it (empty: the run's --now the first time the
+/// tag is derived). A derived assignment whose condition no longer holds is removed.
+public struct DerivedTag: Sendable {
+    public let tag: TagDefinition
+    public let when: LeadFilter
+    public let assignedAtField: String?
+
+    public static func load(_ path: String, catalogue: TagCatalogue) throws(StageError) -> [DerivedTag] {
+        var out: [DerivedTag] = []
+        for row in try RulesFile(path: path, required: ["tag", "when"]).rows {
+            let name = try row.required("tag")
+            guard let tag = catalogue.tag(named: name) else { throw row.error("'\(name)' is not in the tag catalogue \(catalogue.path)") }
+            let when = try row.required("when")
+            let filter: LeadFilter
+            do throws(FilterSyntaxError) {
+                filter = try LeadFilter(when, functions: Absentee.functions)
+            } catch {
+                throw row.error("when: \(error)")
+            }
+            out.append(DerivedTag(tag: tag, when: filter, assignedAtField: row["assigned_at"].isEmpty ? nil : row["assigned_at"]))
+        }
+        return out
+    }
+}
+
+/// Counties by ZIP code, `stages/tag/zip-counties.csv`: `zip,county,state`.
+public struct ZIPCounties: Sendable {
+    var counties: [String: (county: String, state: String)]
+
+    public init(_ counties: [String: (county: String, state: String)] = [:]) { self.counties = counties }
+
+    public static func load(_ path: String) throws(StageError) -> ZIPCounties {
+        var table: [String: (String, String)] = [:]
+        for row in try RulesFile(path: path, required: ["zip", "county", "state"]).rows {
+            let zip = try row.required("zip")
+            guard zip.count == 5, zip.allSatisfy(\.isNumber) else { throw row.error("zip must be five digits, not '\(zip)'") }
+            if table[zip] != nil { throw row.error("ZIP \(zip) is listed twice") }
+            table[zip] = (Absentee.countyKey(try row.required("county")), try row.required("state").uppercased())
+        }
+        return ZIPCounties(table)
+    }
+
+    public func county(zip: String) -> String? { counties[String(zip.prefix(5))]?.county }
+}
+
+/// Whether the owner lives elsewhere, from the standardised property and mailing addresses:
+/// `none` (no mailing address, or the same address), `in-county`, `out-of-county`,
+/// `out-of-state`, or `unknown-county` (same state, but a county is not known). The
+/// property's county is the lead's `county`, else its ZIP's; the mailing address's is
+/// `mailing_county`, else its ZIP's (zip-counties.csv).
+public struct Absentee: Sendable {
+    public let counties: ZIPCounties
+
+    public init(counties: ZIPCounties) { self.counties = counties }
+
+    /// The filter functions this adds: `absentee()`.
+    public static let functions: Set<String> = ["absentee"]
+
+    public func filterFunctions() -> [String: (Record) -> FilterValue] {
+        ["absentee": { .string(self.classify($0)) }]
+    }
+
+    /// `Travis County`, `TRAVIS` -> `TRAVIS`.
+    public static func countyKey(_ county: String) -> String {
+        var words = county.uppercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init)
+        if let last = words.last, ["COUNTY", "CO", "PARISH", "BOROUGH"].contains(last), words.count > 1 { words.removeLast() }
+        return words.joined(separator: " ")
+    }
+
+    public func classify(_ lead: Record) -> String {
+        let mailing = lead.text("mailing_address")?.trimmingSpaces ?? ""
+        guard !mailing.isEmpty else { return "none" }
+        let property = lead.text("property_address") ?? ""
+        let propertyZIP = String((lead.text("property_zip") ?? "").prefix(5))
+        let mailingZIP = String((lead.text("mailing_zip") ?? "").prefix(5))
+        let propertyState = lead.text("property_state") ?? ""
+        let mailingState = lead.text("mailing_state") ?? ""
+        if mailing == property {
+            if !propertyZIP.isEmpty && propertyZIP == mailingZIP { return "none" }
+            if propertyZIP.isEmpty || mailingZIP.isEmpty,
+               lead.text("property_city") == lead.text("mailing_city"), propertyState == mailingState { return "none" }
+        }
+        if !propertyState.isEmpty && !mailingState.isEmpty && propertyState != mailingState { return "out-of-state" }
+        let propertyCounty = lead.text("county").map(Absentee.countyKey).flatMap { $0.isEmpty ? nil : $0 }
+            ?? counties.county(zip: propertyZIP)
+        let mailingCounty = lead.text("mailing_county").map(Absentee.countyKey).flatMap { $0.isEmpty ? nil : $0 }
+            ?? counties.county(zip: mailingZIP)
+        guard let propertyCounty, let mailingCounty else { return "unknown-county" }
+        return propertyCounty == mailingCounty ? "in-county" : "out-of-county"
+    }
+}
+
+/// Tags a lead: turns the `tags` it carries (imported names, or assignments from an earlier
+/// run) into assignments of catalogue tags, derives tags (derived.csv), and works out each
+/// assignment's expiration_at (assigned_at + the tag's expiration_days, so a changed
+/// catalogue applies to every assignment) and status as of `now`.
+public struct TagAssigner: Sendable {
+    public let catalogue: TagCatalogue
+    public let derived: [DerivedTag]
+    public let absentee: Absentee
+
+    public init(catalogue: TagCatalogue, derived: [DerivedTag], absentee: Absentee) {
+        self.catalogue = catalogue
+        self.derived = derived
+        self.absentee = absentee
+    }
+
+    public func tag(_ lead: inout Record, now: Timestamp) throws(RecordRejected) {
+        var assignments: [(tag: TagDefinition, assignedAt: Timestamp, via: String?)] = []
+        var position: [String: Int] = [:]
+        func add(_ tag: TagDefinition, _ at: Timestamp, _ via: String?) {
+            if let i = position[tag.name] {
+                if at < assignments[i].assignedAt { assignments[i].assignedAt = at }
+                return
+            }
+            position[tag.name] = assignments.count
+            assignments.append((tag, at, via))
+        }
+        let current = lead["tags"] ?? .array([])
+        let items: [JSONValue]
+        if let text = current.string {
+            items = text.split(separator: "|").map { .string(String($0).trimmingSpaces) }
+        } else if let array = current.array {
+            items = array
+        } else if current.isNull {
+            items = []
+        } else {
+            throw RecordRejected("tags must be a list of assignments or a |-separated text")
+        }
+        for item in items {
+            guard let assignment = TagAssignment.record(item), let name = assignment.text("tag") else {
+                throw RecordRejected("a tag assignment without a tag name: \(item.json)")
+            }
+            guard let tag = catalogue.tag(named: name) else {
+                throw RecordRejected("unknown tag '\(name)' (not in \(catalogue.path))")
+            }
+            var at = now
+            if let text = assignment.text("assigned_at") {
+                guard let t = Timestamp(iso8601: text) else {
+                    throw RecordRejected("tag '\(name)': assigned_at '\(text)' is not an ISO 8601 time")
+                }
+                at = t
+            }
+            add(tag, at, assignment.text("via"))
+        }
+        if !derived.isEmpty {
+            let context = FilterContext(now: now, functions: absentee.filterFunctions())
+            for rule in derived {
+                let holds = rule.when.matches(lead, context: context)
+                if holds {
+                    let dated = rule.assignedAtField.flatMap { lead.text($0) }.flatMap(Timestamp.init(iso8601:))
+                    add(rule.tag, dated ?? now, "derived")
+                } else if let i = position[rule.tag.name], assignments[i].via == "derived" {
+                    assignments.remove(at: i)
+                    position = Dictionary(uniqueKeysWithValues: assignments.enumerated().map { ($1.tag.name, $0) })
+                }
+            }
+        }
+        lead["tags"] = .array(assignments.map {
+            .object(TagAssignment.refreshed(tag: $0.tag, assignedAt: $0.assignedAt, via: $0.via, now: now))
+        })
+    }
+}

@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An anonymous scratch file for records that must wait (a dedupe holding every incoming
+/// lead until the master has been read): append bytes, get back where they went, read them
+/// again later. The file is unlinked as soon as it is created, so nothing is left behind
+/// however the stage ends; the page cache, not the heap, holds what is spooled.
+public final class SpoolFile {
+    /// Where one appended piece lives.
+    public struct Span: Sendable {
+        public let offset: Int
+        public let count: Int
+    }
+
+    private let fd: Int32
+    private let pending = ByteBuffer(capacity: 1 << 20)
+    private var flushed = 0
+
+    /// Creates the file in `directory` ($TMPDIR or /tmp when nil).
+    public init(directory: String? = nil) throws(StageError) {
+        let dir = directory ?? ProcessInfoLite.environment["TMPDIR"] ?? "/tmp"
+        var template = Array((dir + "/lead-spool-XXXXXX").utf8CString)
+        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw .io("\(dir): cannot create a spool file: \(errnoText())") }
+        _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+    }
+
+    deinit { close(fd) }
+
+    /// Appends `bytes`; returns where they are.
+    public func append(_ bytes: UnsafeBufferPointer<UInt8>) throws(StageError) -> Span {
+        let span = Span(offset: flushed + pending.count, count: bytes.count)
+        pending.append(bytes)
+        if pending.count >= 1 << 20 { try flush() }
+        return span
+    }
+
+    /// Appends what `buffer` holds.
+    public func append(_ buffer: ByteBuffer) throws(StageError) -> Span {
+        try append(UnsafeBufferPointer(start: buffer.base, count: buffer.count))
+    }
+
+    private func flush() throws(StageError) {
+        var done = 0
+        while done < pending.count {
+            let n = write(fd, pending.base + done, pending.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io("spool file: write failed: \(errnoText())")
+            }
+            done += n
+        }
+        flushed += pending.count
+        pending.removeAll()
+    }
+
+    /// Reads a span back into `into` (replacing what it held).
+    public func read(_ span: Span, into out: ByteBuffer) throws(StageError) {
+        if pending.count > 0 { try flush() }
+        out.removeAll()
+        out.reserve(span.count)
+        var done = 0
+        while done < span.count {
+            let n = pread(fd, out.base + done, span.count - done, off_t(span.offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io("spool file: read failed: \(errnoText())")
+            }
+            if n == 0 { throw .io("spool file: ended early") }
+            done += n
+        }
+        out._count = span.count
+    }
+}

@@ -1,0 +1,114 @@
+import LeadRules
+import StageKit
+
+/// The dedupe of `lead-normalize --dedupe`: incoming leads wait in a spool file, grouped by
+/// address_key, while the master is read; each master lead takes in its group, then the new
+/// groups follow in the order first seen. Memory holds only the keys.
+struct LeadDeduper {
+    let stage: Stage
+    let merge: LeadMerge
+    let spool: SpoolFile
+    var groups: [String: Int] = [:]
+    var members: [[(span: SpoolFile.Span, origin: String)]] = []
+    var order: [String] = []
+    let scratch = ByteBuffer(capacity: 1 << 12)
+    let now: String
+
+    init(stage: Stage, merge: LeadMerge) throws(StageError) {
+        self.stage = stage
+        self.merge = merge
+        spool = try SpoolFile()
+        now = stage.clock.now.iso8601
+    }
+
+    /// Where a lead came from, for the log: its import row when it has one.
+    static func origin(_ lead: Record, fallback: String) -> String {
+        if let file = lead.text(LeadFields.importFile), let line = lead.text(LeadFields.importLine) { return file + ":" + line }
+        return fallback
+    }
+
+    /// Takes one normalised lead (with created_at and updated_at) and its JSON.
+    mutating func add(_ lead: Record, json: UnsafeBufferPointer<UInt8>, at location: SourceLocation) throws(StageError) {
+        let span = try spool.append(json)
+        let key = lead.text(LeadNormalizer.keyField) ?? ""
+        let origin = LeadDeduper.origin(lead, fallback: location.description)
+        if let g = groups[key] {
+            members[g].append((span, origin))
+        } else {
+            groups[key] = members.count
+            members.append([(span, origin)])
+            order.append(key)
+        }
+    }
+
+    func load(_ span: SpoolFile.Span) throws -> Record {
+        try spool.read(span, into: scratch)
+        guard let value = JSONValue(parsing: scratch.string), let record = value.object else {
+            throw StageError.io("spool file: a lead did not read back")
+        }
+        return record
+    }
+
+    mutating func finish(master: String?, log logPath: String) throws {
+        var done = [Bool](repeating: false, count: members.count)
+        var entries: [Record] = []
+        var masterCount = 0, duplicates = 0, changedLeads = 0
+        func absorb(_ kept: Record, keptOrigin: String, group: Int, from first: Int) throws -> Record {
+            var lead = kept
+            var changedAny = false
+            for member in members[group].dropFirst(first) {
+                duplicates += 1
+                let incoming = try load(member.span)
+                let outcome = merge.merge(kept: lead, incoming: incoming)
+                guard !outcome.changed.isEmpty || !outcome.blocked.isEmpty else { continue }
+                var entry = Record()
+                entry.append("at", .string(now))
+                entry.append("key", .string(lead.text(LeadNormalizer.keyField) ?? ""))
+                entry.append("policy", .string(merge.rules.policy.rawValue))
+                entry.append("kept", .string(keptOrigin))
+                entry.append("merged", .string(member.origin))
+                entry.append("fields_changed", .array(outcome.changed.map { .string($0) }))
+                if !outcome.blocked.isEmpty { entry.append("dnama_blocked", .object(outcome.blocked)) }
+                entries.append(entry)
+                lead = outcome.lead
+                if !outcome.changed.isEmpty { changedAny = true }
+            }
+            if changedAny {
+                lead["updated_at"] = .string(now)
+                changedLeads += 1
+            }
+            return lead
+        }
+        if let master, master != "-", Stage.fileExists(master) {
+            try stage.readRecords(master) { record, location in
+                masterCount += 1
+                guard let key = record.text(LeadNormalizer.keyField) else {
+                    throw StageError.io("\(location): a master lead without address_key (was it made by lead-normalize --dedupe?)")
+                }
+                guard let g = groups[key], !done[g] else {
+                    try stage.write(record)
+                    return
+                }
+                done[g] = true
+                try stage.write(try absorb(record, keptOrigin: LeadDeduper.origin(record, fallback: location.description), group: g, from: 0))
+            }
+        }
+        var newLeads = 0
+        for (g, key) in order.enumerated() where !done[groups[key]!] {
+            let group = members[g]
+            newLeads += 1
+            if group.count == 1 {
+                try spool.read(group[0].span, into: scratch)
+                try stage.writeLine(scratch.bytes)
+                continue
+            }
+            try stage.write(try absorb(try load(group[0].span), keptOrigin: group[0].origin, group: g, from: 1))
+        }
+        try stage.appendToLog(entries, at: logPath)
+        stage.summary.append("master", .int(masterCount))
+        stage.summary.append("new", .int(newLeads))
+        stage.summary.append("duplicates", .int(duplicates))
+        stage.summary.append("changed", .int(changedLeads))
+        stage.summary.append("policy", .string(merge.rules.policy.rawValue))
+    }
+}
