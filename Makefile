@@ -34,7 +34,7 @@ $(BIN)/.built: $(SOURCES)
 # ---- pipelines ------------------------------------------------------------
 
 .PHONY: pipelines
-pipelines: build listings cleanup
+pipelines: build listings cleanup leads
 
 # ---- MLS listings: fetch -> flatten -> photos, per pipeline; then cleanup ----
 # SOURCE=replay (default) reads fixtures/listings/<pipeline>/; SOURCE=spark or SOURCE=reso
@@ -88,6 +88,50 @@ cleanup: listings
 	$(BIN)/lead-cleanup listings --logs $(LOGS)
 
 FORCE:
+
+# ---- property leads: import -> normalize + dedupe -> tag -> score -> smart lists ----
+# Each list in fixtures/leads/ is imported with its column map (stages/flatten/leads-<list>.csv),
+# the expired listings join them, and everything is merged into the master
+# $(LOGS)/leads/leads.jsonl, which is also the input of the next run (duplicates merge into it).
+
+LEADS       := $(LOGS)/leads
+LEAD_LISTS  := county-probate driving-for-dollars propstream-preforeclosure taxlien-delinquent
+LEAD_EXPIRED := expired-gps expired-crmls
+LEAD_IMPORTS := $(LEAD_LISTS:%=$(LEADS)/imported/%.jsonl) $(LEAD_EXPIRED:%=$(LEADS)/imported/%.jsonl)
+LEAD_RULES  := $(wildcard stages/normalize/*.csv stages/tag/*.csv stages/score/*.csv)
+SMART_LISTS := $(basename $(notdir $(wildcard stages/export/lists/*.list)))
+
+.PHONY: leads lists rescore
+leads: lists $(LEADS)/expiring.jsonl
+
+$(LEADS)/imported/%.jsonl: fixtures/leads/%.csv stages/flatten/leads-%.csv $(BIN)/.built
+	$(BIN)/lead-flatten leads --map stages/flatten/leads-$*.csv --logs $(LOGS) $< -o $@
+
+define expired_leads
+$(LEADS)/imported/$1.jsonl: $(call flat_of,$1) stages/flatten/leads-expired-listings.csv | cleanup
+	$(BIN)/lead-flatten leads --map stages/flatten/leads-expired-listings.csv --source $1 --logs $(LOGS) $$< -o $$@
+endef
+$(foreach p,$(LEAD_EXPIRED),$(eval $(call expired_leads,$p)))
+
+# The master: normalised and deduped into its last version, tagged, scored; the stage outputs
+# in between stay for diffing.
+$(LEADS)/leads.jsonl: $(LEAD_IMPORTS) $(LEAD_RULES)
+	$(BIN)/lead-normalize --dedupe --master $@ --logs $(LOGS) $(LEAD_IMPORTS) -o $(LEADS)/normalized.jsonl
+	$(BIN)/lead-tag leads $(LEADS)/normalized.jsonl -o $(LEADS)/tagged.jsonl
+	$(BIN)/lead-score tags $(LEADS)/tagged.jsonl -o $@
+
+lists: $(SMART_LISTS:%=$(EXPORTS)/lists/%.csv)
+
+$(EXPORTS)/lists/%.csv: $(LEADS)/leads.jsonl stages/export/lists/%.list stages/tag/zip-counties.csv
+	$(BIN)/lead-export list $* --logs $(LOGS) --exports $(EXPORTS)
+
+$(LEADS)/expiring.jsonl: $(LEADS)/leads.jsonl
+	$(BIN)/lead-tag expiring --within 7d --logs $(LOGS) -o $@
+
+# The nightly job: expiry brought up to NOW and every lead rescored, then the lists again.
+rescore: build
+	$(BIN)/lead-score tags --recalculate --logs $(LOGS)
+	$(MAKE) --no-print-directory lists $(LEADS)/expiring.jsonl
 
 # ---- tests ----------------------------------------------------------------
 

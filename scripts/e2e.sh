@@ -2,7 +2,8 @@
 # End-to-end check of `make pipelines` over the bundled fixtures, in scratch trees (never the
 # user's local-logs/ or exports/):
 #  1. two runs into fresh trees A and B are byte-identical (same --now, same outputs);
-#  2. a second run into A rewrites nothing (file dependencies are real).
+#  2. a second run into A rewrites nothing (file dependencies are real);
+#  3. make rescore at a later NOW expires assignments and rebuilds the lists.
 set -eu
 make_cmd=${MAKE:-make}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lead-e2e.XXXXXX")
@@ -14,11 +15,15 @@ snapshot() { (cd "$1" && find . -type f -printf '%p %s %T@\n' | sort); }
 mkdir -p "$tmp/a" "$tmp/b"
 run "$tmp/a"
 run "$tmp/b"
-# Photo run logs record how long each download took: compare their lines without "ms".
-for f in $(cd "$tmp/a" && find . -path '*/photo-logs/*/run_*.jsonl'); do
-    for side in a b; do sed -E 's/"ms":[0-9]+,//' "$tmp/$side/$f" >"$tmp/$side/$f.cmp" && mv "$tmp/$side/$f.cmp" "$tmp/$side/$f"; done
+# Rejects name their input files, which lie in each run's own tree: compare with the tree's path
+# taken out (in copies, so that step 2 still sees the real files).
+for side in a b; do
+    cp -r "$tmp/$side" "$tmp/$side.cmp"
+    find "$tmp/$side.cmp" -type f \( -name '*.jsonl' -o -name '*.json' -o -name '*.csv' \) -exec sed -i "s#$tmp/$side/#TREE/#g" {} +
+    # Photo run logs record how long each download took: compare their lines without "ms".
+    find "$tmp/$side.cmp" -path '*/photo-logs/*/run_*.jsonl' -exec sed -i -E 's/"ms":[0-9]+,//' {} +
 done
-if ! diff -r "$tmp/a" "$tmp/b" >"$tmp/diff" 2>&1; then
+if ! diff -r "$tmp/a.cmp" "$tmp/b.cmp" >"$tmp/diff" 2>&1; then
     echo "e2e: two runs over the fixtures differ:" >&2
     head -50 "$tmp/diff" >&2
     exit 1
@@ -33,5 +38,16 @@ if [ "$before" != "$after" ]; then
     diff "$tmp/before" "$tmp/after" >&2 || true
     exit 1
 fi
+# 3. the nightly rescoring, three months on: assignments expire, scores fall, lists follow.
+$make_cmd --no-print-directory rescore NOW=2027-03-01T06:00:00Z LOGS="$tmp/a/local-logs" EXPORTS="$tmp/a/exports" >"$tmp/rescore.log" 2>&1 || { cat "$tmp/rescore.log" >&2; exit 1; }
+master="$tmp/a/local-logs/leads/leads.jsonl"
+if cmp -s "$master" "$tmp/b/local-logs/leads/leads.jsonl" || ! grep -q '"name":"Expired - Foreclosure"' "$master"; then
+    echo "e2e: make rescore did not expire the Foreclosure assignments of 2026 by 2027-03-01" >&2
+    exit 1
+fi
+if cmp -s "$tmp/a/exports/lists/hot-foreclosures.csv" "$tmp/b/exports/lists/hot-foreclosures.csv"; then
+    echo "e2e: make rescore did not rebuild the smart lists" >&2
+    exit 1
+fi
 files=$(printf '%s\n' "$after" | grep -c . || true)
-echo "e2e: $files output files, identical across runs; a second make rewrote nothing"
+echo "e2e: $files output files, identical across runs; a second make rewrote nothing; make rescore expired and rescored"

@@ -1024,7 +1024,7 @@ public struct AddressNormalizer: Sendable {
         let nameWords = street.name.split(separator: " ").map(String.init)
         for k in nameWords.indices.dropFirst() {
             let word = nameWords[k], previous = nameWords[k - 1]
-            if word.allSatisfy(\.isDigit), !rules.routeWords.contains(previous), !highwayWords.contains(previous) {
+            if word.allSatisfy(\.isDigit), !isRouteWord(nameWords, k - 1), !highwayWords.contains(previous) {
                 score -= 3
                 break
             }
@@ -1157,7 +1157,7 @@ public struct AddressNormalizer: Sendable {
         if units.isEmpty, let last = words.last, last.count <= 2, rules.directionals[last] != nil,
            words.count >= 4 || (words.count == 3 && rules.directionals[words[0]] == nil && last.count == 1),
            words[words.count - 2].allSatisfy(\.isDigit), words[words.count - 2].count <= 4,
-           !rules.routeWords.contains(words[words.count - 3]), !highwayWords.contains(words[words.count - 3]) {
+           !isRouteWord(words, words.count - 3), !highwayWords.contains(words[words.count - 3]) {
             let before = words[words.count - 3]
             if last.count == 1 {
                 units.append(("#", words[words.count - 2] + last))
@@ -1179,8 +1179,7 @@ public struct AddressNormalizer: Sendable {
                 break
             }
         }
-        if units.isEmpty, words.count >= 3, let last = words.last, !isOrdinal(last),
-           !rules.routeWords.contains(words[words.count - 2]) {
+        if units.isEmpty, words.count >= 3, let last = words.last, !isOrdinal(last), !isRouteWord(words, words.count - 2) {
             let previous = words[words.count - 2]
             let afterStreet = rules.suffixes[previous] != nil || rules.directionals[previous] != nil
             let mixed = last.first!.isDigit && last.contains(where: \.isAlpha) && last.count <= 4
@@ -1188,6 +1187,7 @@ public struct AddressNormalizer: Sendable {
                 units.append(("#", last))
                 words.removeLast()
             } else if last.count == 2, last.allSatisfy(\.isAlpha), rules.directionals[last] == nil, rules.states[last] == nil,
+                      !Self.boxStartWords.contains(last),
                       rules.suffixes[last] == nil, majorSuffixes.contains(rules.suffixes[previous] ?? ""), rest.isEmpty {
                 units.append(("#", last))
                 words.removeLast()
@@ -1234,7 +1234,7 @@ public struct AddressNormalizer: Sendable {
         }
         // Suffix, unless it is the whole name.
         if words.count >= 2, let last = words.last, let standard = rules.suffixes[last],
-           !(words.count >= 2 && rules.routeWords.contains(words[words.count - 2]) && last.allSatisfy(\.isDigit)) {
+           !(words.count >= 2 && isRouteWord(words, words.count - 2) && last.allSatisfy(\.isDigit)) {
             parts.suffix = standard
             words.removeLast()
         }
@@ -1245,7 +1245,9 @@ public struct AddressNormalizer: Sendable {
         }
         // A name that was only a directional and a postdirectional: the first was the name.
         if words.isEmpty { return nil }
-        // A suffix word first (AVENUE OF THE AMERICAS, AVE H, VIA DE VENTURA) is part of the name, as written.
+        // A suffix word first (AVENUE OF THE AMERICAS, AVE H, VIA DE VENTURA) is part of the name; AVE
+        // there is spelled out, so AVE F and AVENUE F are one street.
+        if words.count >= 2, rules.suffixes[words[0]] == "AVE", let full = rules.suffixWords["AVE"] { words[0] = full }
         // TWENTY FIRST -> 21ST, as TWENTY-FIRST.
         for k in words.indices.dropLast().reversed() where rules.ordinals[words[k] + "-" + words[k + 1]] != nil {
             words[k] += "-" + words[k + 1]
@@ -1258,6 +1260,16 @@ public struct AddressNormalizer: Sendable {
     }
 
     func isDirectional(_ tokens: ArraySlice<Token>, at i: Int) -> Bool { rules.directionals[tokens[i].text] != nil }
+
+    /// A route word at `k` makes the number after it part of the name (US HIGHWAY 278,
+    /// COUNTY ROAD 183, ROAD 5). ROAD and RD do only where they start the name or follow a
+    /// route word or a directional: in CAMERON RD 3 the number is a unit.
+    func isRouteWord(_ words: [String], _ k: Int) -> Bool {
+        guard k >= 0, k < words.count, rules.routeWords.contains(words[k]) else { return false }
+        guard rules.suffixes[words[k]] == "RD", k > 0 else { return true }
+        let previous = words[k - 1]
+        return rules.routeWords.contains(previous) || rules.directionals[previous] != nil
+    }
 
     /// A unit identifier standing alone between commas, after the street: `, 12C,`, `, C-5`.
     func bareUnit(_ tokens: ArraySlice<Token>, at i: Int) -> Bool {

@@ -130,12 +130,21 @@ public struct ColumnMap: Sendable {
                 return "column '\(column)' (for \(entry.field), \(path):\(entry.line)) is not in the input"
             }
         }
-        let written = Set(entries.map(\.field)).union(LeadFields.canonical).union([LeadFields.importFile, LeadFields.importLine])
-        let used = usedColumns
-        for name in header where !used.contains(name) && written.contains(name) {
-            return "column '\(name)' is not mapped but has the name of a lead field: map it in \(path) or rename it"
+        for name in header {
+            if let problem = collision(name) { return problem }
         }
         return nil
+    }
+
+    /// The problem with an unmapped source column that has the name of a field the map
+    /// writes (it would be lost), or nil.
+    public func collision(_ name: String) -> String? {
+        guard !usedColumns.contains(name), writtenFields.contains(name) else { return nil }
+        return "column '\(name)' is not mapped but has the name of a lead field: map it in \(path) or rename it"
+    }
+
+    var writtenFields: Set<String> {
+        Set(entries.map(\.field)).union(LeadFields.canonical).union([LeadFields.importFile, LeadFields.importLine])
     }
 
     /// Builds the lead from one source row. `value` gives a source column's value (nil when

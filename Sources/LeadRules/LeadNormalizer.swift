@@ -5,8 +5,9 @@ import StageKit
 /// them back in USPS standard form, and appends `P_address_parts` and `P_address_raw` (the
 /// line as first received; kept from an earlier run, so normalising twice changes nothing).
 /// A one-line address in `P_address` with the other three empty is split into all four.
-/// Then `address_key`, the dedupe key, is appended: the first prefix's standard delivery line
-/// and its ZIP (`123 MAIN ST APT 4|78701`), or its city and state when it has no ZIP.
+/// Then `address_key`, the dedupe key, is appended: the first prefix's standard delivery line,
+/// with every unit written `# id` (APT 4, UNIT 4 and # 4 are one unit), and its ZIP
+/// (`123 MAIN ST # 4|78701`), or its city and state when it has no ZIP.
 public struct LeadNormalizer: Sendable {
     public let addresses: AddressNormalizer
     /// Address prefixes in order; the first must be present in every record.
@@ -51,10 +52,14 @@ public struct LeadNormalizer: Sendable {
             record[prefix + "_address_parts"] = .object(address.parts)
             record[rawField] = raw
             if n == 0 {
+                // In the key every unit is `# id`: APT 4, UNIT 4 and # 4 at one address are one unit.
+                var keyed = address
+                keyed.units = keyed.units.map { $0.1 == nil ? $0 : ("#", $0.1) }
+                let keyLine = keyed.line
                 if let zip = address.zip {
-                    key = standardLine + "|" + zip.prefix(5)
+                    key = keyLine + "|" + zip.prefix(5)
                 } else if let city = address.city, let state = address.state {
-                    key = standardLine + "|" + city + "|" + state
+                    key = keyLine + "|" + city + "|" + state
                 } else {
                     throw RecordRejected("\(lineField): '\(line)' has no ZIP and no city and state, so it cannot be told apart from the same street elsewhere")
                 }

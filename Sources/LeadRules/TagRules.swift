@@ -190,7 +190,9 @@ public struct Absentee: Sendable {
 /// Tags a lead: turns the `tags` it carries (imported names, or assignments from an earlier
 /// run) into assignments of catalogue tags, derives tags (derived.csv), and works out each
 /// assignment's expiration_at (assigned_at + the tag's expiration_days, so a changed
-/// catalogue applies to every assignment) and status as of `now`.
+/// catalogue applies to every assignment) and status as of `now`. Names the catalogue does
+/// not know are kept, as they came, in `unknown_tags` (the lead is not lost for a typo), and
+/// become assignments once the catalogue knows them.
 public struct TagAssigner: Sendable {
     public let catalogue: TagCatalogue
     public let derived: [DerivedTag]
@@ -224,12 +226,16 @@ public struct TagAssigner: Sendable {
         } else {
             throw RecordRejected("tags must be a list of assignments or a |-separated text")
         }
-        for item in items {
+        // Tags the catalogue did not know on an earlier run wait in unknown_tags: a tag added
+        // to the catalogue since (or an alias) turns them into assignments.
+        var unknown: [JSONValue] = []
+        for item in items + (lead["unknown_tags"]?.array ?? []) {
             guard let assignment = TagAssignment.record(item), let name = assignment.text("tag") else {
                 throw RecordRejected("a tag assignment without a tag name: \(item.json)")
             }
             guard let tag = catalogue.tag(named: name) else {
-                throw RecordRejected("unknown tag '\(name)' (not in \(catalogue.path))")
+                if !unknown.contains(where: { TagAssignment.record($0)?.text("tag") == name }) { unknown.append(.object(assignment)) }
+                continue
             }
             var at = now
             if let text = assignment.text("assigned_at") {
@@ -256,5 +262,93 @@ public struct TagAssigner: Sendable {
         lead["tags"] = .array(assignments.map {
             .object(TagAssignment.refreshed(tag: $0.tag, assignedAt: $0.assignedAt, via: $0.via, now: now))
         })
+        lead["unknown_tags"] = unknown.isEmpty ? nil : .array(unknown)
+    }
+}
+
+/// Expiry worked out again for the assignments a lead already has (no tags derived or
+/// added): what the nightly rescoring, a retroactive expiration change and bulk edits use.
+public struct TagExpiry: Sendable {
+    public let catalogue: TagCatalogue
+
+    public init(catalogue: TagCatalogue) { self.catalogue = catalogue }
+
+    /// What a refresh changed among the assignments of one tag (or all).
+    public struct Change: Sendable {
+        public var assignments = 0
+        public var reactivated = 0
+        public var expired = 0
+
+        public init() {}
+
+        public static func += (a: inout Change, b: Change) {
+            a.assignments += b.assignments
+            a.reactivated += b.reactivated
+            a.expired += b.expired
+        }
+    }
+
+    /// Recomputes expiration_at, status and name of the lead's assignments (only those of
+    /// `tag` when given) from their own assigned_at.
+    @discardableResult
+    public func refresh(_ lead: inout Record, now: Timestamp, onlyTag tag: String? = nil) throws(RecordRejected) -> Change {
+        var change = Change()
+        guard let items = lead["tags"]?.array else { return change }
+        var out: [JSONValue] = []
+        out.reserveCapacity(items.count)
+        for item in items {
+            guard let assignment = TagAssignment.record(item), let name = assignment.text("tag") else {
+                throw RecordRejected("a tag assignment without a tag name: \(item.json)")
+            }
+            guard let definition = catalogue.tag(named: name) else { throw RecordRejected("unknown tag '\(name)' (not in \(catalogue.path))") }
+            if let tag, definition.name != tag {
+                out.append(item)
+                continue
+            }
+            guard let text = assignment.text("assigned_at"), let assigned = Timestamp(iso8601: text) else {
+                throw RecordRejected("tag '\(name)' has no valid assigned_at (run lead-tag leads first)")
+            }
+            let refreshed = TagAssignment.refreshed(tag: definition, assignedAt: assigned, via: assignment.text("via"), now: now)
+            change.assignments += 1
+            let was = assignment.text("status"), became = refreshed.text("status")
+            if was == "expired" && became == "active" { change.reactivated += 1 }
+            if was != "expired" && became == "expired" { change.expired += 1 }
+            out.append(.object(refreshed))
+        }
+        lead["tags"] = .array(out)
+        return change
+    }
+
+    /// Adds an assignment of `tag` at `now` (via `bulk`) unless the lead has an active one;
+    /// an expired one is assigned anew. True when the lead changed.
+    public func add(_ tag: TagDefinition, to lead: inout Record, now: Timestamp) -> Bool {
+        var items = lead["tags"]?.array ?? []
+        if let i = items.firstIndex(where: { TagAssignment.record($0).flatMap { $0.text("tag") }.flatMap(catalogue.tag(named:))?.name == tag.name }) {
+            if TagAssignment.record(items[i])?.text("status") != "expired" { return false }
+            items.remove(at: i)
+        }
+        items.append(.object(TagAssignment.refreshed(tag: tag, assignedAt: now, via: "bulk", now: now)))
+        lead["tags"] = .array(items)
+        return true
+    }
+
+    /// Removes every assignment of `tag`. True when the lead changed.
+    public func remove(_ tag: TagDefinition, from lead: inout Record) -> Bool {
+        let items = lead["tags"]?.array ?? []
+        let kept = items.filter { TagAssignment.record($0).flatMap { $0.text("tag") }.flatMap(catalogue.tag(named:))?.name != tag.name }
+        guard kept.count != items.count else { return false }
+        lead["tags"] = .array(kept)
+        return true
+    }
+}
+
+/// `7d`, `12h`, `2w`: a window for lead-tag expiring.
+public func parseDuration(_ text: String) -> Int64? {
+    guard let unit = text.last, let n = Int64(text.dropLast()), n >= 0 else { return nil }
+    switch unit {
+    case "d": return n * 86_400
+    case "h": return n * 3_600
+    case "w": return n * 7 * 86_400
+    default: return nil
     }
 }

@@ -102,6 +102,66 @@ public struct RulesFile {
         self.rows = rows
     }
 
+    /// The file's text with one cell changed: column `column` of the row on line `line`. Every
+    /// other byte (comments, spacing, other rows) stays as it was; the row is written back as
+    /// CSV, quoting only cells that need it. For commands that edit a rules file
+    /// (`lead-tag retro --apply`).
+    public func replacingCell(line: Int, column: String, with value: String) throws(StageError) -> [UInt8] {
+        guard let index = columns.firstIndex(of: column) else {
+            throw .rules(file: path, line: nil, message: "no column '\(column)'")
+        }
+        let source = try ByteSource(path: path)
+        defer { source.close() }
+        var text: [UInt8] = []
+        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
+        defer { chunk.deallocate() }
+        while true {
+            let n = try source.read(into: chunk, count: 1 << 16)
+            if n == 0 { break }
+            text.append(contentsOf: UnsafeBufferPointer(start: chunk, count: n))
+        }
+        // The byte range of the line.
+        var start = 0, current = 1
+        while current < line, let newline = text[start...].firstIndex(of: 10) {
+            start = newline + 1
+            current += 1
+        }
+        guard current == line, start <= text.count else { throw .rules(file: path, line: line, message: "no such line") }
+        var end = text[start...].firstIndex(of: 10) ?? text.count
+        if end > start && text[end - 1] == 13 { end -= 1 }
+        var cells: [String] = []
+        var cell = "", quoted = false, i = 0
+        let lineBytes = Array(text[start..<end])
+        while i < lineBytes.count {
+            let b = lineBytes[i]
+            if quoted {
+                if b == 34 {
+                    if i + 1 < lineBytes.count && lineBytes[i + 1] == 34 { cell.append("\""); i += 1 } else { quoted = false }
+                } else {
+                    cell.unicodeScalars.append(Unicode.Scalar(b))
+                }
+            } else if b == 34 {
+                quoted = true
+            } else if b == 44 {
+                cells.append(cell)
+                cell = ""
+            } else {
+                cell.unicodeScalars.append(Unicode.Scalar(b))
+            }
+            i += 1
+        }
+        cells.append(cell)
+        // Non-ASCII bytes were taken one by one; decode the cells properly.
+        cells = cells.map { String(decoding: $0.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }, as: UTF8.self) }
+        while cells.count <= index { cells.append("") }
+        cells[index] = value
+        let row = cells.map { c -> String in
+            c.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + c.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : c
+        }.joined(separator: ",")
+        return Array(text[..<start]) + Array(row.utf8) + Array(text[end...])
+    }
+
     /// A `setting,value` file as a dictionary; unknown settings are an error when `known` is given.
     public func settings(known: Set<String>? = nil) throws(StageError) -> [String: Row] {
         var out: [String: Row] = [:]

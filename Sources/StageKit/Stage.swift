@@ -390,14 +390,20 @@ public final class Stage {
         try sink.flushIfNeeded()
     }
 
-    /// Reads every record of a side file (a previous output, a master file) without counting
-    /// it as this run's input; a line that is not a JSON object is an error naming the file.
-    public func readRecords(_ path: String, _ body: (Record, SourceLocation) throws -> Void) throws {
+    /// Reads every record of a side file (a previous output, a master file); a line that is
+    /// not a JSON object is an error naming the file. With `counting`, the records count as
+    /// this run's input and show in the progress display (a master rewritten in place).
+    public func readRecords(_ path: String, counting: Bool = false, _ body: (Record, SourceLocation) throws -> Void) throws {
         let keys = KeyCache()
         let parser = JSONParser()
         let source = try ByteSource(path: path)
         defer { source.close() }
-        try JSONTextReader(lines: LineReader(source: source)).forEach { event in
+        let reader = JSONTextReader(lines: LineReader(source: source))
+        try reader.forEach { event in
+            if counting, case .text = event {
+                recordsIn += 1
+                progress.tick(records: recordsIn, bytes: reader.bytesRead)
+            }
             switch event {
             case .warning: break
             case .broken(_, let line, let reason):

@@ -1,12 +1,16 @@
 import ArgumentParser
+import LeadRules
 import StageKit
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct LeadExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-export",
         abstract: "Deliver records: write them as CSV for people and spreadsheets.",
-        subcommands: [CSV.self]
+        subcommands: [CSV.self, List.self]
     )
 
     static func main() { stageMain() }
@@ -65,5 +69,133 @@ extension LeadExport {
                                            crlf: crlf, separator: separator)
             }
         }
+    }
+}
+
+extension LeadExport {
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "Export a smart list: the leads a saved filter picks, as CSV.",
+            discussion: """
+            A smart list is a file stages/export/lists/<name>.list with a where: filter (the \
+            filter language: score >= 2000 and tag == "Foreclosure", has_tag("Probate"), \
+            absentee() == "out-of-state", expiration_at < now + 7d, in [...], contains, and, or, \
+            not), and optionally columns:, sort: and limit:. The leads come from the master \
+            (<logs>/leads/leads.jsonl) unless inputs are given; the CSV goes to \
+            <exports>/lists/<name>.csv unless -o is given. Cells are made safe for spreadsheets \
+            (--raw to leave them as they are). --where runs a filter without a saved list.
+
+            Examples:
+              lead-export list hot-foreclosures
+              lead-export list --where 'has_tag("Vacant") and score > 1000' -o vacant.csv
+            """
+        )
+
+        /// The saved list.
+        @Argument(help: ArgumentHelp("The smart list's name (stages/export/lists/<name>.list).", valueName: "name"))
+        var name: String?
+
+        /// An ad hoc filter.
+        @Option(name: .customLong("where"), help: ArgumentHelp("A filter to run instead of a saved list.", valueName: "expr"))
+        var expression: String?
+
+        /// The logs root.
+        @Option(help: ArgumentHelp("The logs root: the master is <logs>/leads/leads.jsonl.", valueName: "dir"))
+        var logs = "local-logs"
+
+        /// The exports root.
+        @Option(help: ArgumentHelp("The exports root: lists go to <exports>/lists/<name>.csv.", valueName: "dir"))
+        var exports = "exports"
+
+        /// Leave cells as they are.
+        @Flag(help: "Do not neutralise cells a spreadsheet would run as formulas.")
+        var raw = false
+
+        @OptionGroup var common: CommonOptions
+
+        /// Leads; default the master.
+        @Option(name: .customLong("input"), help: ArgumentHelp("Lead records to read instead of the master (repeatable; - for stdin).", valueName: "file"))
+        var inputs: [String] = []
+
+        func validate() throws {
+            if (name == nil) == (expression == nil) { throw ValidationError("give a list name or --where, not both") }
+            if let name, name.contains("/") || name.hasPrefix(".") { throw ValidationError("a list name is a file name in stages/export/lists/, without .list") }
+        }
+
+        func run() throws {
+            var options = common
+            if options.output == nil {
+                options.output = name.map { exports + "/lists/" + $0 + ".csv" } ?? "-"
+            }
+            Stage.run("export", command: "list", options: options) { stage in
+                let absentee = Absentee(counties: try ZIPCounties.load(stage.rulesFile("zip-counties.csv", stage: "tag")))
+                let list: SmartList
+                if let name {
+                    let path = stage.rulesDirectory() + "/lists/" + name + ".list"
+                    guard Stage.fileExists(path) else {
+                        throw StageError.usage("no smart list \(path) (lists: \(SmartListFiles.names(in: stage.rulesDirectory() + "/lists").joined(separator: ", ")))")
+                    }
+                    list = try SmartList(name: name, text: try SmartListFiles.read(path), path: path, functions: Absentee.functions)
+                } else {
+                    list = try SmartList(name: "where", text: "where: " + expression!, path: "--where", functions: Absentee.functions)
+                }
+                let context = FilterContext(now: stage.clock.now, functions: absentee.filterFunctions())
+                var rows: [(sort: [FilterValue], cells: [String])] = []
+                let paths = inputs.isEmpty ? [logs + "/leads/leads.jsonl"] : inputs
+                if inputs.isEmpty && !Stage.fileExists(paths[0]) {
+                    throw StageError.usage("no master lead file at \(paths[0]) (run make leads, or give --input)")
+                }
+                try stage.forEachRecord(paths) { lead, _ in
+                    guard list.filter.matches(lead, context: context) else { return }
+                    rows.append((list.sort.map { $0.value.evaluate(lead, context: context) },
+                                 list.columns.map { SmartList.cell($0.value.evaluate(lead, context: context)) }))
+                }
+                // A stable sort: rows the keys cannot tell apart keep the input order.
+                let order = rows.indices.sorted { a, b in
+                    if list.ordered(rows[a].sort, rows[b].sort) { return true }
+                    if list.ordered(rows[b].sort, rows[a].sort) { return false }
+                    return a < b
+                }
+                let sink = try stage.output()
+                var csv = CSVWriter(out: sink.buffer, delimiter: 44, spreadsheetSafe: !raw, crlf: false)
+                csv.writeRow(list.columns.map(\.name))
+                for i in order.prefix(list.limit ?? Int.max) {
+                    csv.writeRow(rows[i].cells)
+                    stage.recordsOut += 1
+                    try sink.flushIfNeeded()
+                }
+                stage.summary.append("list", .string(list.name))
+                stage.summary.append("matched", .int(rows.count))
+            }
+        }
+    }
+}
+
+/// Reading smart list files.
+enum SmartListFiles {
+    static func read(_ path: String) throws -> String {
+        let source = try ByteSource(path: path)
+        defer { source.close() }
+        var bytes: [UInt8] = []
+        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
+        defer { chunk.deallocate() }
+        while true {
+            let n = try source.read(into: chunk, count: 1 << 16)
+            if n == 0 { break }
+            bytes.append(contentsOf: UnsafeBufferPointer(start: chunk, count: n))
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func names(in directory: String) -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasSuffix(".list") { names.append(String(name.dropLast(5))) }
+        }
+        return names.sorted()
     }
 }

@@ -238,7 +238,7 @@ extension LeadFlatten {
                         try stage.forEachRecord([path]) { record, location in
                             var passThrough: [(String, JSONValue)] = []
                             for field in record.fields where !used.contains(field.key) {
-                                if let problem = columnMap.check(header: [field.key]) { throw StageError.usage("\(location): \(problem)") }
+                                if let problem = columnMap.collision(field.key) { throw StageError.usage("\(location): \(problem)") }
                                 passThrough.append((field.key, field.value))
                             }
                             let lead = try columnMap.lead(value: { record[$0] }, passThrough: passThrough,

@@ -69,6 +69,9 @@ import Testing
         // Routes and highways keep their numbers
         ("6189 US Highway 18", "6189 US HIGHWAY 18"), ("1000 County Road 183", "1000 COUNTY ROAD 183"),
         ("44 State Route 7", "44 STATE ROUTE 7"), ("12 Highway 71 Business", "12 HIGHWAY 71 BUSINESS"),
+        ("12 Ranch Road 620", "12 RANCH ROAD 620"), ("9 Old Highway 40", "9 OLD HIGHWAY 40"),
+        ("7310 Cameron Rd 3", "7310 CAMERON RD # 3"), ("1707 Pleasant Valley Rd 12", "1707 PLEASANT VALLEY RD # 12"),
+        ("4507 Ave. F", "4507 AVENUE F"), ("4507 avenue f", "4507 AVENUE F"),
         // Spanish names
         ("3 Via De Ventura", "3 VIA DE VENTURA"), ("77 Camino Del Mar", "77 CAMINO DEL MAR"),
         // Case, spacing and punctuation
