@@ -175,7 +175,11 @@ public final class Stage {
     /// The rejects file path of this run.
     public var rejectsPath: String {
         if let path = options.rejects { return path }
-        if let out = options.output, out != "-" { return Stage.rejectsPath(forOutput: out) }
+        if let out = options.output, out != "-" {
+            // Not beside /dev/null or a FIFO: there is no directory of outputs there.
+            var st = stat()
+            if stat(out, &st) != 0 || (st.st_mode & S_IFMT) == S_IFREG { return Stage.rejectsPath(forOutput: out) }
+        }
         return "lead-\(name).rejects.jsonl"
     }
 
@@ -190,6 +194,12 @@ public final class Stage {
 
     /// Sends one record to the rejects file: where it came from, why, and its raw text.
     public func reject(_ reason: String, at location: SourceLocation, raw: UnsafeBufferPointer<UInt8>) throws(StageError) {
+        if let hook = beforeReject {
+            // Records read earlier but not yet handled go first, so rejects keep the input order.
+            beforeReject = nil
+            defer { beforeReject = hook }
+            try hook()
+        }
         recordsRejected += 1
         if rejectsSink == nil { rejectsSink = try ByteSink(path: rejectsPath) }
         let out = rejectsSink!.buffer
@@ -296,6 +306,9 @@ public final class Stage {
 
     private var progressBytesBase = 0
 
+    /// Called before a record is rejected (see `forEachRecord(_:transform:_:)`).
+    private var beforeReject: (() throws(StageError) -> Void)?
+
     /// Like `forEachJSON`, for stages that work on whole records: each object becomes a
     /// `Record` (members kept raw until used); a value that is not an object is rejected.
     public func forEachRecord(_ paths: [String], _ body: (Record, SourceLocation) throws -> Void) throws {
@@ -323,6 +336,11 @@ public final class Stage {
     /// safe to call from several threads at once (pure rules are).
     public func forEachRecord(_ paths: [String], transform: @escaping (inout Record) throws -> Void,
                               _ body: (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
+        try withoutActuallyEscaping(body) { body in try forEachRecordInBatches(paths, transform: transform, body) }
+    }
+
+    private func forEachRecordInBatches(_ paths: [String], transform: @escaping (inout Record) throws -> Void,
+                                        _ body: @escaping (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
         let workers = workerCount
         let batchSize = 2048
         var batch: [(Record, SourceLocation)] = []
@@ -374,10 +392,15 @@ public final class Stage {
             }
             batch.removeAll(keepingCapacity: true)
         }
+        beforeReject = { () throws(StageError) -> Void in
+            do { try drain() } catch let error as StageError { throw error } catch { throw StageError.io("\(error)") }
+        }
+        defer { beforeReject = nil }
         try forEachRecord(paths) { record, location in
             batch.append((record, location))
             if batch.count == batchSize { try drain() }
         }
+        beforeReject = nil
         try drain()
     }
 
