@@ -60,7 +60,6 @@ struct LeadDeduper {
                 duplicates += 1
                 let incoming = try load(member.span)
                 let outcome = merge.merge(kept: lead, incoming: incoming)
-                guard !outcome.changed.isEmpty || !outcome.blocked.isEmpty else { continue }
                 var entry = Record()
                 entry.append("at", .string(now))
                 entry.append("key", .string(lead.text(LeadNormalizer.keyField) ?? ""))
