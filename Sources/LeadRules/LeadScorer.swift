@@ -74,8 +74,17 @@ public struct LeadScorer: Sendable {
     public func score(_ lead: inout Record, now: Timestamp) throws(RecordRejected) {
         var total = 0
         var lines: [JSONValue] = []
-        for item in lead["tags"]?.array ?? [] {
-            guard let assignment = TagAssignment.record(item), let name = assignment.text("tag") else { continue }
+        var items: [JSONValue] = []
+        if let tags = lead["tags"], tags.kind != .null {
+            guard let list = tags.array else {
+                throw RecordRejected("tags is \(tags.kindDescription), not a list of assignments (run lead-tag leads first)")
+            }
+            items = list
+        }
+        for item in items {
+            guard let assignment = TagAssignment.record(item), let name = assignment.text("tag") else {
+                throw RecordRejected("tags holds \(item.kindDescription) where an assignment {tag, assigned_at} belongs")
+            }
             guard let tag = catalogue.tag(named: name) else { throw RecordRejected("unknown tag '\(name)' (not in \(catalogue.path))") }
             guard let assignedText = assignment.text("assigned_at"), let assigned = Timestamp(iso8601: assignedText) else {
                 throw RecordRejected("tag '\(name)' has no valid assigned_at (run lead-tag leads first)")

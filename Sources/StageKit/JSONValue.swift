@@ -30,6 +30,18 @@ public enum JSONValue {
     /// What kind of JSON value this is.
     public enum Kind: String, Sendable { case null, bool, number, string, array, object }
 
+    /// The kind in words for messages: "an array", "a string", "null", ...
+    public var kindDescription: String {
+        switch kind {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
     public var kind: Kind {
         switch self {
         case .null: return .null
