@@ -15,7 +15,8 @@ import StageKit
 /// - A field that holds a list compares true when any element does (`tag == "Vacant"`).
 /// - Lead helpers: `tag` (the names of the active tag assignments), `expired_tag`,
 ///   `assigned_at` and `expiration_at` (of the active assignments), `has_tag(name)`,
-///   `days_since(t)`, `days_until(t)`, `lower(s)`, `upper(s)`, `len(x)`, and functions a
+///   `assigned_at(name)` and `expiration_at(name)` (of that tag's active assignment),
+///   `days_since(t)`, `days_until(t)` (element by element over a list), `lower(s)`, `upper(s)`, `len(x)`, and functions a
 ///   stage adds (`absentee()` in lead-tag and lead-export).
 ///
 /// A string compared with a number or a time is read as one (`"3" > 2`), so imported text
@@ -222,7 +223,8 @@ indirect enum Node: Sendable {
         }
     }
 
-    static let builtins: Set<String> = ["has_tag", "days_since", "days_until", "lower", "upper", "len"]
+    static let builtins: Set<String> = ["has_tag", "assigned_at", "expiration_at", "days_since", "days_until",
+                                        "lower", "upper", "len"]
 
     static func call(_ name: String, _ args: [FilterValue], _ record: Record, _ c: FilterContext) -> FilterValue {
         switch name {
@@ -230,10 +232,21 @@ indirect enum Node: Sendable {
             guard let wanted = args.first?.asText?.lowercased() else { return .bool(false) }
             let assignments = (record["tags"]?.array ?? []).compactMap(TagAssignment.record)
             return .bool(assignments.contains { $0.text("tag")?.lowercased() == wanted && $0.text("status") != "expired" })
+        case "assigned_at", "expiration_at":
+            // The time of the named tag's active assignment (null when it has none).
+            guard let wanted = args.first?.asText?.lowercased() else { return .null }
+            let times = (record["tags"]?.array ?? []).compactMap(TagAssignment.record)
+                .filter { $0.text("tag")?.lowercased() == wanted && $0.text("status") != "expired" }
+                .compactMap { $0.text(name).flatMap(Timestamp.init(iso8601:)) }
+            if times.count > 1 { return .list(times.map { .time($0) }) }
+            return times.first.map { .time($0) } ?? .null
         case "days_since", "days_until":
-            guard let t = args.first?.asTime else { return .null }
-            let days = name == "days_since" ? t.days(until: c.now) : c.now.days(until: t)
-            return .number(Double(days))
+            func days(_ value: FilterValue) -> FilterValue {
+                guard let t = value.asTime else { return .null }
+                return .number(Double(name == "days_since" ? t.days(until: c.now) : c.now.days(until: t)))
+            }
+            if case .list(let items)? = args.first { return .list(items.map(days)) }
+            return args.first.map(days) ?? .null
         case "lower": return args.first?.asText.map { .string($0.lowercased()) } ?? .null
         case "upper": return args.first?.asText.map { .string($0.uppercased()) } ?? .null
         case "len":
@@ -340,6 +353,13 @@ private struct Parser {
         self.text = text
         chars = Array(text)
         self.extraFunctions = extraFunctions
+    }
+
+    /// Every built-in function takes one argument; functions a stage adds take none.
+    func checkArity(_ name: Token, _ count: Int) throws(FilterSyntaxError) {
+        let wanted = Node.builtins.contains(name.text) ? 1 : 0
+        guard count != wanted else { return }
+        throw error("\(name.text)() takes \(wanted == 1 ? "one argument" : "no arguments"), found \(count)", at: name.offset)
     }
 
     func error(_ message: String, at offset: Int) -> FilterSyntaxError {
@@ -561,6 +581,7 @@ private struct Parser {
                 var args: [Node] = []
                 if current.kind == .symbol && current.text == ")" {
                     position += 1
+                    try checkArity(t, 0)
                     return .call(t.text, args)
                 }
                 while true {
@@ -569,6 +590,7 @@ private struct Parser {
                     if current.kind == .symbol && current.text == ")" { position += 1; break }
                     throw error("expected ',' or ')' after an argument of \(t.text), found \(describe(current))", at: current.offset)
                 }
+                try checkArity(t, args.count)
                 return .call(t.text, args)
             }
             return .field(t.text.split(separator: ".", omittingEmptySubsequences: false).map(String.init))
@@ -579,3 +601,4 @@ private struct Parser {
         }
     }
 }
+

@@ -35,6 +35,22 @@ public struct SmartList: Sendable {
 
     /// Parses a list's text. Errors name the line and column.
     public init(name: String, text: String, path: String, functions: Set<String>) throws(StageError) {
+        try self.init(name: name, filter: nil, text: text, path: path, functions: functions)
+    }
+
+    /// A list with no file: `expression` picks the leads; default columns and sort.
+    /// A syntax error names the column of `--where`.
+    public init(name: String, where expression: String, functions: Set<String>) throws(StageError) {
+        let filter: LeadFilter
+        do {
+            filter = try LeadFilter(expression, functions: functions)
+        } catch {
+            throw StageError.usage("--where: \(error)")
+        }
+        try self.init(name: name, filter: filter, text: "", path: "--where", functions: functions)
+    }
+
+    private init(name: String, filter given: LeadFilter?, text: String, path: String, functions: Set<String>) throws(StageError) {
         self.name = name
         var directives: [(key: String, value: String, line: Int, column: Int)] = []
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -67,10 +83,14 @@ public struct SmartList: Sendable {
                                        message: "column \(at): \(error.message)\n  \(error.text.split(separator: "\n", omittingEmptySubsequences: false)[error.line - 1])\n  \(String(repeating: " ", count: max(0, error.column - 1)))^")
             }
         }
-        guard let whereClause = try one("where") else {
-            throw StageError.rules(file: path, line: nil, message: "no where: line (the filter that picks the list's leads)")
+        if let given {
+            filter = given
+        } else {
+            guard let whereClause = try one("where") else {
+                throw StageError.rules(file: path, line: nil, message: "no where: line (the filter that picks the list's leads)")
+            }
+            filter = try parse(whereClause.value, line: whereClause.line, column: whereClause.column)
         }
-        filter = try parse(whereClause.value, line: whereClause.line, column: whereClause.column)
         let columnsClause = try one("columns")
         var columns: [Column] = []
         let columnText = columnsClause?.value ?? SmartList.defaultColumns

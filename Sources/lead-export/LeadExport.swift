@@ -138,7 +138,7 @@ extension LeadExport {
                     }
                     list = try SmartList(name: name, text: try SmartListFiles.read(path), path: path, functions: Absentee.functions)
                 } else {
-                    list = try SmartList(name: "where", text: "where: " + expression!, path: "--where", functions: Absentee.functions)
+                    list = try SmartList(name: "where", where: expression!, functions: Absentee.functions)
                 }
                 let context = FilterContext(now: stage.clock.now, functions: absentee.filterFunctions())
                 var rows: [(sort: [FilterValue], cells: [String])] = []

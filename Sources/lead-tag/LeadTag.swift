@@ -201,7 +201,7 @@ extension LeadTag {
                 let out = try stage.output()
                 JSONWriter.writeLine(report, into: out.buffer)
                 if !apply && !common.quiet {
-                    standardError("lead-tag retro: \(definition.name) \(definition.expirationDays.map(String.init) ?? "never") -> \(newDays.map(String.init) ?? "never") days would change \(total.assignments) assignments on \(leads) leads (\(total.reactivated) active again, \(total.expired) expired); rerun with --apply to make the change\n")
+                    standardError("lead-tag retro: \(definition.name) \(definition.expirationDays.map(String.init) ?? "never") -> \(newDays.map(String.init) ?? "never") days would change \(counted(total.assignments, "assignment")) on \(counted(leads, "lead")) (\(total.reactivated) active again, \(total.expired) expired); rerun with --apply to make the change\n")
                 }
             }
         }
@@ -362,3 +362,6 @@ extension LeadTag {
         }
     }
 }
+
+/// "1 lead", "3 leads".
+func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
