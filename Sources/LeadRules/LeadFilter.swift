@@ -261,6 +261,9 @@ indirect enum Node: Sendable {
     }
 
     static func arithmetic(_ a: FilterValue, _ b: FilterValue, sign: Int64) -> FilterValue {
+        // A list (the assigned_at of every active assignment) is worked element by element.
+        if case .list(let items) = a { return .list(items.map { arithmetic($0, b, sign: sign) }) }
+        if case .list(let items) = b { return .list(items.map { arithmetic(a, $0, sign: sign) }) }
         switch (a, b) {
         case (.duration(let x), .duration(let y)): return .duration(x + sign * y)
         case (_, .duration(let s)):
