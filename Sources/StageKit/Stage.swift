@@ -194,12 +194,6 @@ public final class Stage {
 
     /// Sends one record to the rejects file: where it came from, why, and its raw text.
     public func reject(_ reason: String, at location: SourceLocation, raw: UnsafeBufferPointer<UInt8>) throws(StageError) {
-        if let hook = beforeReject {
-            // Records read earlier but not yet handled go first, so rejects keep the input order.
-            beforeReject = nil
-            defer { beforeReject = hook }
-            try hook()
-        }
         recordsRejected += 1
         if rejectsSink == nil { rejectsSink = try ByteSink(path: rejectsPath) }
         let out = rejectsSink!.buffer
@@ -306,9 +300,6 @@ public final class Stage {
 
     private var progressBytesBase = 0
 
-    /// Called before a record is rejected (see `forEachRecord(_:transform:_:)`).
-    private var beforeReject: (() throws(StageError) -> Void)?
-
     /// Like `forEachJSON`, for stages that work on whole records: each object becomes a
     /// `Record` (members kept raw until used); a value that is not an object is rejected.
     public func forEachRecord(_ paths: [String], _ body: (Record, SourceLocation) throws -> Void) throws {
@@ -339,69 +330,132 @@ public final class Stage {
         try withoutActuallyEscaping(body) { body in try forEachRecordInBatches(paths, transform: transform, body) }
     }
 
+    /// The batched, parallel reading behind `forEachRecord(_:transform:_:)`. This thread only
+    /// cuts the input into JSON texts and copies each batch's texts into one buffer; the
+    /// workers parse them, build the records, transform them and write their JSON, each into
+    /// its own buffer; then this thread hands the results to `body` in input order. Texts
+    /// that cannot be parsed, and input that cannot be cut into texts, travel in the batch
+    /// too, so rejects keep the input order.
     private func forEachRecordInBatches(_ paths: [String], transform: @escaping (inout Record) throws -> Void,
                                         _ body: @escaping (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
         let workers = workerCount
         let batchSize = 2048
-        var batch: [(Record, SourceLocation)] = []
-        batch.reserveCapacity(batchSize)
+        let padding = Int(LJ_PADDING)
+        /// One text of the batch: where its bytes are in `texts`, where it came from, and for
+        /// input that could not be cut into a text, why.
+        struct Item {
+            var offset: Int
+            var length: Int
+            var location: SourceLocation
+            var broken: String?
+        }
+        enum Outcome {
+            case record(Record, offset: Int, length: Int)
+            case rejected(String, line: Int)
+        }
+        final class Worker {
+            let parser = JSONParser()
+            let keys = KeyCache()
+            let out = ByteBuffer(capacity: 1 << 20)
+            var outcomes: [Outcome] = []
+        }
+        let pool = (0..<workers).map { _ in Worker() }
+        let texts = ByteBuffer(capacity: 1 << 22)
+        var items: [Item] = []
+        items.reserveCapacity(batchSize)
         let shared = UncheckedBox(transform)
-        let buffers = (0..<workers).map { _ in ByteBuffer(capacity: 1 << 20) }
+
         func drain() throws {
-            guard !batch.isEmpty else { return }
-            let count = batch.count
-            let results = UncheckedBox([Result<Record, RecordRejected>?](repeating: nil, count: count))
-            let spans = UncheckedBox([(Int, Int)](repeating: (0, 0), count: count))
-            let input = UncheckedBox(batch)
-            let out = UncheckedBox(buffers)
+            guard !items.isEmpty else { return }
+            let count = items.count
             let chunks = min(workers, max(1, count / 64))
+            let batch = UncheckedBox((items: items, texts: texts, pool: pool))
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let start = count * chunk / chunks, end = count * (chunk + 1) / chunks
-                let buffer = out.value[chunk]
-                buffer.removeAll()
-                var local: [(Int, Result<Record, RecordRejected>, (Int, Int))] = []
-                local.reserveCapacity(end - start)
-                for i in start..<end {
-                    var record = input.value[i].0
+                let worker = batch.value.pool[chunk]
+                // Last batch's records are released here, on the worker, not on the reader.
+                worker.outcomes.removeAll(keepingCapacity: true)
+                worker.out.removeAll()
+                let base = batch.value.texts.base
+                for item in batch.value.items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
+                    if let reason = item.broken {
+                        worker.outcomes.append(.rejected(reason, line: item.location.line))
+                        continue
+                    }
+                    let bytes = UnsafeBufferPointer(start: base + item.offset, count: item.length)
+                    let original: Record
+                    switch worker.parser.parse(bytes) {
+                    case .failure(let error):
+                        let (line, reason) = Stage.describe(error, in: bytes, startLine: item.location.line)
+                        worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line))
+                        continue
+                    case .success(let tape):
+                        guard tape.isObject else {
+                            worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.location.line))
+                            continue
+                        }
+                        original = Record(tape: tape, keys: worker.keys)
+                    }
+                    var record = original
                     do {
                         try shared.value(&record)
-                        let offset = buffer.count
-                        JSONWriter.write(record, into: buffer)
-                        local.append((i, .success(record), (offset, buffer.count - offset)))
+                        let offset = worker.out.count
+                        JSONWriter.write(record, into: worker.out)
+                        worker.outcomes.append(.record(record, offset: offset, length: worker.out.count - offset))
                     } catch let rejected as RecordRejected {
-                        local.append((i, .failure(rejected), (0, 0)))
+                        worker.outcomes.append(.rejected(rejected.reason, line: item.location.line))
                     } catch {
-                        local.append((i, .failure(RecordRejected("\(error)")), (0, 0)))
+                        worker.outcomes.append(.rejected("\(error)", line: item.location.line))
                     }
                 }
-                results.withLock { for (i, result, span) in local { results.value[i] = result; spans.value[i] = span } }
             }
-            for (i, (record, location)) in batch.enumerated() {
-                let chunk = (0..<chunks).first { count * ($0 + 1) / chunks > i }!
-                switch results.value[i]! {
-                case .success(let transformed):
-                    let (offset, length) = spans.value[i]
+            var chunk = 0, first = 0
+            for (i, item) in items.enumerated() {
+                while i >= count * (chunk + 1) / chunks { chunk += 1; first = i }
+                let raw = UnsafeBufferPointer(start: texts.base + item.offset, count: item.length)
+                let location = item.location
+                switch pool[chunk].outcomes[i - first] {
+                case .record(let record, let offset, let length):
                     do {
-                        try body(transformed, UnsafeBufferPointer(start: buffers[chunk].base + offset, count: length), location)
+                        try body(record, UnsafeBufferPointer(start: pool[chunk].out.base + offset, count: length), location)
                     } catch let rejected as RecordRejected {
-                        try reject(rejected.reason, at: location, record: record)
+                        try reject(rejected.reason, at: location, raw: raw)
                     }
-                case .failure(let rejected):
-                    try reject(rejected.reason, at: location, record: record)
+                case .rejected(let reason, let line):
+                    try reject(reason, at: SourceLocation(path: location.path, line: line), raw: raw)
                 }
             }
-            batch.removeAll(keepingCapacity: true)
+            items.removeAll(keepingCapacity: true)
+            texts.removeAll()
         }
-        beforeReject = { () throws(StageError) -> Void in
-            do { try drain() } catch let error as StageError { throw error } catch { throw StageError.io("\(error)") }
+
+        for path in try inputs(paths) {
+            let source = try ByteSource(path: path)
+            defer { source.close() }
+            let reader = JSONTextReader(lines: LineReader(source: source))
+            try reader.forEach { event in
+                var bytes: UnsafeBufferPointer<UInt8>
+                var item: Item
+                switch event {
+                case .warning(let line, let message):
+                    warn(message, at: SourceLocation(path: path, line: line))
+                    return
+                case .broken(let raw, let line, let reason):
+                    bytes = raw
+                    item = Item(offset: texts.count, length: raw.count, location: SourceLocation(path: path, line: line), broken: reason)
+                case .text(let text, let line):
+                    bytes = text
+                    item = Item(offset: texts.count, length: text.count, location: SourceLocation(path: path, line: line), broken: nil)
+                }
+                recordsIn += 1
+                progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
+                texts.append(bytes)
+                for _ in 0..<padding { texts.append(0) }
+                items.append(item)
+                if items.count == batchSize { try drain() }
+            }
+            try drain()
+            progressBytesBase += reader.bytesRead
         }
-        defer { beforeReject = nil }
-        try forEachRecord(paths) { record, location in
-            batch.append((record, location))
-            if batch.count == batchSize { try drain() }
-        }
-        beforeReject = nil
-        try drain()
     }
 
     /// Writes one JSON line, already encoded, to the main output.
