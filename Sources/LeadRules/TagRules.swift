@@ -247,7 +247,9 @@ public struct TagAssigner: Sendable {
             add(tag, at, assignment.text("via"))
         }
         if !derived.isEmpty {
-            let context = FilterContext(now: now, functions: absentee.filterFunctions())
+            // absentee() is worked out once per lead, however many rules ask.
+            let absenteeClass = FilterValue.string(absentee.classify(lead))
+            let context = FilterContext(now: now, functions: ["absentee": { _ in absenteeClass }])
             for rule in derived {
                 let holds = rule.when.matches(lead, context: context)
                 if holds {
