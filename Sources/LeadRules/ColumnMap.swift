@@ -7,6 +7,8 @@ public enum LeadFields {
         "mailing_address", "mailing_city", "mailing_state", "mailing_zip",
         "owner_name", "county", "tags", "source",
     ]
+    static let tagsIndex = 10
+    static let sourceIndex = 11
     /// Fields a map may fill that are not kept as they are: the date the row's tags were
     /// assigned (it becomes each assignment's assigned_at).
     public static let tagDate = "tag_date"
@@ -47,10 +49,17 @@ public struct ColumnMap: Sendable {
 
     public let path: String
     public let entries: [Entry]
+    /// Where each canonical field, tag_date and the other fields come from (entry indices).
+    let canonicalSlots: [Int?]
+    let tagDateSlot: Int?
+    let extraSlots: [Int]
 
     public init(path: String, entries: [Entry]) {
         self.path = path
         self.entries = entries
+        canonicalSlots = LeadFields.canonical.map { field in entries.firstIndex { $0.field == field } }
+        tagDateSlot = entries.firstIndex { $0.field == LeadFields.tagDate }
+        extraSlots = entries.indices.filter { !LeadFields.canonical.contains(entries[$0].field) && entries[$0].field != LeadFields.tagDate }
     }
 
     /// Reads a map file.
@@ -147,56 +156,77 @@ public struct ColumnMap: Sendable {
         Set(entries.map(\.field)).union(LeadFields.canonical).union([LeadFields.importFile, LeadFields.importLine])
     }
 
+    /// Where each entry's columns are in `header` (nil: not there), for `lead(column:...)`.
+    public func positions(in header: [String]) -> [[Int?]] {
+        var index: [String: Int] = [:]
+        for (i, name) in header.enumerated() where index[name] == nil { index[name] = i }
+        return entries.map { $0.columns.map { index[$0] } }
+    }
+
     /// Builds the lead from one source row. `value` gives a source column's value (nil when
     /// the column is missing); `passThrough` the unmapped columns in source order.
     /// Throws `RecordRejected` naming the column when a value cannot be read in its format.
     public func lead(value: (String) -> JSONValue?, passThrough: [(String, JSONValue)], source defaultSource: String,
                      now: Timestamp) throws(RecordRejected) -> Record {
-        var mapped: [String: JSONValue] = [:]
-        for entry in entries {
-            mapped[entry.field] = try read(entry, value)
+        try lead(column: { value(entries[$0].columns[$1]) }, passThrough: passThrough, source: defaultSource, now: now)
+    }
+
+    /// The same, with `column(e, k)` giving the value of entry e's k-th source column (the fast
+    /// path for CSV rows: see `positions(in:)`).
+    public func lead(column: (_ entry: Int, _ k: Int) -> JSONValue?, passThrough: [(String, JSONValue)],
+                     source defaultSource: String, now: Timestamp) throws(RecordRejected) -> Record {
+        var mapped: [JSONValue] = []
+        mapped.reserveCapacity(entries.count)
+        for e in entries.indices {
+            mapped.append(try read(entries[e]) { column(e, $0) })
         }
         var record = Record()
-        let source = mapped["source"].flatMap { $0.text.flatMap { $0.isEmpty ? nil : $0 } } ?? defaultSource
+        record.fields.reserveCapacity(LeadFields.canonical.count + extraSlots.count + passThrough.count + 2)
+        var source = defaultSource
+        if let slot = canonicalSlots[LeadFields.sourceIndex], let text = mapped[slot].text, !text.isEmpty { source = text }
         var assignedAt = now
-        if let date = mapped[LeadFields.tagDate], !date.isNull, let text = date.text {
+        if let slot = tagDateSlot, let text = mapped[slot].text {
             assignedAt = Timestamp(iso8601: text) ?? now
         }
-        for field in LeadFields.canonical {
-            switch field {
-            case "tags":
-                let names = mapped["tags"]?.array?.compactMap(\.text) ?? []
-                var seen = Set<String>()
-                let stubs: [JSONValue] = names.filter { seen.insert($0.lowercased()).inserted }.map { name in
-                    .object(["tag": .string(name), "assigned_at": .string(assignedAt.iso8601), "via": .string("import:" + source)])
+        for (n, field) in LeadFields.canonical.enumerated() {
+            let value = canonicalSlots[n].map { mapped[$0] }
+            switch n {
+            case LeadFields.tagsIndex:
+                var names: [String] = []
+                for item in value?.array ?? [] {
+                    guard let name = item.text else { continue }
+                    let key = name.lowercased()
+                    if !names.contains(where: { $0.lowercased() == key }) { names.append(name) }
                 }
-                record.append("tags", .array(stubs))
-            case "source":
-                record.append("source", .string(source))
+                let at = JSONValue.string(assignedAt.iso8601), via = JSONValue.string("import:" + source)
+                record.append(field, .array(names.map { .object(["tag": .string($0), "assigned_at": at, "via": via]) }))
+            case LeadFields.sourceIndex:
+                record.append(field, .string(source))
             default:
-                record.append(field, mapped[field] ?? .string(""))
+                record.append(field, value ?? .string(""))
             }
         }
-        for entry in entries where !LeadFields.canonical.contains(entry.field) && entry.field != LeadFields.tagDate {
-            record.append(entry.field, mapped[entry.field] ?? .null)
+        for slot in extraSlots {
+            record.append(entries[slot].field, mapped[slot])
         }
         for (name, v) in passThrough { record.append(name, v) }
         return record
     }
 
-    func read(_ entry: Entry, _ value: (String) -> JSONValue?) throws(RecordRejected) -> JSONValue {
+    func read(_ entry: Entry, _ value: (Int) -> JSONValue?) throws(RecordRejected) -> JSONValue {
         var text: String
         var single: JSONValue?
         if let constant = entry.constant {
             text = constant
+        } else if entry.columns.count == 1 {
+            single = value(0)
+            text = single?.text?.trimmingSpaces ?? ""
         } else {
             var parts: [String] = []
-            for column in entry.columns {
-                guard let v = value(column) else { continue }
-                if entry.columns.count == 1 { single = v }
-                if let t = v.text?.trimmingSpaces, !t.isEmpty { parts.append(t) }
+            for k in entry.columns.indices {
+                if let t = value(k)?.text?.trimmingSpaces, !t.isEmpty { parts.append(t) }
             }
-            text = parts.joined(separator: " ")
+            text = parts.count == 1 ? parts[0] : parts.joined(separator: " ")
         }
         func fail(_ what: String) -> RecordRejected {
             let origin = entry.constant.map { "constant \"\($0)\"" } ?? "column '\(entry.columns.joined(separator: "+"))'"
@@ -207,8 +237,14 @@ public struct ColumnMap: Sendable {
             return .string(text)
         case .list(let separator):
             if let items = single?.array { return .array(items.compactMap { $0.text?.trimmingSpaces }.filter { !$0.isEmpty }.map { .string($0) }) }
-            let items = text.split(separator: separator).map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
-            return .array(items.map { .string($0) })
+            if text.isEmpty { return .array([]) }
+            let pieces: [String]
+            if separator.utf8.count == 1, let byte = separator.utf8.first {
+                pieces = text.utf8.split(separator: byte).map { String(decoding: $0, as: UTF8.self) }
+            } else {
+                pieces = text.split(separator: separator).map(String.init)
+            }
+            return .array(pieces.map(\.trimmingSpaces).filter { !$0.isEmpty }.map { .string($0) })
         case .int:
             if text.isEmpty { return .null }
             guard let n = ColumnMap.integer(text) else { throw fail("'\(text)' is not a whole number") }
@@ -258,24 +294,34 @@ public struct ColumnMap: Sendable {
 
     /// `$1,234.50`, `-$12`, `($12.00)`, `USD 5`: amounts as numbers, cents kept.
     static func money(_ text: String) -> Double? {
-        var t = text.trimmingSpaces
+        var bytes = Array(text.utf8)[...]
+        func trim() {
+            while let b = bytes.first, b == 32 || b == 9 { bytes.removeFirst() }
+            while let b = bytes.last, b == 32 || b == 9 { bytes.removeLast() }
+        }
+        trim()
         var negative = false
-        if t.hasPrefix("(") && t.hasSuffix(")") {
+        if bytes.first == UInt8(ascii: "("), bytes.last == UInt8(ascii: ")") {
             negative = true
-            t = String(t.dropFirst().dropLast())
+            bytes = bytes.dropFirst().dropLast()
         }
-        if t.hasPrefix("USD") { t = String(t.dropFirst(3)).trimmingSpaces }
-        if t.hasPrefix("-") {
-            negative.toggle()
-            t.removeFirst()
+        if bytes.starts(with: "USD".utf8) { bytes = bytes.dropFirst(3); trim() }
+        if bytes.first == UInt8(ascii: "-") { negative.toggle(); bytes.removeFirst() }
+        if bytes.first == UInt8(ascii: "$") { bytes.removeFirst() }
+        if bytes.first == UInt8(ascii: "-") { negative.toggle(); bytes.removeFirst() }
+        // Digits with thousands commas and at most one point.
+        var digits: [UInt8] = []
+        digits.reserveCapacity(bytes.count)
+        var points = 0, anyDigit = false
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digits.append(b); anyDigit = true
+            case UInt8(ascii: ","): continue
+            case UInt8(ascii: "."): points += 1; digits.append(b)
+            default: return nil
+            }
         }
-        if t.hasPrefix("$") { t.removeFirst() }
-        if t.hasPrefix("-") {
-            negative.toggle()
-            t.removeFirst()
-        }
-        guard !t.isEmpty, t.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "," || $0 == ".") }),
-              t.filter({ $0 == "." }).count <= 1, let d = Double(t.filter { $0 != "," }) else { return nil }
+        guard anyDigit, points <= 1, let d = Double(String(decoding: digits, as: UTF8.self)) else { return nil }
         return negative ? -d : d
     }
 }
@@ -311,13 +357,13 @@ public struct DatePattern: Equatable, Sendable {
     /// The date `text` holds, or nil when it does not match or is no calendar date.
     /// A time after the date (`03/15/2024 00:00:00`) is ignored.
     public func parse(_ text: String) -> CivilDate? {
-        let chars = Array(text.trimmingSpaces)
+        let chars = Array(text.trimmingSpaces.utf8)
         var i = 0
         var year = 0, month = 0, day = 0
         func digits(min: Int, max: Int) -> Int? {
             var n = 0, count = 0
-            while i < chars.count, count < max, let v = chars[i].wholeNumberValue, chars[i].isASCII {
-                n = n * 10 + v
+            while i < chars.count, count < max, chars[i] >= 48, chars[i] <= 57 {
+                n = n * 10 + Int(chars[i] - 48)
                 i += 1
                 count += 1
             }
@@ -331,10 +377,14 @@ public struct DatePattern: Equatable, Sendable {
             case .month: guard let v = digits(min: 1, max: 2) else { return nil }; month = v
             case .day2: guard let v = digits(min: 2, max: 2) else { return nil }; day = v
             case .day: guard let v = digits(min: 1, max: 2) else { return nil }; day = v
-            case .literal(let c): guard i < chars.count, chars[i] == c else { return nil }; i += 1
+            case .literal(let c):
+                for b in c.utf8 {
+                    guard i < chars.count, chars[i] == b else { return nil }
+                    i += 1
+                }
             }
         }
-        if i < chars.count && chars[i] != " " && chars[i] != "T" { return nil }
+        if i < chars.count && chars[i] != UInt8(ascii: " ") && chars[i] != UInt8(ascii: "T") { return nil }
         guard (1...12).contains(month), day >= 1, day <= CivilDate.daysIn(month: month, year: year) else { return nil }
         return CivilDate(year: year, month: month, day: day)
     }

@@ -43,9 +43,23 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
     /// (`.5`, `.123456`: as many digits as needed, at most nine).
     public var iso8601: String {
         let d = date
-        let s = floorMod(seconds, 86_400)
+        let s = Int(floorMod(seconds, 86_400))
+        if nanoseconds == 0, (0...9999).contains(d.year) {
+            // The common case without allocating pieces: YYYY-MM-DDTHH:MM:SSZ.
+            return String(unsafeUninitializedCapacity: 20) { out in
+                d.writeDigits(into: out)
+                out[10] = UInt8(ascii: "T")
+                writeTwoDigits(s / 3600, into: out, at: 11)
+                out[13] = UInt8(ascii: ":")
+                writeTwoDigits(s / 60 % 60, into: out, at: 14)
+                out[16] = UInt8(ascii: ":")
+                writeTwoDigits(s % 60, into: out, at: 17)
+                out[19] = UInt8(ascii: "Z")
+                return 20
+            }
+        }
         var out = d.iso8601
-        out += "T" + pad2(Int(s / 3600)) + ":" + pad2(Int(s / 60 % 60)) + ":" + pad2(Int(s % 60))
+        out += "T" + pad2(s / 3600) + ":" + pad2(s / 60 % 60) + ":" + pad2(s % 60)
         if nanoseconds != 0 {
             var digits = String(nanoseconds)
             digits = String(repeating: "0", count: 9 - digits.count) + digits
@@ -189,8 +203,24 @@ public struct CivilDate: Comparable, Hashable, Sendable, CustomStringConvertible
 
     /// `2026-11-23`.
     public var iso8601: String {
+        if (0...9999).contains(year) {
+            return String(unsafeUninitializedCapacity: 10) { out in
+                writeDigits(into: out)
+                return 10
+            }
+        }
         let y = year < 0 ? "-" + pad4(-year) : pad4(year)
         return y + "-" + pad2(month) + "-" + pad2(day)
+    }
+
+    /// Writes YYYY-MM-DD into the first ten bytes (a year of 0...9999).
+    func writeDigits(into out: UnsafeMutableBufferPointer<UInt8>) {
+        writeTwoDigits(year / 100, into: out, at: 0)
+        writeTwoDigits(year % 100, into: out, at: 2)
+        out[4] = UInt8(ascii: "-")
+        writeTwoDigits(month, into: out, at: 5)
+        out[7] = UInt8(ascii: "-")
+        writeTwoDigits(day, into: out, at: 8)
     }
 
     /// `20261123`, for file names.
@@ -236,6 +266,11 @@ public struct Clock: Sendable {
 }
 
 @inline(__always) func floorMod(_ a: Int64, _ b: Int64) -> Int64 { a - floorDiv(a, b) * b }
+
+func writeTwoDigits(_ v: Int, into out: UnsafeMutableBufferPointer<UInt8>, at i: Int) {
+    out[i] = UInt8(48 + v / 10)
+    out[i + 1] = UInt8(48 + v % 10)
+}
 
 func pad2(_ v: Int) -> String { v < 10 ? "0" + String(v) : String(v) }
 

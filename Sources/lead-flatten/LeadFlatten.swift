@@ -246,18 +246,17 @@ extension LeadFlatten {
                             try finish(lead, location.line)
                         }
                     } else {
-                        var checked: [String]?
-                        var index: [String: Int] = [:]
+                        // One file, one header: checked and resolved on the first row.
+                        var positions: [[Int?]]?
                         var unused: [Int] = []
                         try stage.forEachCSV([path]) { row, header, location in
-                            if checked != header {
+                            if positions == nil {
                                 if let problem = columnMap.check(header: header) { throw StageError.usage("\(input): \(problem)") }
-                                checked = header
-                                index = Dictionary(header.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+                                positions = columnMap.positions(in: header)
                                 let used = columnMap.usedColumns
                                 unused = header.indices.filter { !used.contains(header[$0]) }
                             }
-                            let lead = try columnMap.lead(value: { column in index[column].map { .string(row.string($0)) } },
+                            let lead = try columnMap.lead(column: { e, k in positions![e][k].map { .string(row.string($0)) } },
                                                           passThrough: unused.map { (header[$0], .string(row.string($0))) },
                                                           source: defaultSource, now: now)
                             try finish(lead, location.line)
