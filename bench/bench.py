@@ -5,7 +5,9 @@ synthetic data set, and prints MB/s, records/s and peak RSS side by side with th
 usage: bench.py [--records N] [--only SECTION[,SECTION]] [--skip-peers]
 Sections: stream (lead-flatten json, lead-flatten csv, lead-export csv against Miller and
 Python); listings (lead-fetch listings from replay pages and lead-flatten listings; a tenth
-as many listings as --records).
+as many listings as --records); leads (the make leads chain over a --records-row provider
+list with one row in ten a respelt duplicate, then a tenth as many rows deduped against the
+master, the nightly rescore and a smart list).
 The data set is generated once per size under bench/data/ (git-ignored).
 """
 import argparse
@@ -138,7 +140,72 @@ def listings_section(records, skip_peers):
     table(rows)
 
 
-SECTIONS = {"stream": stream_section, "listings": listings_section}
+def leads_section(records, skip_peers):
+    """lead-flatten leads | lead-normalize --dedupe | lead-tag leads | lead-score tags, each
+    stage timed on its own file as make leads runs them; then an update list deduped against
+    the master, the nightly rescore and a smart list export."""
+    updates = max(1000, records // 10)
+    first = os.path.join(DATA, "leads-list-%d.csv" % records)
+    update = os.path.join(DATA, "leads-update-%d.csv" % records)
+    if not os.path.exists(first):
+        print("generating a %d-row lead list and a %d-row update ..." % (records, updates), file=sys.stderr)
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_leads.py"), str(records), first + ".tmp",
+                        str(updates), update], check=True)
+        os.rename(first + ".tmp", first)
+    work = os.path.join(DATA, "leads-run")
+    subprocess.run(["rm", "-rf", work], check=True)
+    os.makedirs(work)
+    now = ["--now", "2026-11-23T06:00:00Z"]
+    mapfile = os.path.join(ROOT, "stages", "flatten", "leads-propstream-preforeclosure.csv")
+    master = os.path.join(work, "leads", "leads.jsonl")
+    imported, normalized, tagged = (os.path.join(work, n) for n in ("imported.jsonl", "normalized.jsonl", "tagged.jsonl"))
+    steps = [
+        ("lead-flatten leads", first, imported,
+         [BIN + "/lead-flatten", "leads", "-q", "--map", mapfile, "--logs", work, first, "-o", imported]),
+        ("lead-normalize --dedupe", imported, normalized,
+         [BIN + "/lead-normalize", "-q", "--dedupe", "--master", master, "--logs", work, imported, "-o", normalized]),
+        ("lead-tag leads", normalized, tagged, [BIN + "/lead-tag", "leads", "-q", tagged.replace("tagged", "normalized"), "-o", tagged]),
+        ("lead-score tags", tagged, master, [BIN + "/lead-score", "tags", "-q", tagged, "-o", master]),
+    ]
+    os.makedirs(os.path.dirname(master))
+    rows = [("step", "rows in", "rows out", "seconds", "rows/s", "MB/s in", "peak RSS MB")]
+    total = 0.0
+
+    def count(path):
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+    def step(name, src, dst, argv, rows_in=None):
+        nonlocal total
+        seconds, rss, _ = run(argv + now, os.devnull)
+        total += seconds
+        n_in = rows_in if rows_in is not None else count(src)
+        rows.append((name, "{:,}".format(n_in), "{:,}".format(count(dst)) if dst else "-", "%.2f" % seconds,
+                     "{:,.0f}".format(n_in / seconds), "%.1f" % (os.path.getsize(src) / 1e6 / seconds), "%.1f" % rss))
+
+    step(*steps[0], rows_in=records)
+    for s in steps[1:]:
+        step(*s)
+    chain = total
+    # A provider's next delivery, deduped into the master (update: the new rows win).
+    update_imported = os.path.join(work, "update.jsonl")
+    step("lead-flatten leads (update)", update, update_imported,
+         [BIN + "/lead-flatten", "leads", "-q", "--map", mapfile, "--logs", work, update, "-o", update_imported], rows_in=updates)
+    step("lead-normalize --dedupe vs master", update_imported, normalized,
+         [BIN + "/lead-normalize", "-q", "--dedupe", "--on-duplicate", "update", "--master", master, "--logs", work,
+          update_imported, "-o", normalized])
+    step("lead-score tags --recalculate", master, master,
+         [BIN + "/lead-score", "tags", "-q", "--recalculate", "--logs", work, "--now", "2027-03-01T00:00:00Z"])
+    out_csv = os.path.join(work, "hot.csv")
+    step("lead-export list hot-foreclosures", master, out_csv,
+         [BIN + "/lead-export", "list", "hot-foreclosures", "-q", "--input", master, "-o", out_csv])
+    print("\nLeads, a %s-row provider list (%.0f MB CSV) and a %s-row update\n" % (
+        "{:,}".format(records), os.path.getsize(first) / 1e6, "{:,}".format(updates)))
+    table(rows)
+    print("\n  import chain (flatten, normalize + dedupe, tag, score): %.1f s for %s rows" % (chain, "{:,}".format(records)))
+
+
+SECTIONS = {"stream": stream_section, "listings": listings_section, "leads": leads_section}
 
 
 def main():
