@@ -1,4 +1,7 @@
 import CSimdJSON
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One record of the stream: a JSON object whose members keep their order. Fields a stage
 /// does not know pass through untouched; setting an existing key replaces its value in
@@ -123,9 +126,13 @@ public final class KeyCache {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in raw { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         let slot = Int(truncatingIfNeeded: h) & mask
-        if let cached = slots[slot], cached.utf8.count == raw.count,
-           cached.utf8.elementsEqual(raw) {
-            return cached
+        if var cached = slots[slot] {
+            // memcmp over the cached string's contiguous UTF-8 (elementsEqual on a UTF8View
+            // walked it byte by byte, and key lookups run for every member of every record).
+            let same = cached.withUTF8 { bytes in
+                bytes.count == raw.count && (raw.count == 0 || memcmp(bytes.baseAddress!, raw.baseAddress!, raw.count) == 0)
+            }
+            if same { return cached }
         }
         let s = String(decoding: raw, as: UTF8.self)
         slots[slot] = s
