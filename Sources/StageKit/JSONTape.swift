@@ -17,6 +17,9 @@ public final class JSONParser {
 
     deinit { lj_parser_free(handle) }
 
+    /// How many readable bytes must follow a text handed to `parse`.
+    public static let padding = Int(LJ_PADDING)
+
     /// Why a text is not valid JSON, and the byte offset where the problem was seen (-1: unknown).
     public struct SyntaxError: Error, CustomStringConvertible {
         public let message: String

@@ -65,7 +65,9 @@ public final class Stage {
     }
 
     /// Runs `body` as stage `name` and exits with the contract's status.
-    public static func run(_ name: String, command: String? = nil, options: CommonOptions,
+    /// `errorStatus` replaces the contract's error statuses for a tool with its own (lead-diff:
+    /// 2 for any error, as diff); the body may set `exitStatus` for a successful run.
+    public static func run(_ name: String, command: String? = nil, options: CommonOptions, errorStatus: Int32? = nil,
                            _ body: (Stage) throws -> Void) -> Never {
         signal(SIGPIPE, SIG_IGN)
         let program = "lead-\(name)"
@@ -75,29 +77,32 @@ public final class Stage {
             let clock = try Clock.resolve(option: options.now, environment: environment)
             stage = Stage(name: name, command: command, options: options, clock: clock, environment: environment)
         } catch {
-            fail(error, program: program)
+            fail(error, program: program, status: errorStatus)
         }
         do {
             try body(stage)
             try stage.finish()
-            exit(0)
+            exit(stage.exitStatus)
         } catch let error as StageError {
             stage.abandon(error)
-            fail(error, program: program)
+            fail(error, program: program, status: errorStatus)
         } catch let error as RecordRejected {
             stage.abandon(.data(error.reason))
-            fail(StageError.data(error.reason), program: program)
+            fail(StageError.data(error.reason), program: program, status: errorStatus)
         } catch {
             stage.abandon(.io("\(error)"))
-            fail(StageError.io("\(error)"), program: program)
+            fail(StageError.io("\(error)"), program: program, status: errorStatus)
         }
     }
 
+    /// The status a run that ends without error exits with (0 unless the stage says).
+    public var exitStatus: Int32 = 0
+
     /// Prints `error` the contract's way and exits with its status.
-    public static func fail(_ error: StageError, program: String) -> Never {
+    public static func fail(_ error: StageError, program: String, status: Int32? = nil) -> Never {
         if error == .brokenPipe { exit(0) }
         standardError("\(program): \(error)\n")
-        exit(error.exitCode)
+        exit(status ?? error.exitCode)
     }
 
     // MARK: Outputs
@@ -325,98 +330,48 @@ public final class Stage {
     /// line (no newline), so the output is the same as a one-thread run. A record for which
     /// `transform` or `body` throws `RecordRejected` goes to the rejects. `transform` must be
     /// safe to call from several threads at once (pure rules are).
-    public func forEachRecord(_ paths: [String], transform: @escaping (inout Record) throws -> Void,
+    /// What `body` gets as the record's JSON line: the transformed record written out
+    /// (`.json`), the text as read (`.input`, for a transform that changes nothing), or nothing.
+    public enum LineEncoding: Sendable { case json, input, none }
+
+    public func forEachRecord(_ paths: [String], transform: @escaping (inout Record) throws -> Void, encoding: LineEncoding = .json,
                               _ body: (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
-        try withoutActuallyEscaping(body) { body in try forEachRecordInBatches(paths, transform: transform, body) }
+        try withoutActuallyEscaping(body) { body in
+            try forEachRecordInBatches(paths, transform: transform, encoding: encoding, body)
+        }
     }
 
     /// The batched, parallel reading behind `forEachRecord(_:transform:_:)`. This thread only
     /// cuts the input into JSON texts and copies each batch's texts into one buffer; the
     /// workers parse them, build the records, transform them and write their JSON, each into
-    /// its own buffer; then this thread hands the results to `body` in input order. Texts
-    /// that cannot be parsed, and input that cannot be cut into texts, travel in the batch
-    /// too, so rejects keep the input order.
+    /// its own buffer; then this thread hands the results to `body` in input order. Two
+    /// batches are in flight: while the workers transform one, this thread reads the next and
+    /// hands out the one before. Texts that cannot be parsed, and input that cannot be cut
+    /// into texts, travel in the batch too, so rejects keep the input order.
     private func forEachRecordInBatches(_ paths: [String], transform: @escaping (inout Record) throws -> Void,
-                                        _ body: @escaping (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
+                                        encoding: LineEncoding, _ body: @escaping (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
         let workers = workerCount
         let batchSize = 2048
-        let padding = Int(LJ_PADDING)
-        /// One text of the batch: where its bytes are in `texts`, where it came from, and for
-        /// input that could not be cut into a text, why.
-        struct Item {
-            var offset: Int
-            var length: Int
-            var location: SourceLocation
-            var broken: String?
-        }
-        enum Outcome {
-            case record(Record, offset: Int, length: Int)
-            case rejected(String, line: Int)
-        }
-        final class Worker {
-            let parser = JSONParser()
-            let keys = KeyCache()
-            let out = ByteBuffer(capacity: 1 << 20)
-            var outcomes: [Outcome] = []
-        }
-        let pool = (0..<workers).map { _ in Worker() }
-        let texts = ByteBuffer(capacity: 1 << 22)
-        var items: [Item] = []
-        items.reserveCapacity(batchSize)
+        let padding = JSONParser.padding
         let shared = UncheckedBox(transform)
+        // Two batches, used in turn; a batch's buffers are touched by one side at a time.
+        let batches = [RecordBatch(workers: workers), RecordBatch(workers: workers)]
+        var filling = 0
+        var inFlight: (batch: RecordBatch, group: DispatchGroup)?
 
-        func drain() throws {
-            guard !items.isEmpty else { return }
-            let count = items.count
-            let chunks = min(workers, max(1, count / 64))
-            let batch = UncheckedBox((items: items, texts: texts, pool: pool))
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let worker = batch.value.pool[chunk]
-                // Last batch's records are released here, on the worker, not on the reader.
-                worker.outcomes.removeAll(keepingCapacity: true)
-                worker.out.removeAll()
-                let base = batch.value.texts.base
-                for item in batch.value.items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
-                    if let reason = item.broken {
-                        worker.outcomes.append(.rejected(reason, line: item.location.line))
-                        continue
-                    }
-                    let bytes = UnsafeBufferPointer(start: base + item.offset, count: item.length)
-                    let original: Record
-                    switch worker.parser.parse(bytes) {
-                    case .failure(let error):
-                        let (line, reason) = Stage.describe(error, in: bytes, startLine: item.location.line)
-                        worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line))
-                        continue
-                    case .success(let tape):
-                        guard tape.isObject else {
-                            worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.location.line))
-                            continue
-                        }
-                        original = Record(tape: tape, keys: worker.keys)
-                    }
-                    var record = original
-                    do {
-                        try shared.value(&record)
-                        let offset = worker.out.count
-                        JSONWriter.write(record, into: worker.out)
-                        worker.outcomes.append(.record(record, offset: offset, length: worker.out.count - offset))
-                    } catch let rejected as RecordRejected {
-                        worker.outcomes.append(.rejected(rejected.reason, line: item.location.line))
-                    } catch {
-                        worker.outcomes.append(.rejected("\(error)", line: item.location.line))
-                    }
-                }
-            }
+        func deliver(_ batch: RecordBatch) throws {
+            let count = batch.items.count
             var chunk = 0, first = 0
-            for (i, item) in items.enumerated() {
-                while i >= count * (chunk + 1) / chunks { chunk += 1; first = i }
-                let raw = UnsafeBufferPointer(start: texts.base + item.offset, count: item.length)
+            for (i, item) in batch.items.enumerated() {
+                while i >= count * (chunk + 1) / batch.chunks { chunk += 1; first = i }
+                let raw = UnsafeBufferPointer(start: batch.texts.base + item.offset, count: item.length)
                 let location = item.location
-                switch pool[chunk].outcomes[i - first] {
+                switch batch.pool[chunk].outcomes[i - first] {
                 case .record(let record, let offset, let length):
+                    let line = encoding == .input ? UnsafeBufferPointer(start: raw.baseAddress, count: raw.count)
+                        : UnsafeBufferPointer(start: batch.pool[chunk].out.base + offset, count: length)
                     do {
-                        try body(record, UnsafeBufferPointer(start: pool[chunk].out.base + offset, count: length), location)
+                        try body(record, line, location)
                     } catch let rejected as RecordRejected {
                         try reject(rejected.reason, at: location, raw: raw)
                     }
@@ -424,8 +379,33 @@ public final class Stage {
                     try reject(reason, at: SourceLocation(path: location.path, line: line), raw: raw)
                 }
             }
-            items.removeAll(keepingCapacity: true)
-            texts.removeAll()
+        }
+
+        /// Sends the batch being filled to the workers, and hands out the one before it.
+        func launch() throws {
+            let batch = batches[filling]
+            guard !batch.items.isEmpty else { return }
+            let group = DispatchGroup()
+            let job = UncheckedBox(batch)
+            DispatchQueue.global().async(group: group) { job.value.transform(shared.value, encoding: encoding) }
+            if let previous = inFlight {
+                previous.group.wait()
+                try deliver(previous.batch)
+            }
+            inFlight = (batch, group)
+            filling = 1 - filling
+            // The batch now filling was handed out above (or never used): clear it for reuse.
+            batches[filling].reset()
+        }
+
+        func finish() throws {
+            try launch()
+            if let last = inFlight {
+                last.group.wait()
+                inFlight = nil
+                try deliver(last.batch)
+                last.batch.reset()
+            }
         }
 
         for path in try inputs(paths) {
@@ -433,27 +413,28 @@ public final class Stage {
             defer { source.close() }
             let reader = JSONTextReader(lines: LineReader(source: source))
             try reader.forEach { event in
+                let batch = batches[filling]
                 var bytes: UnsafeBufferPointer<UInt8>
-                var item: Item
+                var item: RecordBatch.Item
                 switch event {
                 case .warning(let line, let message):
                     warn(message, at: SourceLocation(path: path, line: line))
                     return
                 case .broken(let raw, let line, let reason):
                     bytes = raw
-                    item = Item(offset: texts.count, length: raw.count, location: SourceLocation(path: path, line: line), broken: reason)
+                    item = .init(offset: batch.texts.count, length: raw.count, location: SourceLocation(path: path, line: line), broken: reason)
                 case .text(let text, let line):
                     bytes = text
-                    item = Item(offset: texts.count, length: text.count, location: SourceLocation(path: path, line: line), broken: nil)
+                    item = .init(offset: batch.texts.count, length: text.count, location: SourceLocation(path: path, line: line), broken: nil)
                 }
                 recordsIn += 1
                 progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
-                texts.append(bytes)
-                for _ in 0..<padding { texts.append(0) }
-                items.append(item)
-                if items.count == batchSize { try drain() }
+                batch.texts.append(bytes)
+                for _ in 0..<padding { batch.texts.append(0) }
+                batch.items.append(item)
+                if batch.items.count == batchSize { try launch() }
             }
-            try drain()
+            try finish()
             progressBytesBase += reader.bytesRead
         }
     }
@@ -684,7 +665,7 @@ public final class Stage {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    static func kindName(_ kind: UInt32) -> String {
+    public static func kindName(_ kind: UInt32) -> String {
         switch kind {
         case LJ_ARRAY.rawValue: return "an array"
         case LJ_STRING.rawValue: return "a string"
@@ -698,7 +679,7 @@ public final class Stage {
     /// Says why a text is not valid JSON and where: the line, and the column when known.
     /// simdjson's first pass gives no position for NUL bytes, control characters and bad
     /// UTF-8, so those are located here.
-    static func describe(_ error: JSONParser.SyntaxError, in bytes: UnsafeBufferPointer<UInt8>,
+    public static func describe(_ error: JSONParser.SyntaxError, in bytes: UnsafeBufferPointer<UInt8>,
                          startLine: Int) -> (line: Int, reason: String) {
         var message = error.message
         var offset = error.offset
@@ -812,5 +793,92 @@ final class UncheckedBox<T>: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         body()
         pthread_mutex_unlock(&mutex)
+    }
+}
+
+/// One batch of `forEachRecord(_:transform:_:)`: the texts read, and per worker the records
+/// made of them, transformed, and their JSON.
+final class RecordBatch: @unchecked Sendable {
+    /// One text of the batch: where its bytes are in `texts`, where it came from, and for
+    /// input that could not be cut into a text, why.
+    struct Item {
+        var offset: Int
+        var length: Int
+        var location: SourceLocation
+        var broken: String?
+    }
+
+    enum Outcome {
+        case record(Record, offset: Int, length: Int)
+        case rejected(String, line: Int)
+    }
+
+    final class Worker {
+        let parser = JSONParser()
+        let keys = KeyCache()
+        let out = ByteBuffer(capacity: 1 << 20)
+        var outcomes: [Outcome] = []
+    }
+
+    let texts = ByteBuffer(capacity: 1 << 22)
+    var items: [Item] = []
+    let pool: [Worker]
+    private(set) var chunks = 1
+
+    init(workers: Int) {
+        pool = (0..<workers).map { _ in Worker() }
+        items.reserveCapacity(2048)
+    }
+
+    /// Empties the batch for the next texts (the records made of the last ones are released
+    /// by the workers, when the batch is next transformed).
+    func reset() {
+        items.removeAll(keepingCapacity: true)
+        texts.removeAll()
+    }
+
+    /// Parses and transforms every text, on as many threads as there are workers.
+    func transform(_ transform: @escaping (inout Record) throws -> Void, encoding: Stage.LineEncoding) {
+        let transform = UncheckedBox(transform)
+        let count = items.count
+        chunks = min(pool.count, max(1, count / 64))
+        let chunks = self.chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let worker = pool[chunk]
+            // Last use's records are released here, on the worker.
+            worker.outcomes.removeAll(keepingCapacity: true)
+            worker.out.removeAll()
+            let base = texts.base
+            for item in items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
+                if let reason = item.broken {
+                    worker.outcomes.append(.rejected(reason, line: item.location.line))
+                    continue
+                }
+                let bytes = UnsafeBufferPointer(start: base + item.offset, count: item.length)
+                var record: Record
+                switch worker.parser.parse(bytes) {
+                case .failure(let error):
+                    let (line, reason) = Stage.describe(error, in: bytes, startLine: item.location.line)
+                    worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line))
+                    continue
+                case .success(let tape):
+                    guard tape.isObject else {
+                        worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.location.line))
+                        continue
+                    }
+                    record = Record(tape: tape, keys: worker.keys)
+                }
+                do {
+                    try transform.value(&record)
+                    let offset = worker.out.count
+                    if encoding == .json { JSONWriter.write(record, into: worker.out) }
+                    worker.outcomes.append(.record(record, offset: offset, length: worker.out.count - offset))
+                } catch let rejected as RecordRejected {
+                    worker.outcomes.append(.rejected(rejected.reason, line: item.location.line))
+                } catch {
+                    worker.outcomes.append(.rejected("\(error)", line: item.location.line))
+                }
+            }
+        }
     }
 }
