@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// The eight stage executables. Each is a thin `lead-<stage>` target over the libraries.
-let stages = ["fetch", "flatten", "normalize", "tag", "score", "tier", "export", "cleanup"]
+/// The eight stage executables and lead-diff. Each is a thin `lead-<name>` target over the libraries.
+let stages = ["fetch", "flatten", "normalize", "tag", "score", "tier", "export", "cleanup", "diff"]
 
 #if arch(x86_64)
 let simdFlags = ["-O3", "-march=x86-64-v2"]

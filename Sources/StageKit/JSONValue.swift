@@ -30,6 +30,14 @@ public enum JSONValue {
     /// What kind of JSON value this is.
     public enum Kind: String, Sendable { case null, bool, number, string, array, object }
 
+    /// True when both values are still their source text and the texts are the same bytes:
+    /// a quick "equal" before comparing values.
+    public func hasSameRawText(as other: JSONValue) -> Bool {
+        guard case .raw(let a) = self, case .raw(let b) = other else { return false }
+        let x = a.tape.rawValue(a.node), y = b.tape.rawValue(b.node)
+        return x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
+    }
+
     /// The kind in words for messages: "an array", "a string", "null", ...
     public var kindDescription: String {
         switch kind {
