@@ -15,7 +15,7 @@ EXPORTS  ?= exports
 export LEAD_NOW := $(NOW)
 
 SOURCES := $(shell find Sources -type f) Package.swift
-STAGES  := fetch flatten normalize tag score tier export cleanup
+STAGES  := fetch flatten normalize tag score tier export cleanup diff
 BINARIES := $(STAGES:%=$(BIN)/lead-%)
 
 .PHONY: all build deps test unit cases e2e bench clean cases-record
@@ -35,6 +35,7 @@ $(BIN)/.built: $(SOURCES)
 
 .PHONY: pipelines
 pipelines: build listings cleanup leads
+	@scripts/previous.sh keep $(LOGS) $(EXPORTS)
 
 # ---- MLS listings: fetch -> flatten -> photos, per pipeline; then cleanup ----
 # SOURCE=replay (default) reads fixtures/listings/<pipeline>/; SOURCE=spark or SOURCE=reso
@@ -132,6 +133,13 @@ $(LEADS)/expiring.jsonl: $(LEADS)/leads.jsonl
 rescore: build
 	$(BIN)/lead-score tags --recalculate --logs $(LOGS)
 	$(MAKE) --no-print-directory lists $(LEADS)/expiring.jsonl
+	@scripts/previous.sh keep $(LOGS) $(EXPORTS)
+
+# What the last run changed: each stage file against the newest kept run that differs
+# (kept in $(LOGS)/_previous/ after every make; keys per file in stages/diff/keys.csv).
+.PHONY: diff
+diff: build
+	@LEAD_BIN=$(BIN) scripts/previous.sh diff $(LOGS) $(EXPORTS)
 
 # ---- tests ----------------------------------------------------------------
 

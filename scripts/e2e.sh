@@ -3,7 +3,8 @@
 # user's local-logs/ or exports/):
 #  1. two runs into fresh trees A and B are byte-identical (same --now, same outputs);
 #  2. a second run into A rewrites nothing (file dependencies are real);
-#  3. make rescore at a later NOW expires assignments and rebuilds the lists.
+#  3. make rescore at a later NOW expires assignments and rebuilds the lists;
+#  4. make diff then reports what the rescore changed, per stage file.
 set -eu
 make_cmd=${MAKE:-make}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lead-e2e.XXXXXX")
@@ -49,5 +50,12 @@ if cmp -s "$tmp/a/exports/lists/hot-foreclosures.csv" "$tmp/b/exports/lists/hot-
     echo "e2e: make rescore did not rebuild the smart lists" >&2
     exit 1
 fi
+# 4. make diff: the rescored tree against the run before it, a summary per changed stage file.
+$make_cmd --no-print-directory diff LOGS="$tmp/a/local-logs" EXPORTS="$tmp/a/exports" >"$tmp/diff.log" 2>&1 || { cat "$tmp/diff.log" >&2; exit 1; }
+if ! grep -q '^logs/leads/leads.jsonl (key address_key):' "$tmp/diff.log" || ! grep -q '^    score: [0-9]* changed' "$tmp/diff.log"; then
+    echo "e2e: make diff did not report the rescored master:" >&2
+    cat "$tmp/diff.log" >&2
+    exit 1
+fi
 files=$(printf '%s\n' "$after" | grep -c . || true)
-echo "e2e: $files output files, identical across runs; a second make rewrote nothing; make rescore expired and rescored"
+echo "e2e: $files output files, identical across runs; a second make rewrote nothing; make rescore expired and rescored; make diff reported it"
