@@ -7,7 +7,8 @@ Sections: stream (lead-flatten json, lead-flatten csv, lead-export csv against M
 Python); listings (lead-fetch listings from replay pages and lead-flatten listings; a tenth
 as many listings as --records); leads (the make leads chain over a --records-row provider
 list with one row in ten a respelt duplicate, then a tenth as many rows deduped against the
-master, the nightly rescore and a smart list).
+master, the nightly rescore and a smart list); diff (lead-diff on a million records against
+a changed copy, in memory and --sorted).
 The data set is generated once per size under bench/data/ (git-ignored).
 """
 import argparse
@@ -205,7 +206,46 @@ def leads_section(records, skip_peers):
     print("\n  import chain (flatten, normalize + dedupe, tag, score): %.1f s for %s rows" % (chain, "{:,}".format(records)))
 
 
-SECTIONS = {"stream": stream_section, "listings": listings_section, "leads": leads_section}
+def diff_section(records, skip_peers):
+    """lead-diff over the record stream's flat file and a copy with 1% of records changed,
+    0.5% removed and 0.5% added: in memory (OLD keyed) and --sorted (both streamed)."""
+    ensure_data(records)
+    old = os.path.join(DATA, "leads-flat.jsonl")
+    new = os.path.join(DATA, "leads-flat-next.jsonl")
+    if not os.path.exists(new) or os.path.getmtime(new) < os.path.getmtime(old):
+        with open(old, "rb") as src, open(new + ".tmp", "wb") as dst:
+            for i, line in enumerate(src):
+                if i % 200 == 7:
+                    continue                                   # removed
+                if i % 100 == 3:
+                    line = line.replace(b'"property.beds":', b'"property.beds":1', 1)   # changed
+                dst.write(line)
+                if i % 200 == 11:
+                    dst.write(line.replace(b'","', b'a","', 1))                       # added, sorting after
+        os.rename(new + ".tmp", new)
+    rows = [("mode", "records (old + new)", "seconds", "records/s", "MB/s", "peak RSS MB", "exit")]
+    size = (os.path.getsize(old) + os.path.getsize(new)) / 1e6
+    n = records * 2
+    for mode, extra in (("in memory, --summary", ["--summary"]), ("in memory, jsonl report", ["--format", "jsonl"]),
+                        ("--sorted, --summary", ["--sorted", "--summary"])):
+        argv = [BIN + "/lead-diff", old, new, "--key", "id", "-q"] + extra
+        with open(os.devnull, "wb") as out:
+            start = time.monotonic()
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.monotonic() - start
+            err = proc.stderr.read().decode(errors="replace")
+            proc.stderr.close()
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            raise SystemExit("%s failed (%d):\n%s" % (" ".join(argv), code, err))
+        rows.append((mode, "{:,}".format(n), "%.2f" % seconds, "{:,.0f}".format(n / seconds), "%.1f" % (size / seconds),
+                     "%.1f" % (usage.ru_maxrss / 1024.0), str(code)))
+    print("\nlead-diff, %s vs %s records (%.0f MB)\n" % ("{:,}".format(records), "{:,}".format(records), size))
+    table(rows)
+
+
+SECTIONS = {"stream": stream_section, "listings": listings_section, "leads": leads_section, "diff": diff_section}
 
 
 def main():
