@@ -36,8 +36,9 @@ def ensure_data(records):
         f.write(str(records))
 
 
-def run(argv, stdout_path):
-    """Runs argv with stdout to a file; returns (seconds, peak RSS in MB, sha256 of stdout)."""
+def run(argv, stdout_path, ok=(0,)):
+    """Runs argv with stdout to a file; returns (seconds, peak RSS in MB, sha256 of stdout).
+    An exit status outside `ok` stops the benchmark."""
     with open(stdout_path, "wb") as out:
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
@@ -46,7 +47,7 @@ def run(argv, stdout_path):
         err = proc.stderr.read().decode(errors="replace")
         proc.stderr.close()
         proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise SystemExit("%s failed (%d):\n%s" % (" ".join(argv), proc.returncode, err))
     digest = hashlib.sha256()
     with open(stdout_path, "rb") as f:
@@ -223,24 +224,15 @@ def diff_section(records, skip_peers):
                 if i % 200 == 11:
                     dst.write(line.replace(b'","', b'a","', 1))                       # added, sorting after
         os.rename(new + ".tmp", new)
-    rows = [("mode", "records (old + new)", "seconds", "records/s", "MB/s", "peak RSS MB", "exit")]
+    rows = [("mode", "records (old + new)", "seconds", "records/s", "MB/s", "peak RSS MB")]
     size = (os.path.getsize(old) + os.path.getsize(new)) / 1e6
     n = records * 2
     for mode, extra in (("in memory, --summary", ["--summary"]), ("in memory, jsonl report", ["--format", "jsonl"]),
                         ("--sorted, --summary", ["--sorted", "--summary"])):
         argv = [BIN + "/lead-diff", old, new, "--key", "id", "-q"] + extra
-        with open(os.devnull, "wb") as out:
-            start = time.monotonic()
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
-            _, status, usage = os.wait4(proc.pid, 0)
-            seconds = time.monotonic() - start
-            err = proc.stderr.read().decode(errors="replace")
-            proc.stderr.close()
-        code = os.waitstatus_to_exitcode(status)
-        if code not in (0, 1):
-            raise SystemExit("%s failed (%d):\n%s" % (" ".join(argv), code, err))
+        seconds, rss, _ = run(argv, os.devnull, ok=(0, 1))
         rows.append((mode, "{:,}".format(n), "%.2f" % seconds, "{:,.0f}".format(n / seconds), "%.1f" % (size / seconds),
-                     "%.1f" % (usage.ru_maxrss / 1024.0), str(code)))
+                     "%.1f" % rss))
     print("\nlead-diff, %s vs %s records (%.0f MB)\n" % ("{:,}".format(records), "{:,}".format(records), size))
     table(rows)
 
