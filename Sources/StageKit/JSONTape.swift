@@ -17,8 +17,12 @@ public final class JSONParser {
 
     deinit { lj_parser_free(handle) }
 
-    /// How many readable bytes must follow a text handed to `parse`.
+    /// How many readable bytes must follow a text handed to `parse` (any bytes: the next
+    /// text will do).
     public static let padding = Int(LJ_PADDING)
+
+    /// `padding` zero bytes, to append after the last of a run of texts.
+    public static let zeroPadding = [UInt8](repeating: 0, count: padding)
 
     /// Why a text is not valid JSON, and the byte offset where the problem was seen (-1: unknown).
     public struct SyntaxError: Error, CustomStringConvertible {

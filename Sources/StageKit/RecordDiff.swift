@@ -43,12 +43,23 @@ public enum RecordDiff {
     /// (`"1"` and 1, `""` and null, `"true"` and true are equal).
     public static func changes(old: Record, new: Record, ignore: Set<String>, loose: Bool) -> [Change] {
         var out: [Change] = []
-        for field in old.fields where !ignore.contains(field.key) {
-            let other = new[field.key]
+        // Records of one stage mostly hold their fields in one order: look at the same
+        // position first, and when every field was there, NEW has no field OLD lacks.
+        var positional = old.count == new.count
+        for (i, field) in old.fields.enumerated() {
+            let other: JSONValue?
+            if i < new.fields.count && new.fields[i].key == field.key {
+                other = new.fields[i].value
+            } else {
+                positional = false
+                other = new[field.key]
+            }
+            if !ignore.isEmpty && ignore.contains(field.key) { continue }
             if let other, equal(field.value, other, loose: loose) { continue }
             if other == nil, loose, field.value.isNull || field.value.string == "" { continue }
             out.append(Change(field: field.key, old: field.value, new: other))
         }
+        if positional { return out }
         for field in new.fields where !ignore.contains(field.key) && old[field.key] == nil {
             if loose, field.value.isNull || field.value.string == "" { continue }
             out.append(Change(field: field.key, old: nil, new: field.value))

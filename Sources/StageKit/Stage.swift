@@ -352,7 +352,6 @@ public final class Stage {
                                         encoding: LineEncoding, _ body: @escaping (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
         let workers = workerCount
         let batchSize = 2048
-        let padding = JSONParser.padding
         let shared = UncheckedBox(transform)
         // Two batches, used in turn; a batch's buffers are touched by one side at a time.
         let batches = [RecordBatch(workers: workers), RecordBatch(workers: workers)]
@@ -385,6 +384,9 @@ public final class Stage {
         func launch() throws {
             let batch = batches[filling]
             guard !batch.items.isEmpty else { return }
+            // The parser reads a little past each text: the next text is there, and after
+            // the last one, this padding.
+            batch.texts.append(JSONParser.zeroPadding)
             let group = DispatchGroup()
             let job = UncheckedBox(batch)
             DispatchQueue.global().async(group: group) { job.value.transform(shared.value, encoding: encoding) }
@@ -430,7 +432,6 @@ public final class Stage {
                 recordsIn += 1
                 progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
                 batch.texts.append(bytes)
-                for _ in 0..<padding { batch.texts.append(0) }
                 batch.items.append(item)
                 if batch.items.count == batchSize { try launch() }
             }

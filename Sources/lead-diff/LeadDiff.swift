@@ -152,7 +152,6 @@ struct Comparison {
             let i = Int32(spans.count)
             let offset = store.count
             store.append(json)
-            for _ in 0..<JSONParser.padding { store.append(0) }
             spans.append((offset, json.count))
             oldKeys.append(k)
             nextSame.append(-1)
@@ -163,6 +162,8 @@ struct Comparison {
                 chain[k] = (i, i)
             }
         }
+        // Texts follow one another in the store; the parser's padding is only needed at the end.
+        store.append(JSONParser.zeroPadding)
         var matched = [Bool](repeating: false, count: spans.count)
         // NEW records beyond what OLD has for their key (added ones), by key: how many.
         var extra: [String: Int] = [:]
@@ -197,8 +198,12 @@ struct Comparison {
         }
         try read(stage, new, flatten: flattenNew, encoding: .none, then: compare) { record, _ in
             var record = record
-            let hinted = record.removeValue(forKey: Comparison.matchField)?.int
-            let encoded = record.removeValue(forKey: Comparison.changesField)?.array
+            // The hidden fields are the last two, when the workers found the key.
+            var hinted: Int?, encoded: [JSONValue]?
+            if record.fields.last?.key == Comparison.changesField {
+                encoded = record.fields.removeLast().value.array
+                hinted = record.fields.removeLast().value.int
+            }
             let k = try keyOf(record)
             // The first OLD record of the key not matched yet: occurrences pair up in order.
             var i = Int(chain[k]?.first ?? -1)
