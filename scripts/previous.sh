@@ -75,7 +75,7 @@ diff)
         key=$(printf '%s' "$rule" | sed -E 's/^"([^"]*)",?/\1\t/; t; s/,/\t/' | cut -f1)
         ignore=$(printf '%s' "$rule" | sed -E 's/^"([^"]*)",?/\1\t/; t; s/,/\t/' | cut -f2)
         if [ -z "$key" ]; then
-            echo "$path: changed ($(wc -l <"$old_file" | tr -d ' ') -> $(wc -l <"$new_file" | tr -d ' ') lines; no key rule in $keys)"
+            echo "$path: changed ($(wc -l <"$old_file" | tr -d ' ') -> $(wc -l <"$new_file" | tr -d ' ') lines, compared whole)"
             continue
         fi
         echo "$path (key $key):"
