@@ -247,17 +247,7 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
 }
 
 /// The whole content of a file, or nil.
-public func readWholeFile(_ path: String) -> [UInt8]? {
-    guard let source = try? ByteSource(path: path) else { return nil }
-    defer { source.close() }
-    var out: [UInt8] = []
-    let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
-    defer { chunk.deallocate() }
-    while let n = try? source.read(into: chunk, count: 1 << 16), n > 0 {
-        out.append(contentsOf: UnsafeBufferPointer(start: chunk, count: n))
-    }
-    return out
-}
+public func readWholeFile(_ path: String) -> [UInt8]? { try? ByteSource.readAll(path) }
 
 #if canImport(Foundation)
 import Foundation

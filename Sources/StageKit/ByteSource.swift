@@ -42,6 +42,21 @@ public final class ByteSource {
     /// A name for messages.
     public var displayName: String { path == "-" ? "stdin" : path }
 
+    /// The whole content of the file at `path` (gzip-decoded when it ends in .gz).
+    public static func readAll(_ path: String) throws(StageError) -> [UInt8] {
+        let source = try ByteSource(path: path)
+        defer { source.close() }
+        var out: [UInt8] = []
+        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
+        defer { chunk.deallocate() }
+        while true {
+            let n = try source.read(into: chunk, count: 1 << 16)
+            if n == 0 { break }
+            out.append(contentsOf: UnsafeBufferPointer(start: chunk, count: n))
+        }
+        return out
+    }
+
     /// Reads up to `count` bytes; 0 means end of input.
     public func read(into buffer: UnsafeMutablePointer<UInt8>, count: Int) throws(StageError) -> Int {
         if sniffStdin {

@@ -110,16 +110,7 @@ public struct RulesFile {
         guard let index = columns.firstIndex(of: column) else {
             throw .rules(file: path, line: nil, message: "no column '\(column)'")
         }
-        let source = try ByteSource(path: path)
-        defer { source.close() }
-        var text: [UInt8] = []
-        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
-        defer { chunk.deallocate() }
-        while true {
-            let n = try source.read(into: chunk, count: 1 << 16)
-            if n == 0 { break }
-            text.append(contentsOf: UnsafeBufferPointer(start: chunk, count: n))
-        }
+        let text = try ByteSource.readAll(path)
         // The byte range of the line.
         var start = 0, current = 1
         while current < line, let newline = text[start...].firstIndex(of: 10) {

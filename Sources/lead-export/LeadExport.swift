@@ -136,7 +136,7 @@ extension LeadExport {
                     guard Stage.fileExists(path) else {
                         throw StageError.usage("no smart list \(path) (lists: \(SmartListFiles.names(in: stage.rulesDirectory() + "/lists").joined(separator: ", ")))")
                     }
-                    list = try SmartList(name: name, text: try SmartListFiles.read(path), path: path, functions: Absentee.functions)
+                    list = try SmartList(name: name, text: String(decoding: try ByteSource.readAll(path), as: UTF8.self), path: path, functions: Absentee.functions)
                 } else {
                     list = try SmartList(name: "where", where: expression!, functions: Absentee.functions)
                 }
@@ -172,22 +172,8 @@ extension LeadExport {
     }
 }
 
-/// Reading smart list files.
+/// The smart lists in a directory.
 enum SmartListFiles {
-    static func read(_ path: String) throws -> String {
-        let source = try ByteSource(path: path)
-        defer { source.close() }
-        var bytes: [UInt8] = []
-        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
-        defer { chunk.deallocate() }
-        while true {
-            let n = try source.read(into: chunk, count: 1 << 16)
-            if n == 0 { break }
-            bytes.append(contentsOf: UnsafeBufferPointer(start: chunk, count: n))
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
     static func names(in directory: String) -> [String] {
         guard let dir = opendir(directory) else { return [] }
         defer { closedir(dir) }

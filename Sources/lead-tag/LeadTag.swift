@@ -47,6 +47,14 @@ struct TagStageRules {
 }
 
 /// Options of the subcommands that change the master file in place.
+/// What `lead-tag add` and `remove` edit: a tag, on the leads a filter picks.
+struct BulkEditOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The tag to assign or remove.", valueName: "name")) var tag: String
+    @Option(name: .customLong("where"), help: ArgumentHelp("Which leads (filter language, as in smart lists).", valueName: "expr"))
+    var expression: String
+    @Flag(help: "Report only; change nothing.") var dryRun = false
+}
+
 struct MasterOptions: ParsableArguments {
     /// The logs root.
     @Option(help: ArgumentHelp("The logs root: the master is <logs>/leads/leads.jsonl, the audit log <logs>/leads/audit.jsonl.", valueName: "dir"))
@@ -208,8 +216,8 @@ extension LeadTag {
     }
 
     /// `add` and `remove`: a bulk edit of the master.
-    static func bulk(_ adding: Bool, tag: String, where expression: String, dryRun: Bool, master: MasterOptions,
-                     common: CommonOptions) -> Never {
+    static func bulk(_ adding: Bool, _ edit: BulkEditOptions, master: MasterOptions, common: CommonOptions) -> Never {
+        let (tag, expression, dryRun) = (edit.tag, edit.expression, edit.dryRun)
         Stage.run("tag", command: adding ? "add" : "remove", options: common) { stage in
             let rules = try TagStageRules.load(stage)
             let definition = try rules.tag(named: tag)
@@ -274,14 +282,11 @@ extension LeadTag {
             """
         )
 
-        @Option(help: ArgumentHelp("The tag to assign.", valueName: "name")) var tag: String
-        @Option(name: .customLong("where"), help: ArgumentHelp("Which leads (filter language, as in smart lists).", valueName: "expr"))
-        var expression: String
-        @Flag(help: "Report only; change nothing.") var dryRun = false
+        @OptionGroup var edit: BulkEditOptions
         @OptionGroup var master: MasterOptions
         @OptionGroup var common: CommonOptions
 
-        func run() throws { LeadTag.bulk(true, tag: tag, where: expression, dryRun: dryRun, master: master, common: common) }
+        func run() throws { LeadTag.bulk(true, edit, master: master, common: common) }
     }
 
     struct Remove: ParsableCommand {
@@ -298,14 +303,11 @@ extension LeadTag {
             """
         )
 
-        @Option(help: ArgumentHelp("The tag to remove.", valueName: "name")) var tag: String
-        @Option(name: .customLong("where"), help: ArgumentHelp("Which leads (filter language, as in smart lists).", valueName: "expr"))
-        var expression: String
-        @Flag(help: "Report only; change nothing.") var dryRun = false
+        @OptionGroup var edit: BulkEditOptions
         @OptionGroup var master: MasterOptions
         @OptionGroup var common: CommonOptions
 
-        func run() throws { LeadTag.bulk(false, tag: tag, where: expression, dryRun: dryRun, master: master, common: common) }
+        func run() throws { LeadTag.bulk(false, edit, master: master, common: common) }
     }
 
     struct Expiring: ParsableCommand {
