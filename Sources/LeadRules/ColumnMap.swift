@@ -49,21 +49,25 @@ public struct ColumnMap: Sendable {
 
     public let path: String
     public let entries: [Entry]
+    /// The fields every record gets first, in this order: the lead fields, or another
+    /// record kind's (permits).
+    public let canonical: [String]
     /// Where each canonical field, tag_date and the other fields come from (entry indices).
     let canonicalSlots: [Int?]
     let tagDateSlot: Int?
     let extraSlots: [Int]
 
-    public init(path: String, entries: [Entry]) {
+    public init(path: String, entries: [Entry], canonical: [String] = LeadFields.canonical) {
         self.path = path
         self.entries = entries
-        canonicalSlots = LeadFields.canonical.map { field in entries.firstIndex { $0.field == field } }
+        self.canonical = canonical
+        canonicalSlots = canonical.map { field in entries.firstIndex { $0.field == field } }
         tagDateSlot = entries.firstIndex { $0.field == LeadFields.tagDate }
-        extraSlots = entries.indices.filter { !LeadFields.canonical.contains(entries[$0].field) && entries[$0].field != LeadFields.tagDate }
+        extraSlots = entries.indices.filter { !canonical.contains(entries[$0].field) && entries[$0].field != LeadFields.tagDate }
     }
 
-    /// Reads a map file.
-    public static func load(_ path: String) throws(StageError) -> ColumnMap {
+    /// Reads a map file; `canonical` names the fields every record of this kind carries.
+    public static func load(_ path: String, canonical: [String] = LeadFields.canonical) throws(StageError) -> ColumnMap {
         let file = try RulesFile(path: path, required: ["field", "column"])
         var entries: [Entry] = []
         var seen = Set<String>()
@@ -101,7 +105,7 @@ public struct ColumnMap: Sendable {
             entries.append(Entry(field: field, columns: columns, constant: constant, format: format, line: row.line))
         }
         guard !entries.isEmpty else { throw StageError.rules(file: path, line: nil, message: "the map has no fields") }
-        return ColumnMap(path: path, entries: entries)
+        return ColumnMap(path: path, entries: entries, canonical: canonical)
     }
 
     struct FormatError: Error { let message: String }
@@ -153,7 +157,7 @@ public struct ColumnMap: Sendable {
     }
 
     var writtenFields: Set<String> {
-        Set(entries.map(\.field)).union(LeadFields.canonical).union([LeadFields.importFile, LeadFields.importLine])
+        Set(entries.map(\.field)).union(canonical).union([LeadFields.importFile, LeadFields.importLine])
     }
 
     /// Where each entry's columns are in `header` (nil: not there), for `lead(column:...)`.
@@ -209,6 +213,27 @@ public struct ColumnMap: Sendable {
         for slot in extraSlots {
             record.append(entries[slot].field, mapped[slot])
         }
+        for (name, v) in passThrough { record.append(name, v) }
+        return record
+    }
+
+    /// Builds a record of a kind other than leads (no tags or source handling): the canonical
+    /// fields in order (empty when unmapped), then the map's other fields, then `passThrough`.
+    /// `numeric` fields are null, not empty, when the map does not fill them.
+    public func record(column: (_ entry: Int, _ k: Int) -> JSONValue?, passThrough: [(String, JSONValue)],
+                       numeric: Set<String> = []) throws(RecordRejected) -> Record {
+        var mapped: [JSONValue] = []
+        mapped.reserveCapacity(entries.count)
+        for e in entries.indices {
+            mapped.append(try read(entries[e]) { column(e, $0) })
+        }
+        var record = Record()
+        record.fields.reserveCapacity(canonical.count + extraSlots.count + passThrough.count + 2)
+        for (n, field) in canonical.enumerated() {
+            record.append(field, canonicalSlots[n].map { mapped[$0] } ?? (numeric.contains(field) ? .null : .string("")))
+        }
+        for slot in extraSlots { record.append(entries[slot].field, mapped[slot]) }
+        if let slot = tagDateSlot { record.append(entries[slot].field, mapped[slot]) }
         for (name, v) in passThrough { record.append(name, v) }
         return record
     }

@@ -4,7 +4,8 @@ import StageKit
 /// (`property`, `mailing`) it reads `P_address`, `P_city`, `P_state` and `P_zip`, writes
 /// them back in USPS standard form, and appends `P_address_parts` and `P_address_raw` (the
 /// line as first received; kept from an earlier run, so normalising twice changes nothing).
-/// A one-line address in `P_address` with the other three empty is split into all four.
+/// A one-line address in `P_address` with the other three empty is split into all four. A
+/// later prefix may be only a city, state and ZIP (no street): those are standardised and kept.
 /// Then `address_key`, the dedupe key, is appended: the first prefix's standard delivery line,
 /// with every unit written `# id` (APT 4, UNIT 4 and # 4 are one unit), and its ZIP
 /// (`123 MAIN ST # 4|78701`), or its city and state when it has no ZIP.
@@ -32,8 +33,12 @@ public struct LeadNormalizer: Sendable {
             let raw = record[rawField].flatMap { $0.isNull ? nil : $0 } ?? .string(line)
             if line.isEmpty {
                 if n == 0 { throw RecordRejected("\(lineField) is empty") }
+                // Only a city, state or ZIP (an owner known as "AUSTIN TX 78703"): kept, each part
+                // in standard form where it reads as one, as it came where it does not.
                 if !(city + state + zip).trimmingSpaces.isEmpty {
-                    throw RecordRejected("\(lineField) is empty but \(prefix)_city, _state or _zip is not")
+                    record[prefix + "_city"] = .string(addresses.standardizeCity(city))
+                    record[prefix + "_state"] = .string(addresses.standardizeState(state) ?? state.trimmingSpaces)
+                    record[prefix + "_zip"] = .string(addresses.standardizeZIP(zip) ?? zip.trimmingSpaces)
                 }
                 record[prefix + "_address_parts"] = .null
                 record[rawField] = raw

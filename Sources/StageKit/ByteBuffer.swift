@@ -46,6 +46,11 @@ public final class ByteBuffer {
         if let p = bytes.baseAddress { append(UnsafeRawPointer(p), count: bytes.count) }
     }
 
+    /// Appends what another buffer holds.
+    public func append(_ other: ByteBuffer) {
+        append(UnsafeRawPointer(other.base), count: other.count)
+    }
+
     public func append(_ bytes: [UInt8]) {
         bytes.withUnsafeBufferPointer { append($0) }
     }

@@ -346,7 +346,8 @@ public enum AtomicFiles {
     }
 }
 
-func errnoText() -> String { String(cString: strerror(errno)) }
+/// The text of the current errno.
+public func errnoText() -> String { String(cString: strerror(errno)) }
 
 func gzErrorText(_ gz: gzFile) -> String {
     var code: Int32 = 0

@@ -7,7 +7,7 @@ struct LeadFlatten: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-flatten",
         abstract: "Turn raw input (nested JSON, CSV) into flat JSONL records.",
-        subcommands: [JSON.self, CSV.self, Listings.self, Leads.self]
+        subcommands: [JSON.self, CSV.self, Listings.self, Leads.self, Permits.self]
     )
 
     static func main() { stageMain() }
@@ -233,36 +233,144 @@ extension LeadFlatten {
                         lead.append(LeadFields.importLine, .int(line))
                         try stage.write(lead)
                     }
-                    if isJSON {
-                        let used = columnMap.usedColumns
-                        try stage.forEachRecord([path]) { record, location in
-                            var passThrough: [(String, JSONValue)] = []
-                            for field in record.fields where !used.contains(field.key) {
-                                if let problem = columnMap.collision(field.key) { throw StageError.usage("\(location): \(problem)") }
-                                passThrough.append((field.key, field.value))
-                            }
-                            let lead = try columnMap.lead(value: { record[$0] }, passThrough: passThrough,
-                                                          source: defaultSource, now: now)
-                            try finish(lead, location.line)
-                        }
-                    } else {
-                        // One file, one header: checked and resolved on the first row.
-                        var positions: [[Int?]]?
-                        var unused: [Int] = []
-                        try stage.forEachCSV([path]) { row, header, location in
-                            if positions == nil {
-                                if let problem = columnMap.check(header: header) { throw StageError.usage("\(input): \(problem)") }
-                                positions = columnMap.positions(in: header)
-                                let used = columnMap.usedColumns
-                                unused = header.indices.filter { !used.contains(header[$0]) }
-                            }
-                            let lead = try columnMap.lead(column: { e, k in positions![e][k].map { .string(row.string($0)) } },
-                                                          passThrough: unused.map { (header[$0], .string(row.string($0))) },
-                                                          source: defaultSource, now: now)
-                            try finish(lead, location.line)
-                        }
+                    try forEachMapped(stage, map: columnMap, path: path, input: input, isJSON: isJSON) { column, passThrough, location in
+                        let lead = try columnMap.lead(column: column, passThrough: passThrough, source: defaultSource, now: now)
+                        try finish(lead, location.line)
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Reads one input through a column map, CSV (the header checked against the map on the first
+/// row) or JSONL, and gives `body` each row's column accessor (entry, k) -> value and the
+/// columns the map does not use, in source order.
+func forEachMapped(_ stage: Stage, map columnMap: ColumnMap, path: String, input: String, isJSON: Bool,
+                   _ body: (_ column: (Int, Int) -> JSONValue?, _ passThrough: [(String, JSONValue)], SourceLocation) throws -> Void) throws {
+    if isJSON {
+        let used = columnMap.usedColumns
+        try stage.forEachRecord([path]) { record, location in
+            var passThrough: [(String, JSONValue)] = []
+            for field in record.fields where !used.contains(field.key) {
+                if let problem = columnMap.collision(field.key) { throw StageError.usage("\(location): \(problem)") }
+                passThrough.append((field.key, field.value))
+            }
+            try body({ e, k in record[columnMap.entries[e].columns[k]] }, passThrough, location)
+        }
+    } else {
+        // One file, one header: checked and resolved on the first row.
+        var positions: [[Int?]]?
+        var unused: [Int] = []
+        try stage.forEachCSV([path]) { row, header, location in
+            if positions == nil {
+                if let problem = columnMap.check(header: header) { throw StageError.usage("\(input): \(problem)") }
+                positions = columnMap.positions(in: header)
+                let used = columnMap.usedColumns
+                unused = header.indices.filter { !used.contains(header[$0]) }
+            }
+            try body({ e, k in positions![e][k].map { .string(row.string($0)) } },
+                     unused.map { (header[$0], .string(row.string($0))) }, location)
+        }
+    }
+}
+
+/// Whether an input is JSON by its name (or the --format given).
+func isJSONInput(_ input: String, format: String?) -> Bool {
+    format.map { $0 == "jsonl" } ?? [".jsonl", ".json", ".jsonl.gz", ".json.gz"].contains { input.hasSuffix($0) }
+}
+
+extension LeadFlatten {
+    struct Permits: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "permits",
+            abstract: "Turn a city's building permits into canonical permit records through a column map.",
+            discussion: """
+            A column map (stages/flatten/permits-<city>.csv, `field,column[,format]`, the format of \
+            lead imports) fills permit_id, city, property_address, property_city, property_state, \
+            property_zip, owner_name, the owner's mailing address (mailing_address, mailing_city, \
+            mailing_state, mailing_zip), project_description, permit_type, work_type, market_value \
+            (the appraisal value) and job_value (money: $1,250.00 -> 1250; null when a city has \
+            none) and issued_at, in that order; the map's other fields and the \
+            columns it does not use follow. Input is CSV, or JSONL as lead-fetch permits writes it. \
+            A row without permit_id or property_address goes to the rejects file. A permit_id seen \
+            again replaces the earlier row (the replaced and replacing lines are logged in \
+            <logs>/permits/replaced.jsonl), so one record per permit flows on, in the order of each \
+            permit's last row.
+
+            Example:
+              lead-flatten permits --map stages/flatten/permits-austin.csv 2016-03-07.csv | lead-normalize
+            """
+        )
+
+        /// The column map.
+        @Option(help: ArgumentHelp("The city's column map (field,column[,format]).", valueName: "file"))
+        var map: String
+
+        /// Input format.
+        @Option(help: ArgumentHelp("Input format: csv or jsonl (default: from the file name; csv for stdin).", valueName: "format"))
+        var format: String?
+
+        /// The logs root.
+        @Option(help: ArgumentHelp("The logs root: replaced rows are logged in <logs>/permits/replaced.jsonl.", valueName: "dir"))
+        var logs = "local-logs"
+
+        @OptionGroup var common: CommonOptions
+
+        /// Permit files; none or `-` means stdin.
+        @Argument(help: ArgumentHelp("Permit files (CSV, or JSONL from lead-fetch permits); none or - for stdin.", valueName: "file"))
+        var inputs: [String] = []
+
+        func validate() throws {
+            if let format, format != "csv" && format != "jsonl" { throw ValidationError("--format must be csv or jsonl") }
+        }
+
+        func run() throws {
+            Stage.run("flatten", command: "permits", options: common) { stage in
+                let columnMap = try ColumnMap.load(map, canonical: PermitFields.canonical)
+                for required in [PermitFields.id, "property_address"] where !columnMap.entries.contains(where: { $0.field == required }) {
+                    throw StageError.rules(file: map, line: nil, message: "the map does not fill \(required)")
+                }
+                // Rows wait in a spool until every input is read: a later row of a permit replaces it.
+                let spool = try SpoolFile()
+                var rows: [(span: SpoolFile.Span, location: SourceLocation, id: String)] = []
+                var last: [String: Int] = [:]
+                var replaced: [Record] = []
+                let line = ByteBuffer(capacity: 4096)
+                for input in try stage.inputs(inputs) {
+                    let path = input == "-" ? try stage.spoolStdin() : input
+                    try forEachMapped(stage, map: columnMap, path: path, input: input,
+                                      isJSON: isJSONInput(input, format: format)) { column, passThrough, location in
+                        let permit = try columnMap.record(column: column, passThrough: passThrough, numeric: PermitFields.numeric)
+                        guard let id = permit.text(PermitFields.id)?.trimmingSpaces, !id.isEmpty else {
+                            throw RecordRejected("no permit_id")
+                        }
+                        guard let address = permit.text("property_address"), !address.trimmingSpaces.isEmpty else {
+                            throw RecordRejected("permit \(id) has no property_address")
+                        }
+                        line.removeAll()
+                        JSONWriter.write(permit, into: line)
+                        let here = SourceLocation(path: input == "-" ? "-" : input, line: location.line)
+                        if let earlier = last[id] {
+                            replaced.append(["permit_id": .string(id), "replaced": .string(rows[earlier].location.description),
+                                             "by": .string(here.description)])
+                        }
+                        last[id] = rows.count
+                        rows.append((try spool.append(line), here, id))
+                    }
+                }
+                let sink = try stage.output()
+                for (n, row) in rows.enumerated() {
+                    guard last[row.id] == n else { continue }
+                    try spool.read(row.span, into: line)
+                    sink.buffer.append(line)
+                    sink.buffer.append(10)
+                    stage.recordsOut += 1
+                    try sink.flushIfNeeded()
+                }
+                let log = try stage.openOutput(logs + "/permits/replaced.jsonl")
+                for entry in replaced { JSONWriter.writeLine(entry, into: log.buffer) }
+                stage.summary.append("replaced", .int(replaced.count))
             }
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Connectors
 import LeadRules
 import StageKit
 
@@ -7,7 +8,7 @@ struct LeadScore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-score",
         abstract: "Score leads.",
-        subcommands: [Tags.self]
+        subcommands: [Tags.self, Permits.self]
     )
 
     static func main() { stageMain() }
@@ -96,5 +97,199 @@ extension LeadScore {
                 stage.summary.append("assignments_reactivated", .int(reactivated))
             }
         }
+    }
+}
+
+extension LeadScore {
+    struct Permits: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "permits",
+            abstract: "Score building permits 0-100 with explainable rules, or with an external reasoner.",
+            discussion: """
+            The default scorer derives days_old (issued_at to --now), is_absentee, \
+            commercial_owner and category_demand, then adds the points of every rule of \
+            stages/score/permit-rules.csv that holds (job value, age, owner, absentee, ...) and \
+            the category's demand (permit-categories.csv), held to 0-100. Appended: score, \
+            reasoning (each rule that fired with its points), ideal_contractor, contact_priority \
+            (call/email/skip, permit-contact.csv), flags (pipe-separated concerns), \
+            score_breakdown, scored_by and scored_at.
+
+            --reasoner CMD starts CMD once (sh -c) and sends each permit as one JSON line on its \
+            stdin; it answers each with one JSON line {score, reasoning, ideal_contractor, \
+            contact_priority, flags}. A timeout, a crash or an answer that is not such an object \
+            gives the permit score -1 (tier RETRY) with the reason, the reasoner is restarted and \
+            the run goes on. --retry-only scores only the permits of a retry queue \
+            (exports/pending_retry/retry_queue.csv) found in the input.
+
+            Examples:
+              lead-score permits tagged.jsonl -o scored.jsonl
+              lead-score permits --cities plano,frisco --limit 100 tagged.jsonl
+              lead-score permits --reasoner ./score.py --retry-only exports/pending_retry/retry_queue.csv tagged.jsonl
+            """
+        )
+
+        /// An external scorer.
+        @Option(help: ArgumentHelp("Score with this command (JSON line in, JSON line out) instead of the rules.", valueName: "cmd"))
+        var reasoner: String?
+
+        /// Seconds to wait for each answer.
+        @Option(help: ArgumentHelp("Seconds to wait for the reasoner's answer to one permit.", valueName: "s"))
+        var reasonerTimeout: Double = 30
+
+        /// At most N permits.
+        @Option(help: ArgumentHelp("Score at most N permits (the first N that pass --cities and --retry-only).", valueName: "N"))
+        var limit: Int?
+
+        /// Only these cities.
+        @Option(help: ArgumentHelp("Score only permits of these cities (comma-separated, any case).", valueName: "list"))
+        var cities: String?
+
+        /// Only the permits of a retry queue.
+        @Option(help: ArgumentHelp("Score only the permits listed (permit_id column) in this retry queue CSV.", valueName: "file"))
+        var retryOnly: String?
+
+        @OptionGroup var common: CommonOptions
+
+        /// Permits; none or `-` means stdin.
+        @Argument(help: ArgumentHelp("Tagged permit records (JSONL); none or - for stdin.", valueName: "file"))
+        var inputs: [String] = []
+
+        func validate() throws {
+            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+            if reasonerTimeout <= 0 { throw ValidationError("--reasoner-timeout must be more than 0") }
+        }
+
+        func run() throws {
+            Stage.run("score", command: "permits", options: common) { stage in
+                let scorer = try PermitScorer.load(directory: stage.rulesDirectory())
+                let now = stage.clock.now
+                let wanted = cities.map { Set($0.split(separator: ",").map { String($0).trimmingSpaces.lowercased() }.filter { !$0.isEmpty }) }
+                var queue: Set<String>?
+                if let retryOnly { queue = try readQueue(stage, retryOnly) }
+                var found = Set<String>()
+                var scored = 0, skipped = 0, retries = 0
+                let picks: (Record) -> Bool = { permit in
+                    if let wanted, !wanted.contains((permit.text("city") ?? "").lowercased()) { return false }
+                    if let queue, !queue.contains(permit.text(PermitFields.id) ?? "") { return false }
+                    return true
+                }
+                if let reasoner {
+                    let process = ReasonerProcess(command: reasoner, timeout: reasonerTimeout)
+                    defer { process.stop() }
+                    try stage.forEachRecord(inputs) { record, location in
+                        guard scored < (limit ?? Int.max), picks(record) else { skipped += 1; return }
+                        var permit = record
+                        scorer.derive(&permit, now: now)
+                        let answer = process.ask(permit.json)
+                        if let problem = ReasonerAnswer.apply(answer, to: &permit, scorer: scorer, now: now) {
+                            retries += 1
+                            stage.warn("permit \(permit.text(PermitFields.id) ?? "?"): \(problem); score -1 (RETRY)", at: location)
+                        }
+                        if let id = permit.text(PermitFields.id) { found.insert(id) }
+                        scored += 1
+                        try stage.write(permit)
+                    }
+                    stage.summary.append("reasoner_starts", .int(process.starts))
+                } else {
+                    try stage.forEachRecord(inputs) { record, _ in
+                        guard scored < (limit ?? Int.max), picks(record) else { skipped += 1; return }
+                        var permit = record
+                        scorer.score(&permit, now: now)
+                        if queue != nil, let id = permit.text(PermitFields.id) { found.insert(id) }
+                        scored += 1
+                        try stage.write(permit)
+                    }
+                }
+                if let queue, let retryOnly {
+                    let missing = queue.subtracting(found)
+                    if !missing.isEmpty {
+                        stage.warn("\(missing.count) permits of the retry queue are not in the input (\(missing.sorted().prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : ""))",
+                                   at: SourceLocation(path: retryOnly, line: 1))
+                    }
+                    stage.summary.append("retry_queue", .int(queue.count))
+                }
+                stage.summary.append("scored", .int(scored))
+                stage.summary.append("not_picked", .int(skipped))
+                stage.summary.append("retry", .int(retries))
+            }
+        }
+
+        /// The permit_ids of a retry queue CSV.
+        func readQueue(_ stage: Stage, _ path: String) throws -> Set<String> {
+            let source = try ByteSource(path: path)
+            defer { source.close() }
+            var ids = Set<String>()
+            var column: Int?
+            try CSVReader(lines: LineReader(source: source)).forEach { event in
+                guard case .row(let row) = event else { throw StageError.data("\(path): unreadable retry queue") }
+                guard let column else {
+                    column = (0..<row.count).first { row.string($0) == PermitFields.id }
+                    if column == nil { throw StageError.data("\(path):1: the retry queue has no permit_id column") }
+                    return
+                }
+                if column < row.count { ids.insert(row.string(column)) }
+            }
+            return ids
+        }
+    }
+}
+
+/// Reads a reasoner's answer into the permit; returns why it is a RETRY, or nil.
+enum ReasonerAnswer {
+    static func apply(_ answer: Result<String, ReasonerProcess.Failure>, to permit: inout Record,
+                      scorer: PermitScorer, now: Timestamp) -> String? {
+        let problem: String
+        switch answer {
+        case .failure(let failure):
+            problem = failure.description
+        case .success(let line):
+            if let object = JSONValue(parsing: line)?.object {
+                switch read(object) {
+                case .success(let fields):
+                    for (key, value) in fields { permit[key] = value }
+                    permit["scored_by"] = .string("reasoner")
+                    permit["scored_at"] = .string(now.iso8601)
+                    return (fields.first { $0.0 == "score" }?.1.int ?? 0) < 0 ? "the reasoner answered -1" : nil
+                case .failure(let why):
+                    problem = "malformed answer: \(why)"
+                }
+            } else {
+                problem = "malformed answer: not a JSON object: \(line.prefix(80))"
+            }
+        }
+        let category = permit.text("category") ?? ""
+        permit["score"] = .int(-1)
+        permit["reasoning"] = .string("RETRY: " + problem)
+        permit["ideal_contractor"] = .string(scorer.categories[category]?.idealContractor ?? scorer.defaultContractor)
+        permit["contact_priority"] = .string("skip")
+        permit["flags"] = .string("reasoner_failed")
+        permit["score_breakdown"] = .array([])
+        permit["scored_by"] = .string("reasoner")
+        permit["scored_at"] = .string(now.iso8601)
+        return problem
+    }
+
+    struct Malformed: Error { let why: String }
+
+    static func read(_ o: Record) -> Result<[(String, JSONValue)], Malformed> {
+        guard let scoreValue = o["score"], let d = scoreValue.double, d.rounded() == d, d == -1 || (0...100).contains(d) else {
+            return .failure(Malformed(why: "score must be a whole number 0-100 or -1"))
+        }
+        guard let reasoning = o["reasoning"]?.string else { return .failure(Malformed(why: "no reasoning")) }
+        guard let contractor = o["ideal_contractor"]?.string else { return .failure(Malformed(why: "no ideal_contractor")) }
+        guard let priority = o["contact_priority"]?.string, ["call", "email", "skip"].contains(priority) else {
+            return .failure(Malformed(why: "contact_priority must be call, email or skip"))
+        }
+        var flags = ""
+        switch o["flags"] {
+        case nil: break
+        case .some(let v) where v.isNull: break
+        case .some(let v):
+            if let s = v.string { flags = s }
+            else if let items = v.array, items.allSatisfy({ $0.string != nil }) { flags = items.compactMap(\.string).joined(separator: "|") }
+            else { return .failure(Malformed(why: "flags must be a string or a list of strings")) }
+        }
+        return .success([("score", .int(Int(d))), ("reasoning", .string(reasoning)), ("ideal_contractor", .string(contractor)),
+                         ("contact_priority", .string(priority)), ("flags", .string(flags)), ("score_breakdown", .array([]))])
     }
 }

@@ -7,7 +7,7 @@ struct LeadTag: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-tag",
         abstract: "Tag leads: assignments with per-assignment expiry, derived tags, retroactive changes, bulk edits.",
-        subcommands: [Leads.self, Retro.self, Add.self, Remove.self, Expiring.self]
+        subcommands: [Leads.self, Retro.self, Add.self, Remove.self, Expiring.self, Trades.self]
     )
 
     static func main() { stageMain() }
@@ -367,3 +367,44 @@ extension LeadTag {
 
 /// "1 lead", "3 leads".
 func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+
+extension LeadTag {
+    struct Trades: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "trades",
+            abstract: "Classify building permits into a trade group and category (pool, roof, hvac, ...).",
+            discussion: """
+            Keyword rules over the description, permit type, work type and permit number \
+            (stages/tag/trades.csv; the first rule in file order that matches wins) give \
+            trade_group and category; stages/tag/commercial.csv tells commercial work from \
+            residential, and commercial work takes the rule's commercial category \
+            (commercial/commercial_pool, ...) or other/other. Appended: trade_group, category, \
+            is_commercial, and trade_rule naming the rules that decided (file:line, field and \
+            the words found). No rule: other/other. Counts per category go to the summary.
+
+            Example:
+              lead-flatten permits --map stages/flatten/permits-austin.csv permits.csv | lead-normalize | lead-tag trades
+            """
+        )
+
+        @OptionGroup var common: CommonOptions
+
+        /// Permits; none or `-` means stdin.
+        @Argument(help: ArgumentHelp("Permit records (JSONL); none or - for stdin.", valueName: "file"))
+        var inputs: [String] = []
+
+        func run() throws {
+            Stage.run("tag", command: "trades", options: common) { stage in
+                let rules = try TradeRules.load(trades: stage.rulesFile("trades.csv"), commercial: stage.rulesFile("commercial.csv"))
+                var counts: [String: Int] = [:]
+                try stage.forEachRecord(inputs, transform: { permit in rules.tag(&permit) }) { permit, json, _ in
+                    counts[(permit.text("trade_group") ?? "") + "/" + (permit.text("category") ?? ""), default: 0] += 1
+                    try stage.writeLine(json)
+                }
+                var byCategory = Record()
+                for (key, n) in counts.sorted(by: { $0.key < $1.key }) { byCategory.append(key, .int(n)) }
+                stage.summary.append("categories", .object(byCategory))
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+import StageKit
+
+/// The canonical fields of a building permit, in the order every flattened permit carries
+/// them. The owner's mailing address uses the lead names (mailing_address, mailing_city,
+/// mailing_state, mailing_zip) and the site the property_ ones, so one lead-normalize serves
+/// both kinds of record.
+public enum PermitFields {
+    public static let canonical = [
+        "permit_id", "city", "property_address", "property_city", "property_state", "property_zip",
+        "owner_name", "mailing_address", "mailing_city", "mailing_state", "mailing_zip",
+        "project_description", "permit_type", "work_type", "market_value", "job_value", "issued_at",
+    ]
+    public static let id = "permit_id"
+    /// Fields that hold numbers: null when a city's map does not fill them.
+    public static let numeric: Set<String> = ["market_value", "job_value"]
+}
