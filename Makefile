@@ -19,6 +19,7 @@ STAGES  := fetch flatten normalize tag score tier export cleanup diff
 BINARIES := $(STAGES:%=$(BIN)/lead-%)
 
 .PHONY: all build deps test unit cases e2e bench clean cases-record
+.SECONDEXPANSION:
 
 all: build pipelines
 
@@ -34,7 +35,7 @@ $(BIN)/.built: $(SOURCES)
 # ---- pipelines ------------------------------------------------------------
 
 .PHONY: pipelines
-pipelines: build listings cleanup leads
+pipelines: build listings cleanup leads permits
 	@scripts/previous.sh keep $(LOGS) $(EXPORTS)
 
 # ---- MLS listings: fetch -> flatten -> photos, per pipeline; then cleanup ----
@@ -134,6 +135,46 @@ rescore: build
 	$(BIN)/lead-score tags --recalculate --logs $(LOGS)
 	$(MAKE) --no-print-directory lists $(LEADS)/expiring.jsonl
 	@scripts/previous.sh keep $(LOGS) $(EXPORTS)
+
+# ---- contractor permit leads: fetch -> flatten -> normalize -> trades -> score -> tier -> exports ----
+# Each city's permits are fetched since the watermark (fixtures/permits/<city>/ through the
+# <city>-fixtures sources of stages/fetch/permit-sources.csv), flattened with its column map,
+# then all cities go through one chain; every stage's output stays in $(PERMITS)/ for diffing,
+# and the exports tree under $(EXPORTS)/ keeps every scored permit not yet sold or delivered.
+# The fixtures are the week of 2016-03-07, so their clock is that week's end.
+
+PERMITS        := $(LOGS)/permits
+PERMITS_NOW    ?= 2016-03-14T06:00:00Z
+PERMIT_CITIES  := austin dallas collin
+PERMIT_FLAT    := $(PERMIT_CITIES:%=$(PERMITS)/flattened-%.jsonl)
+PERMIT_RULES   := stages/tag/trades.csv stages/tag/commercial.csv $(wildcard stages/score/permit-*.csv stages/tier/*.csv)
+REASONER       ?=
+
+.PHONY: permits permits-retry
+# The fetched rows are a stage output like the others: kept, never treated as intermediate.
+.SECONDARY: $(PERMIT_CITIES:%=$(PERMITS)/raw-%.jsonl)
+permits: $(PERMITS)/report.json
+
+$(PERMITS)/raw-%.jsonl: $$(wildcard fixtures/permits/%/*.csv) stages/fetch/permit-sources.csv $(BIN)/.built
+	$(BIN)/lead-fetch permits --source $*-fixtures --state $(PERMITS)/fetch-$*.json --now $(PERMITS_NOW) -o $@
+
+$(PERMITS)/flattened-%.jsonl: $(PERMITS)/raw-%.jsonl stages/flatten/permits-%.csv
+	$(BIN)/lead-flatten permits --map stages/flatten/permits-$*.csv --logs $(LOGS) --now $(PERMITS_NOW) $< -o $@
+
+$(PERMITS)/report.json: $(PERMIT_FLAT) $(PERMIT_RULES) $(wildcard stages/normalize/*.csv)
+	$(BIN)/lead-normalize --now $(PERMITS_NOW) $(PERMIT_FLAT) -o $(PERMITS)/normalized.jsonl
+	$(BIN)/lead-tag trades --now $(PERMITS_NOW) $(PERMITS)/normalized.jsonl -o $(PERMITS)/tagged.jsonl
+	$(BIN)/lead-score permits --now $(PERMITS_NOW) $(if $(REASONER),--reasoner $(REASONER)) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
+	$(BIN)/lead-tier --now $(PERMITS_NOW) $(PERMITS)/scored.jsonl -o $(PERMITS)/tiered.jsonl
+	$(BIN)/lead-export permits --now $(PERMITS_NOW) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
+
+# The retry cron job: the permits in the retry queue scored again with REASONER, into their tiers.
+permits-retry: build
+	@test -n "$(REASONER)" || { echo "make permits-retry needs REASONER=<command>" >&2; exit 2; }
+	$(BIN)/lead-score permits --now $(PERMITS_NOW) --reasoner $(REASONER) --retry-only $(EXPORTS)/pending_retry/retry_queue.csv \
+		$(PERMITS)/tagged.jsonl -o $(PERMITS)/retried.jsonl
+	$(BIN)/lead-tier --now $(PERMITS_NOW) $(PERMITS)/retried.jsonl -o $(PERMITS)/retried-tiered.jsonl
+	$(BIN)/lead-export permits --now $(PERMITS_NOW) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/retried-tiered.jsonl
 
 # What the last run changed: each stage file against the newest kept run that differs
 # (kept in $(LOGS)/_previous/ after every make; keys per file in stages/diff/keys.csv).

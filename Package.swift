@@ -44,7 +44,7 @@ let package = Package(
             swiftSettings: fast
         ),
         .target(name: "LeadRules", dependencies: ["StageKit"], swiftSettings: fast),
-        .target(name: "Connectors", dependencies: ["StageKit"], swiftSettings: fast),
+        .target(name: "Connectors", dependencies: ["StageKit", "LeadRules"], swiftSettings: fast),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "StageKitTests", dependencies: ["StageKit"]),
         .testTarget(name: "LeadRulesTests", dependencies: ["LeadRules"]),

@@ -102,8 +102,14 @@ public final class ReasonerProcess {
         let argv: [String] = ["/bin/sh", "-c", command]
         var cArgs = argv.map { strdup($0) } + [nil]
         defer { for p in cArgs { free(p) } }
+        // Its own process group, so that a stop kills whatever the command started too.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
         var child: pid_t = 0
-        let status = posix_spawn(&child, "/bin/sh", &actions, nil, &cArgs, environ)
+        let status = posix_spawn(&child, "/bin/sh", &actions, &attributes, &cArgs, environ)
         close(input[0])
         close(output[1])
         guard status == 0 else {
@@ -125,6 +131,7 @@ public final class ReasonerProcess {
     private func reap() -> String? {
         var status: Int32 = 0
         guard pid != 0, waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        kill(-pid, SIGKILL)
         pid = 0
         return ReasonerProcess.describe(status)
     }
@@ -149,7 +156,7 @@ public final class ReasonerProcess {
         if toChild >= 0 { close(toChild); toChild = -1 }
         if fromChild >= 0 { close(fromChild); fromChild = -1 }
         if pid != 0 {
-            kill(pid, SIGKILL)
+            kill(-pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             pid = 0

@@ -318,7 +318,7 @@ public struct ColumnMap: Sendable {
     }
 
     /// `$1,234.50`, `-$12`, `($12.00)`, `USD 5`: amounts as numbers, cents kept.
-    static func money(_ text: String) -> Double? {
+    public static func money(_ text: String) -> Double? {
         var bytes = Array(text.utf8)[...]
         func trim() {
             while let b = bytes.first, b == 32 || b == 9 { bytes.removeFirst() }

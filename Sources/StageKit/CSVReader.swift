@@ -149,3 +149,20 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension CSVReader {
+    /// A small CSV file read whole (state files, queues, ledgers): its rows as strings, the
+    /// header first. A row that cannot be read stops with an error naming the file and line.
+    public static func readAll(_ path: String) throws -> [(line: Int, cells: [String])] {
+        let source = try ByteSource(path: path)
+        defer { source.close() }
+        var rows: [(Int, [String])] = []
+        try CSVReader(lines: LineReader(source: source)).forEach { event in
+            switch event {
+            case .broken(_, let line, let reason): throw StageError.data("\(path):\(line): \(reason)")
+            case .row(let row): rows.append((row.line, (0..<row.count).map { row.string($0) }))
+            }
+        }
+        return rows
+    }
+}

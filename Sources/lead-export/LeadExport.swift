@@ -1,16 +1,13 @@
 import ArgumentParser
 import LeadRules
 import StageKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 @main
 struct LeadExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-export",
         abstract: "Deliver records: write them as CSV for people and spreadsheets.",
-        subcommands: [CSV.self, List.self]
+        subcommands: [CSV.self, List.self, Permits.self, Deliver.self, Sold.self]
     )
 
     static func main() { stageMain() }
@@ -175,13 +172,6 @@ extension LeadExport {
 /// The smart lists in a directory.
 enum SmartListFiles {
     static func names(in directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasSuffix(".list") { names.append(String(name.dropLast(5))) }
-        }
-        return names.sorted()
+        Directory.files(in: directory, suffix: ".list").map { String($0.split(separator: "/").last!.dropLast(5)) }
     }
 }

@@ -8,7 +8,7 @@ struct LeadFetch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-fetch",
         abstract: "Fetch raw records from MLS APIs (Spark, RESO) or recorded replays.",
-        subcommands: [Listings.self, Photos.self]
+        subcommands: [Listings.self, Photos.self, Permits.self]
     )
 
     static func main() { stageMain() }
@@ -165,21 +165,89 @@ extension LeadFetch {
 /// The API client for a fetch: replay files, or the network with the token from the
 /// environment (checked before any request), rate limit and retries from the rules.
 func makeClient(_ source: SourceOptions, settings: FetchSettings, stage: Stage) throws -> APIClient {
+    if source.replay != nil { return try makeClient(source, settings: settings, stage: stage, headers: []) }
+    guard let token = stage.environment["SPARK_API_TOKEN"], !token.isEmpty else {
+        throw StageError.usage("SPARK_API_TOKEN is not set: export the Spark API bearer token, or use --replay DIR to read recorded pages")
+    }
+    return try makeClient(source, settings: settings, stage: stage,
+                          headers: [("Authorization", "Bearer \(token)"), ("X-SparkApi-User-Agent", LeadETL.userAgent)])
+}
+
+/// The same with the given auth headers (User-Agent and Accept are added).
+func makeClient(_ source: SourceOptions, settings: FetchSettings, stage: Stage, headers: [(String, String)]) throws -> APIClient {
     let policy = RetryPolicy(maxAttempts: settings.maxAttempts, baseDelay: settings.backoffBaseSeconds,
                              maxDelay: settings.backoffMaxSeconds, maxRetryAfter: settings.retryAfterMaxSeconds)
     if let dir = source.replay {
         return APIClient(transport: ReplayTransport(directory: dir), limiter: nil, policy: policy,
                          headers: [], timeout: settings.timeoutSeconds)
     }
-    guard let token = stage.environment["SPARK_API_TOKEN"], !token.isEmpty else {
-        throw StageError.usage("SPARK_API_TOKEN is not set: export the Spark API bearer token, or use --replay DIR to read recorded pages")
-    }
     let client = APIClient(
         transport: URLSessionTransport(), limiter: RateLimiter(perSecond: source.rate ?? settings.ratePerSecond),
-        policy: policy,
-        headers: [("Authorization", "Bearer \(token)"), ("X-SparkApi-User-Agent", LeadETL.userAgent),
-                  ("User-Agent", LeadETL.userAgent), ("Accept", "application/json")],
+        policy: policy, headers: headers + [("User-Agent", LeadETL.userAgent), ("Accept", "application/json")],
         timeout: settings.timeoutSeconds)
     client.onRetry = { line in if !stage.options.quiet { standardError("lead-fetch: \(line)\n") } }
     return client
+}
+
+extension LeadFetch {
+    struct Permits: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "permits",
+            abstract: "Fetch a city's new building permits (Socrata or CSV files) since the last run.",
+            discussion: """
+            The source (stages/fetch/permit-sources.csv) names a Socrata endpoint or a directory \
+            of CSV files, the date field, the app-token variable and how far back a first run \
+            reaches. Socrata is paged with $limit/$offset, ordered by the date field, filtered with \
+            $where <date> > '<watermark>', rate limited and retried like the listings fetch (the \
+            app token, when its variable is set, goes in X-App-Token). Rows are written as \
+            received, one JSON object per line, for lead-flatten permits. The state file keeps \
+            the watermark (the latest date seen); it moves only when the whole fetch succeeds.
+
+            Examples:
+              lead-fetch permits --source austin --state local-logs/permits/fetch-austin.json -o raw-austin.jsonl
+              lead-fetch permits --source austin-fixtures --state /tmp/state.json | lead-flatten permits --map stages/flatten/permits-austin.csv
+            """
+        )
+
+        @Option(help: ArgumentHelp("The permit source (a row of stages/fetch/permit-sources.csv).", valueName: "name"))
+        var source: String
+
+        @Option(help: ArgumentHelp("The watermark state file.", valueName: "file"))
+        var state: String
+
+        @Option(help: ArgumentHelp("The endpoint to ask instead of the source's (a test server).", valueName: "url"))
+        var url: String?
+
+        @Option(help: ArgumentHelp("Rows per page ($limit; default 1000).", valueName: "N"))
+        var pageSize: Int = 1000
+
+        @Option(help: ArgumentHelp("At most N requests per second (default from the rules: 10).", valueName: "N"))
+        var rate: Double?
+
+        @OptionGroup var common: CommonOptions
+
+        func validate() throws {
+            if pageSize < 1 { throw ValidationError("--page-size must be at least 1") }
+            if let rate, rate <= 0 { throw ValidationError("--rate must be more than 0") }
+        }
+
+        func run() throws {
+            Stage.run("fetch", command: "permits", options: common) { stage in
+                let rules = try ListingRules.load(directory: stage.rulesDirectory())
+                var permitSource = try PermitSource.load(stage.rulesFile("permit-sources.csv"), name: source)
+                if let url { permitSource = permitSource.at(url) }
+                var client: APIClient?
+                if permitSource.kind == .socrata {
+                    var options = SourceOptions()
+                    options.rate = rate
+                    var headers: [(String, String)] = []
+                    if let variable = permitSource.tokenVariable, let token = stage.environment[variable], !token.isEmpty {
+                        headers.append(("X-App-Token", token))
+                    }
+                    client = try makeClient(options, settings: rules.settings, stage: stage, headers: headers)
+                }
+                try PermitFetcher(source: permitSource, client: client, pageSize: pageSize, statePath: state).run(stage)
+            }
+        }
+    }
 }

@@ -295,7 +295,7 @@ extension LeadFlatten {
             columns it does not use follow. Input is CSV, or JSONL as lead-fetch permits writes it. \
             A row without permit_id or property_address goes to the rejects file. A permit_id seen \
             again replaces the earlier row (the replaced and replacing lines are logged in \
-            <logs>/permits/replaced.jsonl), so one record per permit flows on, in the order of each \
+            <logs>/permits/replaced-<city>.jsonl, the city from the map's name), so one record per permit flows on, in the order of each \
             permit's last row.
 
             Example:
@@ -368,7 +368,10 @@ extension LeadFlatten {
                     stage.recordsOut += 1
                     try sink.flushIfNeeded()
                 }
-                let log = try stage.openOutput(logs + "/permits/replaced.jsonl")
+                var city = String(map.split(separator: "/").last ?? "permits")
+                if city.hasSuffix(".csv") { city.removeLast(4) }
+                if city.hasPrefix("permits-") { city.removeFirst(8) }
+                let log = try stage.openOutput(logs + "/permits/replaced-" + city + ".jsonl")
                 for entry in replaced { JSONWriter.writeLine(entry, into: log.buffer) }
                 stage.summary.append("replaced", .int(replaced.count))
             }

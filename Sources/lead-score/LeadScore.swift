@@ -216,20 +216,11 @@ extension LeadScore {
 
         /// The permit_ids of a retry queue CSV.
         func readQueue(_ stage: Stage, _ path: String) throws -> Set<String> {
-            let source = try ByteSource(path: path)
-            defer { source.close() }
-            var ids = Set<String>()
-            var column: Int?
-            try CSVReader(lines: LineReader(source: source)).forEach { event in
-                guard case .row(let row) = event else { throw StageError.data("\(path): unreadable retry queue") }
-                guard let column else {
-                    column = (0..<row.count).first { row.string($0) == PermitFields.id }
-                    if column == nil { throw StageError.data("\(path):1: the retry queue has no permit_id column") }
-                    return
-                }
-                if column < row.count { ids.insert(row.string(column)) }
+            let rows = try CSVReader.readAll(path)
+            guard let header = rows.first, let column = header.cells.firstIndex(of: PermitFields.id) else {
+                throw StageError.data("\(path):1: the retry queue has no permit_id column")
             }
-            return ids
+            return Set(rows.dropFirst().compactMap { column < $0.cells.count ? $0.cells[column] : nil })
         }
     }
 }

@@ -1,0 +1,113 @@
+import LeadRules
+import StageKit
+
+/// Fetches a city's new building permits since the watermark: from a Socrata (SODA) endpoint,
+/// paging with `$limit`/`$offset` ordered by the date field (then `:id`, so pages are stable)
+/// and filtered with `$where <date> > '<watermark>'`, or from the CSV files of a directory.
+/// Each row is written as received (a Socrata object, or a CSV row as an object of strings).
+/// The state file holds the watermark: the latest date seen. It is written with the output,
+/// only when the whole fetch succeeded, so a failed run fetches the same window again.
+public struct PermitFetcher {
+    public let source: PermitSource
+    public let client: APIClient?
+    public let pageSize: Int
+    public let statePath: String
+
+    public init(source: PermitSource, client: APIClient?, pageSize: Int, statePath: String) {
+        self.source = source
+        self.client = client
+        self.pageSize = pageSize
+        self.statePath = statePath
+    }
+
+    /// The watermark of the state file, or nil when there is none yet.
+    func loadWatermark() throws(StageError) -> Timestamp? {
+        guard let bytes = readWholeFile(statePath) else { return nil }
+        guard let o = parseJSON(bytes)?.object, let name = o["source"]?.string, let text = o["watermark"]?.string,
+              let mark = Timestamp(iso8601: text) else {
+            throw .usage("\(statePath): not a permit fetch state file; delete it to fetch from the start")
+        }
+        guard name == source.name else { throw .usage("\(statePath): this state is for the source \(name), not \(source.name)") }
+        return mark
+    }
+
+    public func run(_ stage: Stage) throws {
+        let now = stage.clock.now
+        let start = try loadWatermark() ?? source.lookbackDays.map { Timestamp(seconds: now.seconds - Int64($0) * 86_400) }
+        var latest = start
+        let sink = try stage.output()
+        var skipped = 0, pages = 0
+        switch source.kind {
+        case .socrata:
+            guard let client else { throw StageError.usage("no HTTP client for \(source.name)") }
+            var offset = 0
+            while true {
+                var query = [("$limit", String(pageSize)), ("$offset", String(offset)), ("$order", source.dateField + ",:id")]
+                if let start { query.append(("$where", "\(source.dateField) > '\(PermitFetcher.floating(start))'")) }
+                let url = source.location + "?" + encodeQuery(query)
+                let rows: [JSONValue] = try client.get(url) { response in
+                    guard let value = parseJSON(response.body) else { return .retry("the page is not JSON") }
+                    if let rows = value.array { return .done(rows) }
+                    if let o = value.object, o["error"] != nil || o["message"] != nil {
+                        return .fail("Socrata error: \(o["message"]?.text ?? o["error"]?.json ?? "")")
+                    }
+                    return .retry("the page is not a JSON array of rows")
+                }
+                pages += 1
+                for row in rows {
+                    stage.recordsIn += 1
+                    guard let object = row.object else { skipped += 1; continue }
+                    if let text = object[source.dateField]?.text, let at = Timestamp(iso8601: text), latest.map({ at > $0 }) ?? true {
+                        latest = at
+                    }
+                    JSONWriter.writeLine(object, into: sink.buffer)
+                    stage.recordsOut += 1
+                }
+                try sink.flushIfNeeded()
+                if rows.count < pageSize { break }
+                offset += rows.count
+            }
+            stage.summary.append("pages", .int(pages))
+            stage.summary.append("requests", .int(client.requests))
+            stage.summary.append("retries", .int(client.retries))
+        case .files:
+            let files = Directory.files(in: source.location, suffix: ".csv")
+            guard !files.isEmpty else { throw StageError.usage("\(source.location): no CSV files for the source \(source.name)") }
+            try stage.forEachCSV(files) { row, header, location in
+                guard let column = header.firstIndex(of: source.dateField) else {
+                    throw StageError.usage("\(location.path): no column \(source.dateField) (date_field of \(source.name))")
+                }
+                let text = row.string(column)
+                guard let day = source.dateFormat!.parse(text) else {
+                    throw RecordRejected("\(source.dateField) '\(text)' does not match \(source.dateFormat!.text)")
+                }
+                let at = day.timestamp
+                if let start, !(at > start) { skipped += 1; return }
+                if latest.map({ at > $0 }) ?? true { latest = at }
+                var record = Record()
+                for i in header.indices { record.append(header[i], .string(row.string(i))) }
+                JSONWriter.writeLine(record, into: sink.buffer)
+                stage.recordsOut += 1
+                try sink.flushIfNeeded()
+            }
+            stage.summary.append("files", .int(files.count))
+        }
+        stage.summary.append("since", start.map { .string($0.iso8601) } ?? .null)
+        stage.summary.append("not_after_watermark", .int(skipped))
+        if let latest {
+            let state = try stage.openOutput(statePath)
+            let record: Record = ["source": .string(source.name), "watermark": .string(latest.iso8601),
+                                  "fetched_at": .string(now.iso8601)]
+            state.buffer.append(record.json + "\n")
+            stage.summary.append("watermark", .string(latest.iso8601))
+        }
+    }
+
+    /// A Socrata floating timestamp: `2016-03-11T00:00:00.000`.
+    static func floating(_ t: Timestamp) -> String {
+        var text = t.iso8601
+        if text.hasSuffix("Z") { text.removeLast() }
+        if !text.contains(".") { text += ".000" }
+        return text
+    }
+}
