@@ -149,6 +149,7 @@ PERMIT_CITIES  := austin dallas collin
 PERMIT_FLAT    := $(PERMIT_CITIES:%=$(PERMITS)/flattened-%.jsonl)
 PERMIT_RULES   := stages/tag/trades.csv stages/tag/commercial.csv $(wildcard stages/score/permit-*.csv stages/tier/*.csv)
 REASONER       ?=
+REASONER_TIMEOUT ?= 30
 
 .PHONY: permits permits-retry
 # The fetched rows are a stage output like the others: kept, never treated as intermediate.
@@ -164,14 +165,14 @@ $(PERMITS)/flattened-%.jsonl: $(PERMITS)/raw-%.jsonl stages/flatten/permits-%.cs
 $(PERMITS)/report.json: $(PERMIT_FLAT) $(PERMIT_RULES) $(wildcard stages/normalize/*.csv)
 	$(BIN)/lead-normalize --now $(PERMITS_NOW) $(PERMIT_FLAT) -o $(PERMITS)/normalized.jsonl
 	$(BIN)/lead-tag trades --now $(PERMITS_NOW) $(PERMITS)/normalized.jsonl -o $(PERMITS)/tagged.jsonl
-	$(BIN)/lead-score permits --now $(PERMITS_NOW) $(if $(REASONER),--reasoner $(REASONER)) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
+	$(BIN)/lead-score permits --now $(PERMITS_NOW) $(if $(REASONER),--reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT)) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
 	$(BIN)/lead-tier --now $(PERMITS_NOW) $(PERMITS)/scored.jsonl -o $(PERMITS)/tiered.jsonl
 	$(BIN)/lead-export permits --now $(PERMITS_NOW) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
 
 # The retry cron job: the permits in the retry queue scored again with REASONER, into their tiers.
 permits-retry: build
 	@test -n "$(REASONER)" || { echo "make permits-retry needs REASONER=<command>" >&2; exit 2; }
-	$(BIN)/lead-score permits --now $(PERMITS_NOW) --reasoner $(REASONER) --retry-only $(EXPORTS)/pending_retry/retry_queue.csv \
+	$(BIN)/lead-score permits --now $(PERMITS_NOW) --reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT) --retry-only $(EXPORTS)/pending_retry/retry_queue.csv \
 		$(PERMITS)/tagged.jsonl -o $(PERMITS)/retried.jsonl
 	$(BIN)/lead-tier --now $(PERMITS_NOW) $(PERMITS)/retried.jsonl -o $(PERMITS)/retried-tiered.jsonl
 	$(BIN)/lead-export permits --now $(PERMITS_NOW) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/retried-tiered.jsonl

@@ -4,7 +4,9 @@
 #  1. two runs into fresh trees A and B are byte-identical (same --now, same outputs);
 #  2. a second run into A rewrites nothing (file dependencies are real);
 #  3. make rescore at a later NOW expires assignments and rebuilds the lists;
-#  4. make diff then reports what the rescore changed, per stage file.
+#  4. make diff then reports what the rescore changed, per stage file;
+#  5. permits scored by a failing reasoner land in the retry queue, and make permits-retry
+#     with a working one moves them into their tiers.
 set -eu
 make_cmd=${MAKE:-make}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lead-e2e.XXXXXX")
@@ -57,5 +59,26 @@ if ! grep -q '^logs/leads/leads.jsonl (key address_key):' "$tmp/diff.log" || ! g
     cat "$tmp/diff.log" >&2
     exit 1
 fi
+# 5. the retry round trip of the permits pipeline.
+c="$tmp/c"
+mkdir -p "$c"
+permits() { $make_cmd --no-print-directory "$@" LOGS="$c/local-logs" EXPORTS="$c/exports" REASONER_TIMEOUT=1 >>"$c.log" 2>&1 || { cat "$c.log" >&2; exit 1; }; }
+permits permits REASONER=fixtures/permits/reasoners/flaky.sh
+queue="$c/exports/pending_retry/retry_queue.csv"
+queued=$(($(wc -l <"$queue") - 1))
+if [ "$queued" -lt 10 ]; then
+    echo "e2e: the failing reasoner sent only $queued permits to $queue" >&2
+    exit 1
+fi
+first=$(sed -n 2p "$queue" | cut -d, -f1)
+permits permits-retry REASONER=fixtures/permits/reasoners/steady.sh
+if [ "$(wc -l <"$queue")" -ne 1 ]; then
+    echo "e2e: make permits-retry left permits in $queue" >&2
+    exit 1
+fi
+if ! grep -rqF "$first," "$c/exports"/*/*/tier_*.csv "$c/exports/flagged/needs_review.csv"; then
+    echo "e2e: permit $first did not move from the retry queue into a tier file" >&2
+    exit 1
+fi
 files=$(printf '%s\n' "$after" | grep -c . || true)
-echo "e2e: $files output files, identical across runs; a second make rewrote nothing; make rescore expired and rescored; make diff reported it"
+echo "e2e: $files output files, identical across runs; a second make rewrote nothing; make rescore expired and rescored; make diff reported it; $queued permits went to the retry queue and back into tiers"

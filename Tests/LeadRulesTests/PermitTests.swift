@@ -1,0 +1,139 @@
+import Foundation
+import LeadRules
+import StageKit
+import Testing
+
+/// The permit rules: keyword patterns, trades (and their accuracy on hand-labelled Austin
+/// permits), the explainable scorer and the tiers.
+@Suite struct PermitTests {
+    static let trades = try! TradeRules.load(trades: repoStages + "/tag/trades.csv", commercial: repoStages + "/tag/commercial.csv")
+    static let scorer = try! PermitScorer.load(directory: repoStages + "/score")
+    static let now = Timestamp(iso8601: "2016-03-14T06:00:00Z")!
+
+    static func permit(_ description: String, type: String = "", work: String = "", id: String = "2016-000001 BP") -> Record {
+        ["permit_id": .string(id), "project_description": .string(description), "permit_type": .string(type),
+         "work_type": .string(work)]
+    }
+
+    @Test func wordsSplitLettersFromDigits() {
+        #expect(PermitWords.split("New 2-story SF res, BLD2023-01 req'd").map(String.init)
+                == ["new", "2", "story", "sf", "res", "bld", "2023", "01", "req", "d"])
+    }
+
+    @Test func patternsMatchWordsInARowWithWildcards() {
+        let p = KeywordPattern("swimming pool|roof*|new * residence")!
+        #expect(p.firstMatch(in: PermitWords.split("Install swimming pool and spa")) == "swimming pool")
+        #expect(p.firstMatch(in: PermitWords.split("RESIDENTIAL REROOF")) == nil, "roof* matches words that begin with roof")
+        #expect(p.firstMatch(in: PermitWords.split("roofing repairs")) == "roofing")
+        #expect(p.firstMatch(in: PermitWords.split("New 1-story residence")) == nil, "a lone * is exactly one word")
+        #expect(p.firstMatch(in: PermitWords.split("new SF residence")) == "new sf residence")
+        #expect(p.firstMatch(in: PermitWords.split("poolside")) == nil)
+        #expect(KeywordPattern("* pool") == nil, "a pattern cannot start with a lone *")
+    }
+
+    @Test func tradesFollowPrecedenceAndTellCommercialApart() {
+        let pool = PermitTests.trades.classify(PermitTests.permit("Inground swimming pool w/ spa", type: "R- 329 Res Structures"))
+        #expect((pool.group, pool.category, pool.isCommercial) == ("luxury_outdoor", "pool", false))
+        #expect(pool.because.contains("trades.csv:"), "the rule that decided is named")
+        let apartments = PermitTests.trades.classify(PermitTests.permit("Apartment complex pool replaster", type: "C- 329 Com Structures"))
+        #expect((apartments.group, apartments.category, apartments.isCommercial) == ("commercial", "commercial_pool", true))
+        let office = PermitTests.trades.classify(PermitTests.permit("Interior remodel to existing office", type: "C-1000 Commercial Remodel"))
+        #expect((office.group, office.category) == ("other", "other"), "commercial work without a commercial category")
+        // A new house's driveway permit is a concrete lead, not a new-construction one.
+        let drive = PermitTests.trades.classify(PermitTests.permit("Construct new driveway approach. New 2-story single-family residence",
+                                                                    id: "2016-015760 DS"))
+        #expect(drive.category == "concrete")
+        let change = PermitTests.trades.classify(PermitTests.permit("Replacement of complete existing central heat and air system",
+                                                                     id: "2016-026531 MP"))
+        #expect(change.category == "hvac")
+        let generic = PermitTests.trades.classify(PermitTests.permit("Repair", id: "2016-000002 PP"))
+        #expect(generic.category == "plumbing", "the permit number's suffix when the description names nothing")
+        #expect(PermitTests.trades.classify(PermitTests.permit("")).category == "other")
+    }
+
+    /// The accuracy on real Austin permits labelled by hand (fixtures/permits/austin-labelled.csv).
+    @Test func tradeAccuracyOnHandLabelledAustinPermits() throws {
+        // The file opens with # comment lines.
+        let rows = try CSVReader.readAll(repoStages + "/../fixtures/permits/austin-labelled.csv").filter { !($0.cells.first ?? "").hasPrefix("#") }
+        let header = rows[0].cells
+        func column(_ name: String) -> Int { header.firstIndex(of: name)! }
+        var right = 0, total = 0
+        var misses: [String] = []
+        for (_, cells) in rows.dropFirst() {
+            let permit = PermitTests.permit(cells[column("project_description")], type: cells[column("permit_type")],
+                                            work: cells[column("work_type")], id: cells[column("permit_id")])
+            let trade = PermitTests.trades.classify(permit)
+            total += 1
+            if trade.category == cells[column("expected_category")] && trade.group == cells[column("expected_group")] {
+                right += 1
+            } else {
+                misses.append("\(cells[0]): \(cells[column("expected_category")]) <- \(trade.category)")
+            }
+        }
+        let share = Double(right) / Double(total)
+        print("trade accuracy: \(right) of \(total) = \(String(format: "%.1f", share * 100))%")
+        #expect(total >= 300)
+        #expect(share >= 0.95, "\(misses.joined(separator: "\n"))")
+    }
+
+    @Test func scoresAreExplainedRuleByRule() {
+        var permit: Record = [
+            "permit_id": "P1", "city": "Plano", "property_address": "4910 VIRGINIA PKWY", "property_city": "PLANO",
+            "property_zip": "75024", "owner_name": "SMITH JOHN", "mailing_address": "3420 BEACH ST", "mailing_city": "DALLAS",
+            "mailing_zip": "75201", "market_value": 415000, "job_value": 98515, "issued_at": "2016-03-10", "category": "pool",
+            "is_commercial": false,
+        ]
+        PermitTests.scorer.score(&permit, now: PermitTests.now)
+        #expect(permit["days_old"]?.int == 4)
+        #expect(permit["is_absentee"]?.bool == true)
+        #expect(permit["commercial_owner"]?.bool == false)
+        // pool 25 + job 25 + home 5 + fresh 25 + owner 10 + absentee 10 = 100
+        #expect(permit["score"]?.int == 100)
+        let reasoning = permit.text("reasoning") ?? ""
+        #expect(reasoning.hasPrefix("Score 100 (100 held to 0-100)") == false)
+        #expect(reasoning.contains("pool demand (+25)"))
+        #expect(reasoning.contains("job value $98,515 is $50k or more (+25)"))
+        #expect(reasoning.contains("issued 4 days ago (+25)"))
+        #expect(reasoning.contains("the owner lives elsewhere"))
+        #expect(permit.text("contact_priority") == "call")
+        #expect(permit.text("ideal_contractor") == "Pool builder or pool service company")
+        #expect(permit.text("flags") == "")
+        #expect(permit["score_breakdown"]?.array?.compactMap { $0.object?["points"]?.int }.reduce(0, +) == 100)
+    }
+
+    @Test func weakPermitsAreFlaggedAndHeldToTheRange() {
+        var permit: Record = [
+            "permit_id": "P2", "property_address": "1 MAIN ST", "property_zip": "78701", "owner_name": "ACME HOLDINGS LLC",
+            "job_value": 900, "issued_at": "2015-01-01", "category": "other", "is_commercial": true,
+        ]
+        PermitTests.scorer.score(&permit, now: PermitTests.now)
+        #expect(permit["score"]?.int == 0)
+        #expect(permit.text("reasoning")?.hasPrefix("Score 0 (-15 held to 0-100)") == true)
+        #expect(permit.text("flags") == "low_value|stale|commercial_owner|commercial")
+        #expect(permit.text("contact_priority") == "skip")
+        #expect(permit["is_absentee"]?.bool == false, "no mailing address: not known to be absentee")
+    }
+
+    @Test func absenteeComparesLineThenZIPThenCity() {
+        func absentee(_ fields: Record) -> Bool { PermitScorer.isAbsentee(fields) }
+        #expect(!absentee(["property_address": "1 MAIN ST", "mailing_address": "1 MAIN ST", "property_zip": "78701", "mailing_zip": "78701"]))
+        #expect(absentee(["property_address": "1 MAIN ST", "property_zip": "78701", "mailing_city": "HOUSTON", "mailing_zip": "77068-3411"]))
+        #expect(!absentee(["property_address": "1 MAIN ST", "property_city": "AUSTIN", "mailing_city": "Austin"]))
+        #expect(absentee(["property_address": "1 MAIN ST", "property_city": "AUSTIN", "mailing_city": "BEE CAVES"]))
+    }
+
+    @Test func tiersBandScoresAndReviewRulesFlag() throws {
+        let rules = try TierRules.load(tiers: repoStages + "/tier/tiers.csv", review: repoStages + "/tier/review.csv")
+        for (score, tier) in [(100, "A"), (80, "A"), (79, "B"), (50, "B"), (49, "C"), (0, "C"), (-1, "RETRY")] {
+            var permit: Record = ["score": .int(score), "flags": ""]
+            try rules.tier(&permit, now: PermitTests.now)
+            #expect(permit.text("tier") == tier, "score \(score)")
+        }
+        var hot: Record = ["score": 85, "flags": "missing_owner", "category": "pool"]
+        try rules.tier(&hot, now: PermitTests.now)
+        #expect(hot["needs_review"]?.bool == true)
+        #expect(hot.text("review_reasons") == "hot_without_owner")
+        var bad: Record = ["score": 101]
+        #expect(throws: RecordRejected.self) { try rules.tier(&bad, now: PermitTests.now) }
+    }
+}
