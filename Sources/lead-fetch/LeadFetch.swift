@@ -165,24 +165,24 @@ extension LeadFetch {
 /// The API client for a fetch: replay files, or the network with the token from the
 /// environment (checked before any request), rate limit and retries from the rules.
 func makeClient(_ source: SourceOptions, settings: FetchSettings, stage: Stage) throws -> APIClient {
-    if source.replay != nil { return try makeClient(source, settings: settings, stage: stage, headers: []) }
+    if source.replay != nil { return try makeClient(replay: source.replay, rate: source.rate, settings: settings, stage: stage, headers: []) }
     guard let token = stage.environment["SPARK_API_TOKEN"], !token.isEmpty else {
         throw StageError.usage("SPARK_API_TOKEN is not set: export the Spark API bearer token, or use --replay DIR to read recorded pages")
     }
-    return try makeClient(source, settings: settings, stage: stage,
+    return try makeClient(replay: nil, rate: source.rate, settings: settings, stage: stage,
                           headers: [("Authorization", "Bearer \(token)"), ("X-SparkApi-User-Agent", LeadETL.userAgent)])
 }
 
 /// The same with the given auth headers (User-Agent and Accept are added).
-func makeClient(_ source: SourceOptions, settings: FetchSettings, stage: Stage, headers: [(String, String)]) throws -> APIClient {
+func makeClient(replay: String?, rate: Double?, settings: FetchSettings, stage: Stage, headers: [(String, String)]) throws -> APIClient {
     let policy = RetryPolicy(maxAttempts: settings.maxAttempts, baseDelay: settings.backoffBaseSeconds,
                              maxDelay: settings.backoffMaxSeconds, maxRetryAfter: settings.retryAfterMaxSeconds)
-    if let dir = source.replay {
+    if let dir = replay {
         return APIClient(transport: ReplayTransport(directory: dir), limiter: nil, policy: policy,
                          headers: [], timeout: settings.timeoutSeconds)
     }
     let client = APIClient(
-        transport: URLSessionTransport(), limiter: RateLimiter(perSecond: source.rate ?? settings.ratePerSecond),
+        transport: URLSessionTransport(), limiter: RateLimiter(perSecond: rate ?? settings.ratePerSecond),
         policy: policy, headers: headers + [("User-Agent", LeadETL.userAgent), ("Accept", "application/json")],
         timeout: settings.timeoutSeconds)
     client.onRetry = { line in if !stage.options.quiet { standardError("lead-fetch: \(line)\n") } }
@@ -238,13 +238,11 @@ extension LeadFetch {
                 if let url { permitSource = permitSource.at(url) }
                 var client: APIClient?
                 if permitSource.kind == .socrata {
-                    var options = SourceOptions()
-                    options.rate = rate
                     var headers: [(String, String)] = []
                     if let variable = permitSource.tokenVariable, let token = stage.environment[variable], !token.isEmpty {
                         headers.append(("X-App-Token", token))
                     }
-                    client = try makeClient(options, settings: rules.settings, stage: stage, headers: headers)
+                    client = try makeClient(replay: nil, rate: rate, settings: rules.settings, stage: stage, headers: headers)
                 }
                 try PermitFetcher(source: permitSource, client: client, pageSize: pageSize, statePath: state).run(stage)
             }
