@@ -322,7 +322,7 @@ extension LeadExport {
                 guard let root = realPath(dir) else { throw StageError.usage("\(dir): no such exports tree") }
                 let day = stage.clock.now.date.iso8601
                 var log: [Record] = []
-                var moves: [(from: String, to: String)] = []
+                var moves: [(from: String, given: String, to: String)] = []
                 for file in files {
                     guard let full = realPath(file), full.hasPrefix(root + "/") else {
                         throw StageError.usage("\(file): not a file in the exports tree \(dir)")
@@ -336,7 +336,7 @@ extension LeadExport {
                         target = dir + "/" + PermitTree.delivered + "/" + day + "/" + String(relative.dropLast(4)) + "-\(n).csv"
                         n += 1
                     }
-                    moves.append((full, target))
+                    moves.append((full, file, target))
                     log.append(["delivered_at": .string(stage.clock.now.iso8601), "buyer": .string(buyer),
                                 "file": .string(relative), "delivered_to": .string(String(target.dropFirst(dir.count + 1))),
                                 "permits": .int(max(0, permits))])
@@ -344,7 +344,7 @@ extension LeadExport {
                 for move in moves {
                     try AtomicFiles.makeDirectories(String(move.to[..<move.to.lastIndex(of: "/")!]))
                     guard rename(move.from, move.to) == 0 else { throw StageError.io("\(move.from): cannot move to \(move.to): \(errnoText())") }
-                    if !common.quiet { standardError("lead-export: delivered \(move.from) to \(buyer): \(move.to)\n") }
+                    if !common.quiet { standardError("lead-export: delivered \(move.given) to \(buyer): \(move.to)\n") }
                     stage.recordsOut += 1
                 }
                 try stage.appendToLog(log, at: logs + "/permits/deliveries.jsonl")
