@@ -8,7 +8,8 @@ Python); listings (lead-fetch listings from replay pages and lead-flatten listin
 as many listings as --records); leads (the make leads chain over a --records-row provider
 list with one row in ten a respelt duplicate, then a tenth as many rows deduped against the
 master, the nightly rescore and a smart list); diff (lead-diff on a million records against
-a changed copy, in memory and --sorted).
+a changed copy, in memory and --sorted); permits (the make permits chain over --records
+Austin-layout permits: flatten, normalize, trades, score, tier, export tree).
 The data set is generated once per size under bench/data/ (git-ignored).
 """
 import argparse
@@ -207,6 +208,52 @@ def leads_section(records, skip_peers):
     print("\n  import chain (flatten, normalize + dedupe, tag, score): %.1f s for %s rows" % (chain, "{:,}".format(records)))
 
 
+def permits_section(records, skip_peers):
+    """The make permits chain, each stage timed on its own file: lead-flatten permits,
+    lead-normalize, lead-tag trades, lead-score permits, lead-tier, lead-export permits."""
+    source = os.path.join(DATA, "permits-%d.csv" % records)
+    if not os.path.exists(source):
+        print("generating %d Austin-layout permits ..." % records, file=sys.stderr)
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_permits.py"), str(records), source + ".tmp"], check=True)
+        os.rename(source + ".tmp", source)
+    work = os.path.join(DATA, "permits-run")
+    subprocess.run(["rm", "-rf", work], check=True)
+    os.makedirs(work)
+    now = ["--now", "2016-03-14T06:00:00Z"]
+    files = {n: os.path.join(work, n + ".jsonl") for n in ("flattened", "normalized", "tagged", "scored", "tiered")}
+    exports = os.path.join(work, "exports")
+    steps = [
+        ("lead-flatten permits", source, files["flattened"],
+         [BIN + "/lead-flatten", "permits", "-q", "--map", os.path.join(ROOT, "stages", "flatten", "permits-austin.csv"),
+          "--logs", work, source, "-o", files["flattened"]]),
+        ("lead-normalize", files["flattened"], files["normalized"],
+         [BIN + "/lead-normalize", "-q", files["flattened"], "-o", files["normalized"]]),
+        ("lead-tag trades", files["normalized"], files["tagged"],
+         [BIN + "/lead-tag", "trades", "-q", files["normalized"], "-o", files["tagged"]]),
+        ("lead-score permits", files["tagged"], files["scored"],
+         [BIN + "/lead-score", "permits", "-q", files["tagged"], "-o", files["scored"]]),
+        ("lead-tier", files["scored"], files["tiered"], [BIN + "/lead-tier", "-q", files["scored"], "-o", files["tiered"]]),
+        ("lead-export permits", files["tiered"], None,
+         [BIN + "/lead-export", "permits", "-q", "--dir", exports, "--logs", work, files["tiered"]]),
+    ]
+
+    def count(path):
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+    rows = [("step", "permits in", "permits out", "seconds", "permits/s", "MB/s in", "peak RSS MB")]
+    total = 0.0
+    for name, src, dst, argv in steps:
+        seconds, rss, _ = run(argv + now, os.devnull)
+        total += seconds
+        n_in = records if src == source else count(src)
+        rows.append((name, "{:,}".format(n_in), "{:,}".format(count(dst)) if dst else "-", "%.2f" % seconds,
+                     "{:,.0f}".format(n_in / seconds), "%.1f" % (os.path.getsize(src) / 1e6 / seconds), "%.1f" % rss))
+    print("\nPermits, %s Austin-layout rows (%.0f MB CSV)\n" % ("{:,}".format(records), os.path.getsize(source) / 1e6))
+    table(rows)
+    print("\n  whole chain: %.1f s for %s permits = %s permits/s" % (total, "{:,}".format(records), "{:,.0f}".format(records / total)))
+
+
 def diff_section(records, skip_peers):
     """lead-diff over the record stream's flat file and a copy with 1% of records changed,
     0.5% removed and 0.5% added: in memory (OLD keyed) and --sorted (both streamed)."""
@@ -237,7 +284,8 @@ def diff_section(records, skip_peers):
     table(rows)
 
 
-SECTIONS = {"stream": stream_section, "listings": listings_section, "leads": leads_section, "diff": diff_section}
+SECTIONS = {"stream": stream_section, "listings": listings_section, "leads": leads_section, "diff": diff_section,
+            "permits": permits_section}
 
 
 def main():

@@ -3,23 +3,23 @@ import StageKit
 /// Words of a permit's text, for keyword rules: lowercase ASCII runs of letters or of digits
 /// (`2-story` is `2 story`, `2story` too, `BLD2023-01` is `bld 2023 01`, `req'd` is `req d`).
 public enum PermitWords {
-    public static func split(_ text: String) -> [Substring] {
-        var words: [Substring] = []
-        let lowered = text.lowercased()
-        var start: String.Index?
+    public static func split(_ text: String) -> [String] {
+        var words: [String] = []
+        var current: [UInt8] = []
         var kind = 0 // 1 letters, 2 digits
-        var i = lowered.startIndex
-        while i < lowered.endIndex {
-            let c = lowered[i]
-            let k = c.isASCII && c.isLetter ? 1 : (c.isASCII && c.isNumber ? 2 : 0)
-            if k != kind {
-                if let s = start { words.append(lowered[s..<i]) }
-                start = k == 0 ? nil : i
-                kind = k
+        var text = text
+        text.withUTF8 { bytes in
+            for var b in bytes {
+                if b >= 65 && b <= 90 { b += 32 }
+                let k = (b >= 97 && b <= 122) ? 1 : ((b >= 48 && b <= 57) ? 2 : 0)
+                if k != kind {
+                    if !current.isEmpty { words.append(String(decoding: current, as: UTF8.self)); current.removeAll(keepingCapacity: true) }
+                    kind = k
+                }
+                if k != 0 { current.append(b) }
             }
-            i = lowered.index(after: i)
         }
-        if let s = start { words.append(lowered[s..<lowered.endIndex]) }
+        if !current.isEmpty { words.append(String(decoding: current, as: UTF8.self)) }
         return words
     }
 }
@@ -30,7 +30,7 @@ public enum PermitWords {
 public struct KeywordPattern: Sendable {
     enum Word: Sendable, Equatable {
         case exact(String), prefix(String), any
-        func matches(_ w: Substring) -> Bool {
+        func matches(_ w: String) -> Bool {
             switch self {
             case .exact(let e): return w == e
             case .prefix(let p): return w.hasPrefix(p)
@@ -67,7 +67,7 @@ public struct KeywordPattern: Sendable {
     }
 
     /// The alternative found in `words`, or nil.
-    public func firstMatch(in words: [Substring]) -> String? {
+    public func firstMatch(in words: [String]) -> String? {
         for alternative in alternatives where alternative.count <= words.count {
             for start in 0...(words.count - alternative.count) {
                 var all = true
@@ -91,13 +91,13 @@ public enum PermitText: String, Sendable, CaseIterable {
 
 /// The words of one permit's fields, split once.
 public struct PermitWordSet {
-    let words: [[Substring]]
+    let words: [[String]]
 
     public init(_ permit: Record) {
         words = PermitText.allCases.map { PermitWords.split(permit.text($0.field) ?? "") }
     }
 
-    func of(_ text: PermitText) -> [Substring] { words[PermitText.allCases.firstIndex(of: text)!] }
+    func of(_ text: PermitText) -> [String] { words[PermitText.allCases.firstIndex(of: text)!] }
 }
 
 /// One condition of a rule: a keyword pattern over one field.

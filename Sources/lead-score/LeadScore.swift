@@ -191,13 +191,14 @@ extension LeadScore {
                     }
                     stage.summary.append("reasoner_starts", .int(process.starts))
                 } else {
-                    try stage.forEachRecord(inputs) { record, _ in
-                        guard scored < (limit ?? Int.max), picks(record) else { skipped += 1; return }
-                        var permit = record
-                        scorer.score(&permit, now: now)
+                    // Scored on every core; the picks and the limit are applied in input order.
+                    try stage.forEachRecord(inputs, transform: { permit in
+                        if picks(permit) { scorer.score(&permit, now: now) }
+                    }) { permit, json, _ in
+                        guard scored < (limit ?? Int.max), picks(permit) else { skipped += 1; return }
                         if queue != nil, let id = permit.text(PermitFields.id) { found.insert(id) }
                         scored += 1
-                        try stage.write(permit)
+                        try stage.writeLine(json)
                     }
                 }
                 if let queue, let retryOnly {

@@ -547,9 +547,17 @@ let derived = try! DerivedTag.load(rulesFile("derived.csv", """
 
     @Test func rejects() {
         for json in [#"{"property_address":""}"#, #"{"property_address":"MAIN STREET","property_zip":"78701"}"#,
-                     #"{"property_address":"1 A St","property_zip":"78701","mailing_address":"","mailing_zip":"78701"}"#,
                      #"{"property_address":"5 Oak St"}"#] {
             #expect(throws: RecordRejected.self, "\(json)") { try normalized(json) }
         }
+    }
+
+    /// An owner known only by city, state and ZIP (most Austin permit owners) is kept, standardised.
+    @Test func aMailingAddressWithoutAStreetIsKept() throws {
+        let lead = try normalized(#"{"property_address":"1 A St","property_zip":"78701","mailing_address":"","mailing_city":"Austin ","mailing_state":"Texas","mailing_zip":"78703 3938"}"#)
+        #expect(lead.text("mailing_city") == "AUSTIN")
+        #expect(lead.text("mailing_state") == "TX")
+        #expect(lead.text("mailing_zip") == "78703-3938")
+        #expect(lead["mailing_address_parts"]?.isNull == true)
     }
 }

@@ -16,7 +16,7 @@ import Testing
     }
 
     @Test func wordsSplitLettersFromDigits() {
-        #expect(PermitWords.split("New 2-story SF res, BLD2023-01 req'd").map(String.init)
+        #expect(PermitWords.split("New 2-story SF res, BLD2023-01 req'd")
                 == ["new", "2", "story", "sf", "res", "bld", "2023", "01", "req", "d"])
     }
 
