@@ -44,6 +44,18 @@ public struct LeadFilter: Sendable {
     }
 }
 
+extension RulesFile.Row {
+    /// The filter in `column` of a rules row; a syntax error names the file, line and column.
+    public func filter(_ column: String, functions: Set<String> = []) throws(StageError) -> LeadFilter {
+        let text = try required(column)
+        do throws(FilterSyntaxError) {
+            return try LeadFilter(text, functions: functions)
+        } catch {
+            throw self.error("\(column): \(error)")
+        }
+    }
+}
+
 /// What a filter evaluates against besides the record: the clock, and functions a stage adds.
 public struct FilterContext {
     public var now: Timestamp

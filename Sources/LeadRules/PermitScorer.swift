@@ -37,18 +37,9 @@ public struct PermitScorer: Sendable {
     public static let functions: Set<String> = []
 
     public static func load(directory: String) throws(StageError) -> PermitScorer {
-        func filter(_ row: RulesFile.Row, _ column: String) throws(StageError) -> LeadFilter {
-            do {
-                return try LeadFilter(try row.required(column))
-            } catch let error as FilterSyntaxError {
-                throw row.error("\(column): \(error)")
-            } catch {
-                throw row.error("\(column): \(error)")
-            }
-        }
         var rules: [PermitRule] = []
         for row in try RulesFile(path: directory + "/permit-rules.csv", required: ["rule", "when", "points", "reason"]).rows {
-            rules.append(PermitRule(name: try row.required("rule"), when: try filter(row, "when"), points: try row.integer("points"),
+            rules.append(PermitRule(name: try row.required("rule"), when: try row.filter("when"), points: try row.integer("points"),
                                     flag: row["flag"].isEmpty ? nil : row["flag"], reason: try row.required("reason"), line: row.line))
         }
         var categories: [String: PermitCategory] = [:]
@@ -60,7 +51,7 @@ public struct PermitScorer: Sendable {
         for row in try RulesFile(path: directory + "/permit-contact.csv", required: ["contact_priority", "when"]).rows {
             let priority = try row.required("contact_priority")
             guard ["call", "email", "skip"].contains(priority) else { throw row.error("contact_priority must be call, email or skip") }
-            contact.append((priority, try filter(row, "when")))
+            contact.append((priority, try row.filter("when")))
         }
         let settingsFile = try RulesFile(path: directory + "/permit-settings.csv", required: ["setting", "value"])
         let settings = try settingsFile.settings(known: ["owner_words", "score_min", "score_max", "default_contractor"])

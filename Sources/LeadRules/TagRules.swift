@@ -107,13 +107,7 @@ public struct DerivedTag: Sendable {
         for row in try RulesFile(path: path, required: ["tag", "when"]).rows {
             let name = try row.required("tag")
             guard let tag = catalogue.tag(named: name) else { throw row.error("'\(name)' is not in the tag catalogue \(catalogue.path)") }
-            let when = try row.required("when")
-            let filter: LeadFilter
-            do throws(FilterSyntaxError) {
-                filter = try LeadFilter(when, functions: Absentee.functions)
-            } catch {
-                throw row.error("when: \(error)")
-            }
+            let filter = try row.filter("when", functions: Absentee.functions)
             out.append(DerivedTag(tag: tag, when: filter, assignedAtField: row["assigned_at"].isEmpty ? nil : row["assigned_at"]))
         }
         return out

@@ -33,13 +33,7 @@ public struct TierRules: Sendable {
         guard !bands.isEmpty else { throw StageError.rules(file: tiers, line: nil, message: "no tiers") }
         var rules: [(String, LeadFilter)] = []
         for row in try RulesFile(path: review, required: ["reason", "when"]).rows {
-            do {
-                rules.append((try row.required("reason"), try LeadFilter(try row.required("when"))))
-            } catch let error as FilterSyntaxError {
-                throw row.error("when: \(error)")
-            } catch {
-                throw row.error("\(error)")
-            }
+            rules.append((try row.required("reason"), try row.filter("when")))
         }
         return TierRules(bands: bands, review: rules)
     }

@@ -104,17 +104,6 @@ struct PermitTree {
         return rows
     }
 
-    /// permit_ids in the permit_id column of CSV files.
-    static func ids(in paths: [String]) throws -> Set<String> {
-        var ids = Set<String>()
-        for path in paths {
-            let table = try CSVReader.readAll(path)
-            guard let column = table.first?.cells.firstIndex(of: PermitFields.id) else { continue }
-            for (_, cells) in table.dropFirst() where column < cells.count { ids.insert(cells[column]) }
-        }
-        return ids
-    }
-
     var deliveredFiles: [String] { Directory.files(in: dir + "/" + PermitTree.delivered, suffix: ".csv", recursive: true) }
 }
 
@@ -190,8 +179,8 @@ extension LeadExport {
                     fromInput += 1
                 }
                 let soldPath = SoldLedger.path(logs: logs)
-                let sold = Stage.fileExists(soldPath) ? try PermitTree.ids(in: [soldPath]) : []
-                let delivered = try PermitTree.ids(in: tree.deliveredFiles)
+                let sold = Stage.fileExists(soldPath) ? try PermitFields.ids(inCSV: [soldPath]) : []
+                let delivered = try PermitFields.ids(inCSV: tree.deliveredFiles)
                 var droppedSold = 0, droppedDelivered = 0
                 for id in Array(rows.keys) {
                     if sold.contains(id) { rows[id] = nil; droppedSold += 1 }
@@ -396,7 +385,7 @@ extension LeadExport {
                 }
                 if !force {
                     let tree = PermitTree(dir: dir, categories: [], tiers: TierRules(bands: [], review: []))
-                    let known = try PermitTree.ids(in: tree.existingFiles().map { dir + "/" + $0 } + tree.deliveredFiles)
+                    let known = try PermitFields.ids(inCSV: tree.existingFiles().map { dir + "/" + $0 } + tree.deliveredFiles)
                     guard known.contains(permitId) else {
                         throw StageError.usage("permit \(permitId) is in no file under \(dir)/ (check the id, or give --force)")
                     }

@@ -165,7 +165,7 @@ extension LeadScore {
                 let now = stage.clock.now
                 let wanted = cities.map { Set($0.split(separator: ",").map { String($0).trimmingSpaces.lowercased() }.filter { !$0.isEmpty }) }
                 var queue: Set<String>?
-                if let retryOnly { queue = try readQueue(stage, retryOnly) }
+                if let retryOnly { queue = try PermitFields.ids(inCSV: [retryOnly], required: true) }
                 var found = Set<String>()
                 var scored = 0, skipped = 0, retries = 0
                 let picks: (Record) -> Bool = { permit in
@@ -213,15 +213,6 @@ extension LeadScore {
                 stage.summary.append("not_picked", .int(skipped))
                 stage.summary.append("retry", .int(retries))
             }
-        }
-
-        /// The permit_ids of a retry queue CSV.
-        func readQueue(_ stage: Stage, _ path: String) throws -> Set<String> {
-            let rows = try CSVReader.readAll(path)
-            guard let header = rows.first, let column = header.cells.firstIndex(of: PermitFields.id) else {
-                throw StageError.data("\(path):1: the retry queue has no permit_id column")
-            }
-            return Set(rows.dropFirst().compactMap { column < $0.cells.count ? $0.cells[column] : nil })
         }
     }
 }
