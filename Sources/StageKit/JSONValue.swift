@@ -259,3 +259,13 @@ extension JSONValue {
         self = parsed
     }
 }
+
+extension JSONValue {
+    /// Counts by name as an object with the names in byte order (`{"a":2,"b":1}`), so the
+    /// same counts always print the same.
+    public init(counts: [String: Int]) {
+        var r = Record()
+        for key in counts.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) { r.append(key, .int(counts[key]!)) }
+        self = .object(r)
+    }
+}

@@ -133,7 +133,12 @@ public final class Stage {
         try sink.flushIfNeeded()
     }
 
-    /// Opens another output file, committed with the main output when the stage succeeds.
+    /// Whether the main output is put in place after the other outputs rather than before
+    /// them: for a main output (a run report) whose presence says the others are complete.
+    public var commitsOutputLast = false
+
+    /// Opens another output file, committed with the main output when the stage succeeds,
+    /// in the order they were opened.
     public func openOutput(_ path: String) throws(StageError) -> ByteSink {
         let sink = try ByteSink(path: path)
         extraSinks.append(sink)
@@ -608,8 +613,9 @@ public final class Stage {
     func finish() throws(StageError) {
         progress.clear()
         if mainSink == nil, let out = options.output, out != "-" { _ = try output() }
-        try mainSink?.commit()
+        if !commitsOutputLast { try mainSink?.commit() }
         for sink in extraSinks { try sink.commit() }
+        if commitsOutputLast { try mainSink?.commit() }
         try finishRejects()
         for path in successPaths { unlink(path) }
         removeCleanupPaths()

@@ -6,8 +6,8 @@ import StageKit
 struct LeadExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-export",
-        abstract: "Deliver records: write them as CSV for people and spreadsheets.",
-        subcommands: [CSV.self, List.self, Permits.self, Deliver.self, Sold.self]
+        abstract: "Deliver records: CSV, smart lists, the permits tree, the events analytics.",
+        subcommands: [CSV.self, List.self, Permits.self, Deliver.self, Sold.self, Events.self]
     )
 
     static func main() { stageMain() }

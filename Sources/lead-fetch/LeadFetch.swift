@@ -7,8 +7,8 @@ import StageKit
 struct LeadFetch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-fetch",
-        abstract: "Fetch raw records from MLS APIs (Spark, RESO) or recorded replays.",
-        subcommands: [Listings.self, Photos.self, Permits.self]
+        abstract: "Fetch raw records: MLS listings (Spark, RESO), photos, building permits (Socrata), engagement events (PostHog).",
+        subcommands: [Listings.self, Photos.self, Permits.self, Events.self]
     )
 
     static func main() { stageMain() }
@@ -245,6 +245,83 @@ extension LeadFetch {
                     client = try makeClient(replay: nil, rate: rate, settings: rules.settings, stage: stage, headers: headers)
                 }
                 try PermitFetcher(source: permitSource, client: client, pageSize: pageSize, statePath: state).run(stage)
+            }
+        }
+    }
+}
+
+extension LeadFetch {
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "events",
+            abstract: "Fetch the engagement events of one run's window (watermark to --now) from PostHog or exported files.",
+            discussion: """
+            The window is (watermark, --now]: the watermark is the end of the last run applied \
+            (<state>, written by lead-export events once every output is written); a first run \
+            reaches back lookback_days (stages/fetch/events.csv: 365). A --now that ends a run \
+            already applied fetches that run's window again. The output starts with the run record \
+            ({"kind":"run","run_id","source","from","to"}), then each event as received, once \
+            (by event id). PostHog: GET <base>/api/projects/<id>/events/ for each event name of \
+            stages/flatten/events.csv, in slices of slice_days, following next; the personal API \
+            key comes from POSTHOG_API_KEY; rate limit and retries as the listings fetch (exit 3 \
+            after max_attempts). --from reads exported events (JSONL or a JSON array); an event \
+            outside the window goes to the rejects with the reason.
+
+            Examples:
+              lead-fetch events --from export.jsonl --now 2026-11-23T06:00:00Z | lead-flatten events | lead-score events | lead-export events
+              POSTHOG_API_KEY=phx_... lead-fetch events --source posthog --project 12345 -o fetched.jsonl
+            """
+        )
+
+        @Option(help: ArgumentHelp("posthog (the events API) or files (--from); default: files when --from is given.", valueName: "source"))
+        var source: String?
+
+        @Option(help: ArgumentHelp("The PostHog project id.", valueName: "id"))
+        var project: String?
+
+        @Option(help: ArgumentHelp("PostHog base URL (default from stages/fetch/events.csv: https://us.posthog.com).", valueName: "url"))
+        var baseURL: String?
+
+        @Option(name: .customLong("from"), parsing: .upToNextOption,
+                help: ArgumentHelp("Exported event files (JSONL or a JSON array; .gz too) instead of the API.", valueName: "file"))
+        var files: [String] = []
+
+        @Option(help: ArgumentHelp("The events state (the watermark and the runs applied).", valueName: "file"))
+        var state = "local-logs/events/state.json"
+
+        @Option(help: ArgumentHelp("At most N requests per second (default from the rules: 10).", valueName: "N"))
+        var rate: Double?
+
+        @OptionGroup var common: CommonOptions
+
+        var kind: String { source ?? (files.isEmpty ? "posthog" : "files") }
+
+        func validate() throws {
+            guard kind == "posthog" || kind == "files" else { throw ValidationError("--source must be posthog or files") }
+            if kind == "posthog" && project == nil { throw ValidationError("--source posthog needs --project ID") }
+            if kind == "posthog" && !files.isEmpty { throw ValidationError("--from reads files: leave out --source posthog") }
+            if kind == "files" && files.isEmpty { throw ValidationError("--source files needs --from FILE...") }
+            if let rate, rate <= 0 { throw ValidationError("--rate must be more than 0") }
+        }
+
+        func run() throws {
+            Stage.run("fetch", command: "events", options: common) { stage in
+                let rules = try ListingRules.load(directory: stage.rulesDirectory())
+                let settings = try EventFetchSettings(file: RulesFile(path: stage.rulesFile("events.csv"), required: ["setting", "value"]))
+                let catalog = try EventCatalog.load(events: stage.rulesFile("events.csv", stage: "flatten"),
+                                                    fields: stage.rulesFile("event-fields.csv", stage: "flatten"))
+                let eventSource: EventFetcher.Source
+                if kind == "posthog", let project {
+                    guard let key = stage.environment["POSTHOG_API_KEY"], !key.isEmpty else {
+                        throw StageError.usage("POSTHOG_API_KEY is not set: export a PostHog personal API key, or use --from FILE to read exported events")
+                    }
+                    let client = try makeClient(replay: nil, rate: rate, settings: rules.settings, stage: stage,
+                                                headers: [("Authorization", "Bearer \(key)")])
+                    eventSource = .posthog(client: client, baseURL: baseURL ?? settings.baseURL, project: project)
+                } else {
+                    eventSource = .files(files)
+                }
+                try EventFetcher(source: eventSource, catalog: catalog, settings: settings, statePath: state).run(stage)
             }
         }
     }

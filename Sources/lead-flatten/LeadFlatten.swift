@@ -7,7 +7,7 @@ struct LeadFlatten: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-flatten",
         abstract: "Turn raw input (nested JSON, CSV) into flat JSONL records.",
-        subcommands: [JSON.self, CSV.self, Listings.self, Leads.self, Permits.self]
+        subcommands: [JSON.self, CSV.self, Listings.self, Leads.self, Permits.self, Events.self]
     )
 
     static func main() { stageMain() }
@@ -374,6 +374,63 @@ extension LeadFlatten {
                 let log = try stage.openOutput(logs + "/permits/replaced-" + city + ".jsonl")
                 for entry in replaced { JSONWriter.writeLine(entry, into: log.buffer) }
                 stage.summary.append("replaced", .int(replaced.count))
+            }
+        }
+    }
+}
+
+extension LeadFlatten {
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "events",
+            abstract: "Turn PostHog events into flat lead actions and engagement rows.",
+            discussion: """
+            Keeps the events of stages/flatten/events.csv: lead events (lead, lead_phone, \
+            lead_message, lead_appointment) become `action` records, listing_view, \
+            listing_impression, listing_share and listing_save become view, impression, share and \
+            save records. Fields (stages/flatten/event-fields.csv) are read from the event's \
+            properties, seeker_id falling back to distinct_id: kind, event, event_id, listing_id, \
+            seeker_id, lister_id, lister_type, then message_type (message leads), appointment_type \
+            (appointments), share_channel (shares), lead_type (lead events) and the timestamp in UTC. \
+            An event without listing_id, a lead event without seeker_id, or one without a readable \
+            timestamp goes to the rejects; other event names are counted (summary `skipped`) and \
+            left out. The run record of lead-fetch events passes through.
+
+            Example:
+              lead-fetch events --from export.jsonl | lead-flatten events -o flattened.jsonl
+            """
+        )
+
+        @OptionGroup var common: CommonOptions
+
+        @Argument(help: ArgumentHelp("Events (JSONL or a JSON array, as lead-fetch events writes or PostHog exports); none or - for stdin.", valueName: "file"))
+        var inputs: [String] = []
+
+        func run() throws {
+            Stage.run("flatten", command: "events", options: common) { stage in
+                let catalog = try EventCatalog.load(events: stage.rulesFile("events.csv"), fields: stage.rulesFile("event-fields.csv"))
+                var skipped: [String: Int] = [:]
+                var kinds: [String: Int] = [:]
+                try stage.forEachRecord(inputs, transform: { record in
+                    if let kind = record.text("kind") {
+                        guard kind == EventRun.kind else { throw RecordRejected("already flat (kind \(kind)): not a PostHog event") }
+                        return
+                    }
+                    switch try catalog.flatten(record) {
+                    case .record(let flat): record = flat
+                    case .skipped(let name): record = ["kind": "skipped", "event": .string(name)]
+                    }
+                }) { record, line, _ in
+                    let kind = record.text("kind") ?? ""
+                    if kind == "skipped" {
+                        skipped[record.text("event") ?? "", default: 0] += 1
+                        return
+                    }
+                    if kind != EventRun.kind { kinds[kind, default: 0] += 1 }
+                    try stage.writeLine(line)
+                }
+                stage.summary.append("kinds", JSONValue(counts: kinds))
+                stage.summary.append("skipped", JSONValue(counts: skipped))
             }
         }
     }

@@ -7,8 +7,8 @@ import StageKit
 struct LeadScore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-score",
-        abstract: "Score leads.",
-        subcommands: [Tags.self, Permits.self]
+        abstract: "Score leads: tagged property leads, building permits, engagement events.",
+        subcommands: [Tags.self, Permits.self, Events.self]
     )
 
     static func main() { stageMain() }
@@ -274,5 +274,70 @@ enum ReasonerAnswer {
         }
         return .success([("score", .int(Int(d))), ("reasoning", .string(reasoning)), ("ideal_contractor", .string(contractor)),
                          ("contact_priority", .string(priority)), ("flags", .string(flags)), ("score_breakdown", .array([]))])
+    }
+}
+
+extension LeadScore {
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "events",
+            abstract: "Build one scored lead record per seeker and listing from a run's lead actions.",
+            discussion: """
+            Groups the run's `action` records (lead-flatten events) by (listing_id, seeker_id), sorts \
+            each group's actions by time and scores it: lead_score is the sum of each action's points \
+            (stages/score/event-weights.csv: appointment 40, phone 30, direct_message 20, whatsapp 15, \
+            email 10). Each lead record: kind "lead", listing_id, seeker_id, lister_id, lister_type, \
+            lead_actions (action_type, lead_type, timestamp, message_type, appointment_type, event_id, points), \
+            total_actions, lead_score, first_action_date, last_action_date, last_action_type, status \
+            "new", status_tracker ["new"], notes [], created_at, updated_at (--now), run_id (the run \
+            record's, else --run-id, else --now). The run record and the engagement rows (view, \
+            impression, share, save) pass through as they are, in order; the lead records follow, \
+            by listing_id then seeker_id.
+
+            Example:
+              lead-flatten events fetched.jsonl | lead-score events -o scored.jsonl
+            """
+        )
+
+        @Option(help: ArgumentHelp("The run_id when the input has no run record (default: --now).", valueName: "id"))
+        var runID: String?
+
+        @OptionGroup var common: CommonOptions
+
+        @Argument(help: ArgumentHelp("Flat events (lead-flatten events); none or - for stdin.", valueName: "file"))
+        var inputs: [String] = []
+
+        func run() throws {
+            Stage.run("score", command: "events", options: common) { stage in
+                let weights = try EventWeights.load(stage.rulesFile("event-weights.csv"))
+                var groups = LeadGroups()
+                var run: EventRun?
+                var passed = 0
+                try stage.forEachRecord(inputs, transform: { _ in }, encoding: .input) { record, line, location in
+                    switch record.text("kind") {
+                    case "action":
+                        try groups.add(LeadAction(record: record), weights: weights)
+                    case EventRun.kind:
+                        let this = try EventRun(record: record)
+                        if let run, run.runID != this.runID {
+                            throw StageError.data("\(location): a second run (\(this.runID)) in a stream of run \(run.runID): score one run at a time")
+                        }
+                        run = this
+                        try stage.writeLine(line)
+                    case "view", "impression", "share", "save", "lead":
+                        try stage.writeLine(line)
+                        passed += 1
+                    case let kind:
+                        throw RecordRejected(kind.map { "unknown kind '\($0)'" } ?? "no kind (run lead-flatten events first)")
+                    }
+                }
+                let runID = run?.runID ?? runID ?? stage.clock.now.iso8601
+                for lead in groups.records(now: stage.clock.now, runID: runID) { try stage.write(lead) }
+                stage.summary.append("run_id", .string(runID))
+                stage.summary.append("actions", .int(groups.actionCount))
+                stage.summary.append("leads", .int(groups.count))
+                stage.summary.append("passed_through", .int(passed))
+            }
+        }
     }
 }

@@ -1,0 +1,130 @@
+import LeadRules
+import StageKit
+
+/// Fetches the engagement events of one run's window (from the watermark to the clock) from
+/// the PostHog events API or from exported files, and writes the run record, then each
+/// event as received, once (an event whose id was already written is a duplicate).
+///
+/// PostHog: `GET <base>/api/projects/<id>/events/?event=<name>&after=..&before=..&limit=N` for
+/// each event name of the catalogue and each slice of the window, following `next` until it
+/// is null. `after` is exclusive as the window's start is; `before` is asked a second past the
+/// window's end and events after the end are left for the next run, so an event exactly on
+/// a boundary is in exactly one window.
+///
+/// Files: JSONL, or a JSON array, of `{event, distinct_id, timestamp, properties}`. An event
+/// outside the window (at or before the watermark: a late event whose window was applied;
+/// or after `--now`: a later run's) goes to the rejects with the reason, as does one without
+/// a readable timestamp.
+public struct EventFetcher {
+    public enum Source {
+        case posthog(client: APIClient, baseURL: String, project: String)
+        case files([String])
+    }
+
+    public let source: Source
+    public let catalog: EventCatalog
+    public let settings: EventFetchSettings
+    public let statePath: String
+
+    public init(source: Source, catalog: EventCatalog, settings: EventFetchSettings, statePath: String) {
+        self.source = source
+        self.catalog = catalog
+        self.settings = settings
+        self.statePath = statePath
+    }
+
+    /// The state file's runs; none when there is no file yet.
+    public static func loadState(_ path: String) throws(StageError) -> EventState {
+        guard let bytes = readWholeFile(path) else { return EventState() }
+        guard let json = parseJSON(bytes) else { throw .usage("\(path): not JSON; delete it to start from the lookback") }
+        return try EventState(json: json, path: path)
+    }
+
+    public func run(_ stage: Stage) throws {
+        let state = try EventFetcher.loadState(statePath)
+        let sourceName: String
+        switch source {
+        case .posthog(_, _, let project): sourceName = "posthog:" + project
+        case .files: sourceName = "files"
+        }
+        let run = try state.window(now: stage.clock.now, lookbackDays: settings.lookbackDays, source: sourceName)
+        try stage.write(run.record)
+        stage.recordsOut -= 1
+        var seen = Set<String>()
+        var duplicates = 0, late = 0, early = 0
+        func isNew(_ event: Record) -> Bool {
+            guard let id = catalog.field("event_id", of: event) else { return true }
+            if seen.insert(id).inserted { return true }
+            duplicates += 1
+            return false
+        }
+        switch source {
+        case .posthog(let client, let baseURL, let project):
+            var base = baseURL
+            while base.hasSuffix("/") { base.removeLast() }
+            let endpoint = base + "/api/projects/" + percentEncode(project) + "/events/"
+            let sink = try stage.output()
+            var pages = 0
+            var sliceStart = run.from
+            while sliceStart < run.to {
+                let sliceEnd = min(sliceStart.adding(days: settings.sliceDays), run.to)
+                let before = sliceEnd == run.to ? sliceEnd.adding(seconds: 1) : sliceEnd
+                for name in catalog.names {
+                    var next: String? = endpoint + "?" + encodeQuery([
+                        ("event", name), ("after", sliceStart.iso8601), ("before", before.iso8601),
+                        ("limit", String(settings.pageLimit)),
+                    ])
+                    while let url = next {
+                        let page: (events: [JSONValue], next: String?) = try client.get(url) { response in
+                            guard let o = parseJSON(response.body)?.object else { return .retry("the page is not a JSON object") }
+                            guard let results = o["results"]?.array else {
+                                if let detail = o["detail"]?.text { return .fail("PostHog: \(detail)") }
+                                return .retry("the page has no results")
+                            }
+                            return .done((results, o["next"]?.string))
+                        }
+                        pages += 1
+                        for value in page.events {
+                            stage.recordsIn += 1
+                            guard let event = value.object else { continue }
+                            if let text = event["timestamp"]?.string, let at = Timestamp(iso8601: text), !run.contains(at) {
+                                if run.to < at { early += 1 } else { late += 1 }
+                                continue
+                            }
+                            guard isNew(event) else { continue }
+                            JSONWriter.writeLine(event, into: sink.buffer)
+                            stage.recordsOut += 1
+                            try sink.flushIfNeeded()
+                        }
+                        next = page.next.flatMap { $0.isEmpty ? nil : $0 }
+                    }
+                }
+                sliceStart = sliceEnd
+            }
+            stage.summary.append("pages", .int(pages))
+            stage.summary.append("requests", .int(client.requests))
+            stage.summary.append("retries", .int(client.retries))
+        case .files(let paths):
+            try stage.forEachRecord(paths, transform: { _ in }, encoding: .json) { event, line, _ in
+                guard let text = event["timestamp"]?.text else { throw RecordRejected("no timestamp") }
+                guard let at = Timestamp(iso8601: text) else { throw RecordRejected("timestamp '\(text)' is not ISO 8601") }
+                if !(run.from < at) {
+                    late += 1
+                    throw RecordRejected("late: \(text) is at or before the window start \(run.from.iso8601), a window already applied")
+                }
+                if run.to < at {
+                    early += 1
+                    throw RecordRejected("\(text) is after the window end \(run.to.iso8601): a later run takes it")
+                }
+                guard isNew(event) else { return }
+                try stage.writeLine(line)
+            }
+        }
+        stage.summary.append("run_id", .string(run.runID))
+        stage.summary.append("from", .string(run.from.iso8601))
+        stage.summary.append("to", .string(run.to.iso8601))
+        stage.summary.append("duplicates", .int(duplicates))
+        stage.summary.append("before_window", .int(late))
+        stage.summary.append("after_window", .int(early))
+    }
+}

@@ -1,0 +1,425 @@
+import StageKit
+
+/// One run of the events pipeline: the events whose timestamp is in the window (from, to].
+/// lead-fetch events starts the stream with it as a `{"kind":"run",...}` record; the later
+/// stages pass it on and lead-export events records it in the state once every output is
+/// written. The run_id is the window's end.
+public struct EventRun: Sendable, Equatable {
+    public var runID: String
+    public var source: String
+    public var from: Timestamp
+    public var to: Timestamp
+
+    public init(source: String, from: Timestamp, to: Timestamp) {
+        self.runID = to.iso8601
+        self.source = source
+        self.from = from
+        self.to = to
+    }
+
+    public static let kind = "run"
+
+    public var record: Record {
+        ["kind": .string(EventRun.kind), "run_id": .string(runID), "source": .string(source),
+         "from": .string(from.iso8601), "to": .string(to.iso8601)]
+    }
+
+    /// A run record of the stream (or of the state's runs).
+    public init(record: Record) throws(RecordRejected) {
+        guard let id = record.text("run_id"), let fromText = record.text("from"), let from = Timestamp(iso8601: fromText),
+              let toText = record.text("to"), let to = Timestamp(iso8601: toText), from < to else {
+            throw RecordRejected("a run record needs run_id and a window from < to")
+        }
+        self.runID = id
+        self.source = record.text("source") ?? ""
+        self.from = from
+        self.to = to
+    }
+
+    /// Whether `t` is in the window (from, to].
+    public func contains(_ t: Timestamp) -> Bool { from < t && !(to < t) }
+}
+
+/// The events pipeline's state (`local-logs/events/state.json`): the watermark (the end of
+/// the last window applied) and every run applied, with its window and counts.
+public struct EventState: Sendable {
+    public struct Applied: Sendable {
+        public var run: EventRun
+        public var events: Int
+        public var leads: Int
+        public var appliedAt: Timestamp
+
+        public init(run: EventRun, events: Int, leads: Int, appliedAt: Timestamp) {
+            self.run = run
+            self.events = events
+            self.leads = leads
+            self.appliedAt = appliedAt
+        }
+    }
+
+    public var runs: [Applied]
+
+    public init(runs: [Applied] = []) { self.runs = runs }
+
+    /// The end of the latest window applied.
+    public var watermark: Timestamp? { runs.map(\.run.to).max() }
+
+    public func applied(_ runID: String) -> Applied? { runs.first { $0.run.runID == runID } }
+
+    /// Reads a state file's JSON; `path` names it in errors.
+    public init(json: JSONValue, path: String) throws(StageError) {
+        guard let o = json.object, let list = o["runs"]?.array else {
+            throw .usage("\(path): not an events state file (no runs); delete it to start from the lookback")
+        }
+        var runs: [Applied] = []
+        for item in list {
+            guard let r = item.object, let run = try? EventRun(record: r), let at = r.text("applied_at"),
+                  let appliedAt = Timestamp(iso8601: at) else {
+                throw .usage("\(path): a run without run_id, from, to or applied_at: \(item.json)")
+            }
+            runs.append(Applied(run: run, events: r["events"]?.int ?? 0, leads: r["leads"]?.int ?? 0, appliedAt: appliedAt))
+        }
+        self.runs = runs
+    }
+
+    /// The state as written: watermark, then the runs in window order.
+    public var record: Record {
+        let list: [JSONValue] = runs.sorted { $0.run.to < $1.run.to }.map { applied in
+            var r = applied.run.record
+            _ = r.removeValue(forKey: "kind")
+            r.append("events", .int(applied.events))
+            r.append("leads", .int(applied.leads))
+            r.append("applied_at", .string(applied.appliedAt.iso8601))
+            return .object(r)
+        }
+        return ["watermark": watermark.map { .string($0.iso8601) } ?? .null, "runs": .array(list)]
+    }
+
+    /// The window of a run ending at `now`: a window already applied that ends there (a rerun
+    /// of it), else from the watermark, else `lookbackDays` back.
+    public func window(now: Timestamp, lookbackDays: Int, source: String) throws(StageError) -> EventRun {
+        if let done = runs.first(where: { $0.run.to == now }) { return done.run }
+        guard let mark = watermark else { return EventRun(source: source, from: now.adding(days: -lookbackDays), to: now) }
+        guard mark < now else {
+            throw .usage("--now \(now.iso8601) is before the watermark \(mark.iso8601) and no run ended then: the window was applied already")
+        }
+        return EventRun(source: source, from: mark, to: now)
+    }
+
+    /// Adds or replaces a run. A new run must start where the watermark is, so windows
+    /// neither overlap nor leave gaps.
+    public mutating func apply(_ applied: Applied) throws(StageError) {
+        if let i = runs.firstIndex(where: { $0.run.runID == applied.run.runID }) {
+            guard runs[i].run.from == applied.run.from else {
+                throw .data("run \(applied.run.runID) was applied with the window from \(runs[i].run.from.iso8601), not \(applied.run.from.iso8601)")
+            }
+            runs[i] = applied
+            return
+        }
+        if let mark = watermark, mark != applied.run.from {
+            throw .data("run \(applied.run.runID) starts at \(applied.run.from.iso8601) but the watermark is \(mark.iso8601): fetch it again")
+        }
+        runs.append(applied)
+    }
+}
+
+/// A listing's hour (UTC): the key of listing_analytics.
+public struct ListingHour: Hashable, Sendable, Comparable {
+    public var listingID: String
+    /// Hours since the epoch.
+    public var hour: Int64
+
+    public init(listingID: String, at t: Timestamp) {
+        self.listingID = listingID
+        self.hour = t.seconds >= 0 ? t.seconds / 3600 : (t.seconds - 3599) / 3600
+    }
+
+    public init(listingID: String, hour: Int64) {
+        self.listingID = listingID
+        self.hour = hour
+    }
+
+    public var start: Timestamp { Timestamp(seconds: hour * 3600) }
+
+    public static func < (a: ListingHour, b: ListingHour) -> Bool {
+        a.listingID != b.listingID ? a.listingID.utf8.lexicographicallyPrecedes(b.listingID.utf8) : a.hour < b.hour
+    }
+}
+
+/// What one run adds to one listing's hour: the counts, and the viewer and seeker ids that
+/// keep unique_views and unique_leads right when later runs add to the same hour. These parts
+/// are kept (`analytics_parts.jsonl`); an analytics row is the merge of its hour's parts.
+public struct HourPart: Sendable {
+    public var key: ListingHour
+    public var runID: String
+    public var views = 0
+    public var viewers: [String] = []
+    public var impressions = 0
+    public var shares = 0
+    public var shareBreakdown: [String: Int] = [:]
+    public var saves = 0
+    public var totalLeads = 0
+    public var phoneLeads = 0
+    public var messageLeads = 0
+    public var emailLeads = 0
+    public var appointmentLeads = 0
+    public var seekers: [String] = []
+
+    public init(key: ListingHour, runID: String) {
+        self.key = key
+        self.runID = runID
+    }
+
+    /// Counts one lead action: total_leads always; phone, appointment, email (a message
+    /// whose type is email) or message (any other message); a bare lead only in the total.
+    public mutating func countLead(leadType: String, messageType: String?) {
+        totalLeads += 1
+        switch leadType {
+        case "phone": phoneLeads += 1
+        case "appointment": appointmentLeads += 1
+        case "message": if messageType == "email" { emailLeads += 1 } else { messageLeads += 1 }
+        default: break
+        }
+    }
+
+    /// The part as kept in the parts file.
+    public var record: Record {
+        var r = Record()
+        r.append("listing_id", .string(key.listingID))
+        r.append("date", .string(key.start.date.iso8601))
+        r.append("hour", .int(key.start.hour))
+        r.append("run_id", .string(runID))
+        r.append("total_views", .int(views))
+        r.append("viewers", .array(viewers.map { .string($0) }))
+        r.append("impressions", .int(impressions))
+        r.append("shares", .int(shares))
+        r.append("share_breakdown", JSONValue(counts: shareBreakdown))
+        r.append("saves", .int(saves))
+        r.append("total_leads", .int(totalLeads))
+        r.append("phone_leads", .int(phoneLeads))
+        r.append("message_leads", .int(messageLeads))
+        r.append("email_leads", .int(emailLeads))
+        r.append("appointment_leads", .int(appointmentLeads))
+        r.append("seekers", .array(seekers.map { .string($0) }))
+        return r
+    }
+
+    /// A part read back from the parts file.
+    public init(record r: Record) throws(RecordRejected) {
+        guard let listing = r.text("listing_id"), let dateText = r.text("date"), let day = Timestamp(iso8601: dateText),
+              let hour = r["hour"]?.int, (0..<24).contains(hour), let run = r.text("run_id") else {
+            throw RecordRejected("an analytics part without listing_id, date, hour or run_id")
+        }
+        self.init(key: ListingHour(listingID: listing, at: day.adding(seconds: Int64(hour) * 3600)), runID: run)
+        func count(_ k: String) -> Int { r[k]?.int ?? 0 }
+        func ids(_ k: String) -> [String] { (r[k]?.array ?? []).compactMap(\.text) }
+        views = count("total_views")
+        viewers = ids("viewers")
+        impressions = count("impressions")
+        shares = count("shares")
+        for field in r["share_breakdown"]?.object?.fields ?? [] { shareBreakdown[field.key] = field.value.int ?? 0 }
+        saves = count("saves")
+        totalLeads = count("total_leads")
+        phoneLeads = count("phone_leads")
+        messageLeads = count("message_leads")
+        emailLeads = count("email_leads")
+        appointmentLeads = count("appointment_leads")
+        seekers = ids("seekers")
+    }
+
+    /// leads / views x 100 to two decimals; 0 without views.
+    public static func conversionRate(leads: Int, views: Int) -> Double {
+        views == 0 ? 0 : (Double(leads) * 10_000 / Double(views)).rounded() / 100
+    }
+
+    /// One listing_analytics row from the parts of one hour (any runs): counts summed,
+    /// unique_views and unique_leads the distinct viewers and seekers over all parts.
+    public static func analyticsRow(_ parts: [HourPart]) -> Record {
+        var merged = HourPart(key: parts[0].key, runID: "")
+        var viewers = Set<String>(), seekers = Set<String>()
+        for p in parts {
+            merged.add(p)
+            viewers.formUnion(p.viewers)
+            seekers.formUnion(p.seekers)
+        }
+        var r = Record()
+        r.append("listing_id", .string(merged.key.listingID))
+        r.append("date", .string(merged.key.start.date.iso8601))
+        r.append("hour", .int(merged.key.start.hour))
+        r.append("total_views", .int(merged.views))
+        r.append("unique_views", .int(viewers.count))
+        r.append("total_leads", .int(merged.totalLeads))
+        r.append("phone_leads", .int(merged.phoneLeads))
+        r.append("message_leads", .int(merged.messageLeads))
+        r.append("email_leads", .int(merged.emailLeads))
+        r.append("appointment_leads", .int(merged.appointmentLeads))
+        r.append("unique_leads", .int(seekers.count))
+        r.append("conversion_rate", .double(conversionRate(leads: merged.totalLeads, views: merged.views)))
+        r.append("impressions", .int(merged.impressions))
+        r.append("shares", .int(merged.shares))
+        r.append("saves", .int(merged.saves))
+        r.append("share_breakdown", JSONValue(counts: merged.shareBreakdown))
+        return r
+    }
+
+    /// Adds another part's counts (not its ids).
+    mutating func add(_ p: HourPart) {
+        views += p.views
+        impressions += p.impressions
+        shares += p.shares
+        for (k, v) in p.shareBreakdown { shareBreakdown[k, default: 0] += v }
+        saves += p.saves
+        totalLeads += p.totalLeads
+        phoneLeads += p.phoneLeads
+        messageLeads += p.messageLeads
+        emailLeads += p.emailLeads
+        appointmentLeads += p.appointmentLeads
+    }
+}
+
+/// A listing's cumulative totals (`listings.jsonl`): every count summed over its
+/// listing_analytics rows, conversion_rate over the sums, leads_breakdown (phone, message,
+/// email, appointment, website: the bare leads) and share_breakdown, and the first and last
+/// hour with activity.
+public struct ListingTotals {
+    public let listingID: String
+    var sums: [String: Int] = [:]
+    var shareBreakdown: [String: Int] = [:]
+    var first: String?
+    var last: String?
+    var hours = 0
+
+    static let summed = ["total_views", "unique_views", "total_leads", "phone_leads", "message_leads", "email_leads",
+                         "appointment_leads", "unique_leads", "impressions", "shares", "saves"]
+
+    public init(listingID: String) { self.listingID = listingID }
+
+    /// Adds one analytics row (rows come in hour order).
+    public mutating func add(_ row: Record) {
+        for k in ListingTotals.summed { sums[k, default: 0] += row[k]?.int ?? 0 }
+        for field in row["share_breakdown"]?.object?.fields ?? [] { shareBreakdown[field.key, default: 0] += field.value.int ?? 0 }
+        let hour = (row.text("date") ?? "") + "T" + String(format2: row["hour"]?.int ?? 0) + ":00:00Z"
+        if first == nil { first = hour }
+        last = hour
+        hours += 1
+    }
+
+    public var record: Record {
+        var r = Record()
+        r.append("listing_id", .string(listingID))
+        for k in ListingTotals.summed where k != "impressions" && k != "shares" && k != "saves" {
+            r.append(k, .int(sums[k] ?? 0))
+        }
+        r.append("conversion_rate", .double(HourPart.conversionRate(leads: sums["total_leads"] ?? 0, views: sums["total_views"] ?? 0)))
+        r.append("impressions", .int(sums["impressions"] ?? 0))
+        r.append("shares", .int(sums["shares"] ?? 0))
+        r.append("saves", .int(sums["saves"] ?? 0))
+        let typed = ["phone_leads", "message_leads", "email_leads", "appointment_leads"].reduce(0) { $0 + (sums[$1] ?? 0) }
+        r.append("leads_breakdown", .object(["phone": .int(sums["phone_leads"] ?? 0), "message": .int(sums["message_leads"] ?? 0),
+                                             "email": .int(sums["email_leads"] ?? 0), "appointment": .int(sums["appointment_leads"] ?? 0),
+                                             "website": .int((sums["total_leads"] ?? 0) - typed)]))
+        r.append("share_breakdown", JSONValue(counts: shareBreakdown))
+        r.append("first_activity_at", first.map { .string($0) } ?? .null)
+        r.append("last_activity_at", last.map { .string($0) } ?? .null)
+        r.append("active_hours", .int(hours))
+        return r
+    }
+}
+
+extension String {
+    /// A number as two digits (`7` -> `07`).
+    init(format2 n: Int) { self = n < 10 && n >= 0 ? "0" + String(n) : String(n) }
+}
+
+/// What one run's events add to each listing's hours, counted as they stream by: the
+/// engagement rows and the actions of the lead records. Viewer and seeker ids are kept as
+/// small numbers until the parts are made.
+public struct RunTally {
+    struct Cell {
+        var part: HourPart
+        var viewers: [Int32] = []
+        var seekers: [Int32] = []
+    }
+
+    private var index: [ListingHour: Int] = [:]
+    private var cells: [Cell] = []
+    private var ids: [String: Int32] = [:]
+    private var names: [String] = []
+    private let runID: String
+
+    public init(runID: String) { self.runID = runID }
+
+    /// The hours touched so far.
+    public var hours: Int { cells.count }
+
+    private mutating func cell(_ listingID: String, _ at: Timestamp) -> Int {
+        let key = ListingHour(listingID: listingID, at: at)
+        if let i = index[key] { return i }
+        index[key] = cells.count
+        cells.append(Cell(part: HourPart(key: key, runID: runID)))
+        return cells.count - 1
+    }
+
+    private mutating func id(_ text: String) -> Int32 {
+        if let n = ids[text] { return n }
+        let n = Int32(names.count)
+        ids[text] = n
+        names.append(text)
+        return n
+    }
+
+    /// One engagement row: a view (by `viewer`, when known), impression, share (through
+    /// `channel`; `unknown` when none) or save. Other kinds are ignored.
+    public mutating func addEngagement(kind: String, listingID: String, viewer: String?, channel: String?, at: Timestamp) {
+        let i = cell(listingID, at)
+        switch kind {
+        case "view":
+            cells[i].part.views += 1
+            if let viewer { let n = id(viewer); cells[i].viewers.append(n) }
+        case "impression": cells[i].part.impressions += 1
+        case "share":
+            cells[i].part.shares += 1
+            cells[i].part.shareBreakdown[channel ?? "unknown", default: 0] += 1
+        case "save": cells[i].part.saves += 1
+        default: break
+        }
+    }
+
+    /// One lead action of `seekerID` (from a lead record's lead_actions).
+    public mutating func addLead(listingID: String, seekerID: String, leadType: String, messageType: String?, at: Timestamp) {
+        let i = cell(listingID, at)
+        cells[i].part.countLead(leadType: leadType, messageType: messageType)
+        let n = id(seekerID)
+        cells[i].seekers.append(n)
+    }
+
+    /// Adds every action of a lead record; a record whose actions cannot be read is rejected.
+    public mutating func addLead(record: Record) throws(RecordRejected) {
+        guard let listing = record.text("listing_id"), let seeker = record.text("seeker_id"),
+              let actions = record["lead_actions"]?.array else {
+            throw RecordRejected("a lead record without listing_id, seeker_id or lead_actions")
+        }
+        var parsed: [(String, String?, Timestamp)] = []
+        for value in actions {
+            guard let a = value.object, let type = a.text("lead_type"), let text = a.text("timestamp"),
+                  let at = Timestamp(iso8601: text) else {
+                throw RecordRejected("a lead action without lead_type or a readable timestamp: \(value.json)")
+            }
+            parsed.append((type, a.text("message_type"), at))
+        }
+        for (type, message, at) in parsed { addLead(listingID: listing, seekerID: seeker, leadType: type, messageType: message, at: at) }
+    }
+
+    /// The run's parts, in listing and hour order, each with its distinct viewers and seekers.
+    public func parts() -> [HourPart] {
+        func texts(_ list: [Int32]) -> [String] {
+            Array(Set(list)).map { names[Int($0)] }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        }
+        return cells.map { cell in
+            var part = cell.part
+            part.viewers = texts(cell.viewers)
+            part.seekers = texts(cell.seekers)
+            return part
+        }.sorted { $0.key < $1.key }
+    }
+}

@@ -1,0 +1,312 @@
+import StageKit
+
+/// The engagement events the events pipeline keeps (`stages/flatten/events.csv`:
+/// event,kind,lead_type) and where each field is found in a PostHog event
+/// (`stages/flatten/event-fields.csv`: field,from). `flatten` turns one PostHog event into
+/// the flat record the later stages read.
+public struct EventCatalog: Sendable {
+    /// What an event is for.
+    public enum Kind: String, Sendable, CaseIterable {
+        /// A lead action (scored per seeker and listing, counted in the hourly leads).
+        case lead
+        case view, impression, share, save
+        /// The kind a flattened lead event carries in the stream (`action`); the others
+        /// keep their own name.
+        public var recordKind: String { self == .lead ? "action" : rawValue }
+    }
+
+    public struct Entry: Sendable {
+        public let kind: Kind
+        /// A lead event's type: phone, message, appointment or lead (a bare lead).
+        public let leadType: String?
+    }
+
+    /// The fields a flat event carries, in order (timestamp always comes from the event).
+    public static let fields = ["event_id", "listing_id", "seeker_id", "lister_id", "lister_type",
+                                "message_type", "appointment_type", "share_channel"]
+
+    public let events: [String: Entry]
+    /// The event names in file order (what lead-fetch events asks PostHog for).
+    public let names: [String]
+    /// Each field's paths into the event, tried in order.
+    public let paths: [String: [[String]]]
+
+    public init(events: [String: Entry], names: [String], paths: [String: [[String]]]) {
+        self.events = events
+        self.names = names
+        self.paths = paths
+    }
+
+    public static func load(events: String, fields: String) throws(StageError) -> EventCatalog {
+        var entries: [String: Entry] = [:]
+        var names: [String] = []
+        for row in try RulesFile(path: events, required: ["event", "kind"]).rows {
+            let name = try row.required("event")
+            guard entries[name] == nil else { throw row.error("event '\(name)' is listed twice") }
+            guard let kind = Kind(rawValue: row["kind"]) else {
+                throw row.error("kind '\(row["kind"])' is not one of \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let leadType = row["lead_type"].trimmingSpaces
+            if kind == .lead && leadType.isEmpty { throw row.error("a lead event needs a lead_type") }
+            if kind != .lead && !leadType.isEmpty { throw row.error("only lead events have a lead_type") }
+            entries[name] = Entry(kind: kind, leadType: leadType.isEmpty ? nil : leadType)
+            names.append(name)
+        }
+        guard !names.isEmpty else { throw StageError.rules(file: events, line: nil, message: "no events") }
+        var paths: [String: [[String]]] = [:]
+        for row in try RulesFile(path: fields, required: ["field", "from"]).rows {
+            let field = try row.required("field")
+            guard EventCatalog.fields.contains(field) else {
+                throw row.error("unknown field '\(field)' (fields: \(EventCatalog.fields.joined(separator: ", ")))")
+            }
+            guard paths[field] == nil else { throw row.error("field '\(field)' is given twice") }
+            let list = row.list("from").map { $0.split(separator: ".").map(String.init) }
+            guard !list.isEmpty, list.allSatisfy({ !$0.isEmpty }) else { throw row.error("no path in from") }
+            paths[field] = list
+        }
+        for required in ["listing_id", "seeker_id"] where paths[required] == nil {
+            throw StageError.rules(file: fields, line: nil, message: "no row for \(required)")
+        }
+        return EventCatalog(events: entries, names: names, paths: paths)
+    }
+
+    /// The value at `path` in `event` as text (numbers as written), nil when absent or empty.
+    static func value(_ event: Record, _ path: [String]) -> String? {
+        var value = event[path[0]]
+        for key in path.dropFirst() { value = value?.object?[key] }
+        guard let text = value?.text?.trimmingSpaces, !text.isEmpty else { return nil }
+        return text
+    }
+
+    /// The first non-empty value of `field`.
+    public func field(_ field: String, of event: Record) -> String? {
+        for path in paths[field] ?? [] {
+            if let v = EventCatalog.value(event, path) { return v }
+        }
+        return nil
+    }
+
+    /// What `flatten` makes of an event.
+    public enum Outcome {
+        /// A flat event record.
+        case record(Record)
+        /// An event name the catalogue does not keep.
+        case skipped(String)
+    }
+
+    /// One PostHog event (`{event, distinct_id, timestamp, properties, ...}`) as a flat record:
+    /// kind (`action` for lead events, else view, impression, share, save), event, then the
+    /// catalogue's fields, lead_type and the timestamp in UTC. An event without listing_id,
+    /// a lead event without seeker_id, or one without a readable timestamp is rejected.
+    public func flatten(_ event: Record) throws(RecordRejected) -> Outcome {
+        guard let name = event["event"]?.string else { throw RecordRejected("no event name") }
+        guard let entry = events[name] else { return .skipped(name) }
+        guard let stamp = event["timestamp"]?.string else { throw RecordRejected("\(name) without a timestamp") }
+        guard let at = Timestamp(iso8601: stamp) else { throw RecordRejected("\(name): timestamp '\(stamp)' is not ISO 8601") }
+        var values: [String: String] = [:]
+        for f in EventCatalog.fields { values[f] = field(f, of: event) }
+        guard values["listing_id"] != nil else { throw RecordRejected("\(name) without listing_id") }
+        if entry.kind == .lead && values["seeker_id"] == nil { throw RecordRejected("\(name) without seeker_id") }
+        if let type = values["message_type"] { values["message_type"] = type.lowercased() }
+        var out = Record()
+        out.append("kind", .string(entry.kind.recordKind))
+        out.append("event", .string(name))
+        for f in EventCatalog.fields {
+            switch f {
+            case "message_type" where entry.leadType != "message", "appointment_type" where entry.leadType != "appointment",
+                 "share_channel" where entry.kind != .share:
+                continue
+            default:
+                out.append(f, values[f].map { .string($0) } ?? .null)
+            }
+        }
+        if let leadType = entry.leadType { out.append("lead_type", .string(leadType)) }
+        out.append("timestamp", .string(at.iso8601))
+        return .record(out)
+    }
+}
+
+/// Points per lead action (`stages/score/event-weights.csv`: lead_type,message_type,points;
+/// message_type `*` is any other message type, or none).
+public struct EventWeights: Sendable {
+    let points: [String: Int]
+    let otherMessage: [String: Int]
+
+    public static func load(_ path: String) throws(StageError) -> EventWeights {
+        var points: [String: Int] = [:], other: [String: Int] = [:]
+        for row in try RulesFile(path: path, required: ["lead_type", "points"]).rows {
+            let type = try row.required("lead_type")
+            let message = row["message_type"].trimmingSpaces.lowercased()
+            let value = try row.integer("points")
+            guard value >= 0 else { throw row.error("points must be 0 or more") }
+            if message == "*" {
+                guard other[type] == nil else { throw row.error("\(type),* is given twice") }
+                other[type] = value
+            } else {
+                let key = message.isEmpty ? type : type + "/" + message
+                guard points[key] == nil else { throw row.error("\(type),\(message) is given twice") }
+                points[key] = value
+            }
+        }
+        return EventWeights(points: points, otherMessage: other)
+    }
+
+    /// The points of one action; nil when the rules give none.
+    public func points(leadType: String, messageType: String?) -> Int? {
+        if let m = messageType, let p = points[leadType + "/" + m] { return p }
+        if let p = otherMessage[leadType] { return p }
+        return points[leadType]
+    }
+}
+
+/// One lead action of a seeker on a listing, as lead-score events reads it.
+public struct LeadAction: Sendable {
+    public var listingID: String
+    public var seekerID: String
+    public var listerID: String?
+    public var listerType: String?
+    /// The event name (`lead_phone`): the action_type of the lead record.
+    public var event: String
+    public var leadType: String
+    public var messageType: String?
+    public var appointmentType: String?
+    public var eventID: String?
+    public var timestamp: Timestamp
+    /// The action's points, set by `LeadGroups.add`.
+    public var points = 0
+
+    public init(listingID: String, seekerID: String, listerID: String? = nil, listerType: String? = nil, event: String,
+                leadType: String, messageType: String? = nil, appointmentType: String? = nil, eventID: String? = nil,
+                timestamp: Timestamp) {
+        self.listingID = listingID
+        self.seekerID = seekerID
+        self.listerID = listerID
+        self.listerType = listerType
+        self.event = event
+        self.leadType = leadType
+        self.messageType = messageType
+        self.appointmentType = appointmentType
+        self.eventID = eventID
+        self.timestamp = timestamp
+    }
+
+    /// A flat `action` record of lead-flatten events as an action.
+    public init(record: Record) throws(RecordRejected) {
+        func text(_ key: String) -> String? {
+            guard let t = record[key]?.text, !t.isEmpty else { return nil }
+            return t
+        }
+        guard let listing = text("listing_id") else { throw RecordRejected("lead action without listing_id") }
+        guard let seeker = text("seeker_id") else { throw RecordRejected("lead action without seeker_id") }
+        guard let event = text("event"), let leadType = text("lead_type") else {
+            throw RecordRejected("lead action without event or lead_type (run lead-flatten events first)")
+        }
+        guard let stamp = text("timestamp"), let at = Timestamp(iso8601: stamp) else {
+            throw RecordRejected("lead action without a readable timestamp")
+        }
+        self.init(listingID: listing, seekerID: seeker, listerID: text("lister_id"), listerType: text("lister_type"),
+                  event: event, leadType: leadType, messageType: text("message_type"),
+                  appointmentType: text("appointment_type"), eventID: text("event_id"), timestamp: at)
+    }
+}
+
+/// The lead records of one run: the run's lead actions grouped by (listing_id, seeker_id),
+/// each group's actions sorted by time and scored with the weights.
+public struct LeadGroups {
+    private var groups: [String: [LeadAction]] = [:]
+    public private(set) var actionCount = 0
+
+    public init() {}
+
+    /// Adds an action with its points; an action the weights give no points is rejected.
+    public mutating func add(_ action: LeadAction, weights: EventWeights) throws(RecordRejected) {
+        guard let points = weights.points(leadType: action.leadType, messageType: action.messageType) else {
+            throw RecordRejected("no points for lead_type '\(action.leadType)' in event-weights.csv")
+        }
+        var action = action
+        action.points = points
+        groups[action.listingID + "\u{1F}" + action.seekerID, default: []].append(action)
+        actionCount += 1
+    }
+
+    public var count: Int { groups.count }
+
+    /// One lead record per group, ordered by listing_id then seeker_id: listing_id, seeker_id,
+    /// lister_id, lister_type, lead_actions (action_type, lead_type, timestamp, message_type, appointment_type, event_id, points), total_actions, lead_score, first_action_date,
+    /// last_action_date, last_action_type, status, status_tracker, notes, created_at,
+    /// updated_at, run_id (after `kind: "lead"`).
+    public func records(now: Timestamp, runID: String) -> [Record] {
+        var out: [Record] = []
+        out.reserveCapacity(groups.count)
+        let keys = groups.keys.sorted { a, b in a.utf8.lexicographicallyPrecedes(b.utf8) }
+        for key in keys {
+            let actions = groups[key]!.enumerated().sorted { a, b in
+                a.element.timestamp != b.element.timestamp ? a.element.timestamp < b.element.timestamp : a.offset < b.offset
+            }.map(\.element)
+            var score = 0
+            var list: [JSONValue] = []
+            for action in actions {
+                score += action.points
+                var a = Record()
+                a.append("action_type", .string(action.event))
+                a.append("lead_type", .string(action.leadType))
+                a.append("timestamp", .string(action.timestamp.iso8601))
+                if action.leadType == "message" { a.append("message_type", action.messageType.map { .string($0) } ?? .null) }
+                if action.leadType == "appointment", let t = action.appointmentType { a.append("appointment_type", .string(t)) }
+                if let id = action.eventID { a.append("event_id", .string(id)) }
+                a.append("points", .int(action.points))
+                list.append(.object(a))
+            }
+            let first = actions.first!, last = actions.last!
+            let lister = actions.last(where: { $0.listerID != nil })
+            let listerType = actions.last(where: { $0.listerType != nil })
+            let stamp = JSONValue.string(now.iso8601)
+            var r = Record()
+            r.append("kind", "lead")
+            r.append("listing_id", .string(first.listingID))
+            r.append("seeker_id", .string(first.seekerID))
+            r.append("lister_id", lister?.listerID.map { .string($0) } ?? .null)
+            r.append("lister_type", listerType?.listerType.map { .string($0) } ?? .null)
+            r.append("lead_actions", .array(list))
+            r.append("total_actions", .int(actions.count))
+            r.append("lead_score", .int(score))
+            r.append("first_action_date", .string(first.timestamp.date.iso8601))
+            r.append("last_action_date", .string(last.timestamp.date.iso8601))
+            r.append("last_action_type", .string(last.event))
+            r.append("status", "new")
+            r.append("status_tracker", ["new"])
+            r.append("notes", .array([]))
+            r.append("created_at", stamp)
+            r.append("updated_at", stamp)
+            r.append("run_id", .string(runID))
+            out.append(r)
+        }
+        return out
+    }
+}
+
+/// How lead-fetch events reads PostHog (`stages/fetch/events.csv`: setting,value).
+public struct EventFetchSettings: Sendable {
+    public var baseURL = "https://us.posthog.com"
+    public var lookbackDays = 365
+    public var sliceDays = 7
+    public var pageLimit = 1000
+
+    public static let names: Set<String> = ["posthog_base_url", "lookback_days", "slice_days", "page_limit"]
+
+    public init() {}
+
+    public init(file: RulesFile) throws(StageError) {
+        let s = try file.settings(known: EventFetchSettings.names)
+        func positive(_ name: String, _ current: Int) throws(StageError) -> Int {
+            guard let row = s[name] else { return current }
+            let v = try row.integer("value")
+            if v <= 0 { throw row.error("\(name) must be more than 0") }
+            return v
+        }
+        if let row = s["posthog_base_url"] { baseURL = try row.required("value") }
+        lookbackDays = try positive("lookback_days", lookbackDays)
+        sliceDays = try positive("slice_days", sliceDays)
+        pageLimit = try positive("page_limit", pageLimit)
+    }
+}
