@@ -35,7 +35,7 @@ $(BIN)/.built: $(SOURCES)
 # ---- pipelines ------------------------------------------------------------
 
 .PHONY: pipelines
-pipelines: build listings cleanup leads permits
+pipelines: build listings cleanup leads permits events
 	@scripts/previous.sh keep $(LOGS) $(EXPORTS)
 
 # ---- MLS listings: fetch -> flatten -> photos, per pipeline; then cleanup ----
@@ -176,6 +176,35 @@ permits-retry: build
 		$(PERMITS)/tagged.jsonl -o $(PERMITS)/retried.jsonl
 	$(BIN)/lead-tier --now $(PERMITS_NOW) $(PERMITS)/retried.jsonl -o $(PERMITS)/retried-tiered.jsonl
 	$(BIN)/lead-export permits --now $(PERMITS_NOW) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/retried-tiered.jsonl
+
+# ---- engagement events: fetch -> flatten -> score -> export, one run per export, in order ----
+# Each run fetches the events of its window (the watermark in $(EVENTS)/state.json to its
+# clock) from a PostHog export in fixtures/events/, and lead-export events appends its lead
+# records and upserts the hourly analytics; its stage files stay in $(EVENTS)/run-N/. The
+# runs are applied with --force: make reruns one only when its inputs changed, and then the
+# run's rows are replaced, never added twice; a later run follows.
+
+EVENTS         := $(LOGS)/events
+EVENTS_NOW_1   ?= 2025-01-16T12:30:00Z
+EVENTS_NOW_2   ?= 2025-01-18T00:00:00Z
+EVENT_EXPORT_1 := fixtures/events/export-1.jsonl
+EVENT_EXPORT_2 := fixtures/events/export-2.json
+EVENT_RULES    := stages/fetch/events.csv stages/flatten/events.csv stages/flatten/event-fields.csv stages/score/event-weights.csv
+
+.PHONY: events
+events: $(EVENTS)/run-2/report.json
+
+# $1: the run; $2: the run before it.
+define event_run
+$(EVENTS)/run-$1/report.json: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(if $2,$(EVENTS)/run-$2/report.json)
+	@mkdir -p $(EVENTS)/run-$1
+	$(BIN)/lead-fetch events --from $(EVENT_EXPORT_$1) --state $(EVENTS)/state.json --now $(EVENTS_NOW_$1) -o $(EVENTS)/run-$1/fetched.jsonl
+	$(BIN)/lead-flatten events --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/fetched.jsonl -o $(EVENTS)/run-$1/flattened.jsonl
+	$(BIN)/lead-score events --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/scored.jsonl
+	$(BIN)/lead-export events --force --now $(EVENTS_NOW_$1) --dir $(EVENTS) $(EVENTS)/run-$1/scored.jsonl -o $$@
+endef
+$(eval $(call event_run,1,))
+$(eval $(call event_run,2,1))
 
 # What the last run changed: each stage file against the newest kept run that differs
 # (kept in $(LOGS)/_previous/ after every make; keys per file in stages/diff/keys.csv).

@@ -1,0 +1,189 @@
+import LeadRules
+import StageKit
+import Testing
+
+/// The engagement-event rules: flattening PostHog events, lead records and their scores, the
+/// hourly analytics and how they merge across runs, the run windows.
+@Suite struct EventTests {
+    static let catalog = try! EventCatalog.load(events: repoStages + "/flatten/events.csv", fields: repoStages + "/flatten/event-fields.csv")
+    static let weights = try! EventWeights.load(repoStages + "/score/event-weights.csv")
+    static func at(_ text: String) -> Timestamp { Timestamp(iso8601: text)! }
+
+    static func event(_ name: String, _ ts: String, listing: JSONValue? = "listing-123", seeker: String? = "seeker-456",
+                      distinct: String? = nil, _ extra: [(String, JSONValue)] = []) -> Record {
+        var p = Record()
+        if let listing { p.append("listing_id", listing) }
+        if let seeker { p.append("seeker_id", .string(seeker)) }
+        for (k, v) in extra { p.append(k, v) }
+        var e: Record = ["uuid": .string("u-\(name)-\(ts)"), "event": .string(name), "timestamp": .string(ts)]
+        if let distinct { e.append("distinct_id", .string(distinct)) }
+        e.append("properties", .object(p))
+        return e
+    }
+
+    static func flat(_ e: Record) throws -> Record {
+        guard case .record(let r) = try catalog.flatten(e) else { throw RecordRejected("skipped") }
+        return r
+    }
+
+    static func action(_ e: Record) throws -> LeadAction { try LeadAction(record: flat(e)) }
+
+    @Test func flattensLeadAndEngagementEvents() throws {
+        let phone = try EventTests.flat(EventTests.event("lead_phone", "2025-01-15T10:00:00Z", [("lister_id", "developer-789"), ("lister_type", "developer")]))
+        #expect(phone.json == #"{"kind":"action","event":"lead_phone","event_id":"u-lead_phone-2025-01-15T10:00:00Z","listing_id":"listing-123","seeker_id":"seeker-456","lister_id":"developer-789","lister_type":"developer","lead_type":"phone","timestamp":"2025-01-15T10:00:00Z"}"#)
+        let message = try EventTests.flat(EventTests.event("lead_message", "2025-01-15T10:00:00Z", [("message_type", "WhatsApp")]))
+        #expect(message.text("message_type") == "whatsapp", "message types are compared in lower case")
+        #expect(message["appointment_type"] == nil && message["share_channel"] == nil)
+        let share = try EventTests.flat(EventTests.event("listing_share", "2025-01-15T10:00:00Z", seeker: nil, distinct: "anon-1", [("platform", "facebook")]))
+        #expect(share.text("kind") == "share" && share.text("share_channel") == "facebook" && share.text("seeker_id") == "anon-1")
+        #expect(share["lead_type"] == nil)
+        let numeric = try EventTests.flat(EventTests.event("listing_view", "2025-01-15T10:00:00Z", listing: 512))
+        #expect(numeric.text("listing_id") == "512")
+    }
+
+    @Test func seekerFallsBackToDistinctIdAndTimesBecomeUTC() throws {
+        let e = try EventTests.flat(EventTests.event("lead_phone", "2025-01-15T05:45:00-05:00", seeker: nil, distinct: "seeker-9"))
+        #expect(e.text("seeker_id") == "seeker-9")
+        #expect(e.text("timestamp") == "2025-01-15T10:45:00Z")
+        let east = try EventTests.flat(EventTests.event("listing_view", "2025-01-16T00:15:00+01:00"))
+        #expect(east.text("timestamp") == "2025-01-15T23:15:00Z", "the UTC date can be the day before")
+    }
+
+    @Test func rejectsWhatCannotBeCountedAndSkipsOtherNames() throws {
+        #expect(throws: RecordRejected.self) { try EventTests.catalog.flatten(EventTests.event("listing_view", "2025-01-15T10:00:00Z", listing: nil)) }
+        #expect(throws: RecordRejected.self) { try EventTests.catalog.flatten(EventTests.event("lead_phone", "2025-01-15T10:00:00Z", seeker: nil)) }
+        #expect(throws: RecordRejected.self) { try EventTests.catalog.flatten(EventTests.event("lead_phone", "15/01/2025 10:00")) }
+        let view = try EventTests.catalog.flatten(EventTests.event("listing_view", "2025-01-15T10:00:00Z", seeker: nil))
+        if case .record(let r) = view { #expect(r["seeker_id"]?.isNull == true, "an anonymous view is kept") } else { Issue.record("view skipped") }
+        if case .skipped(let name) = try EventTests.catalog.flatten(EventTests.event("$pageview", "2025-01-15T10:00:00Z")) {
+            #expect(name == "$pageview")
+        } else {
+            Issue.record("$pageview was not skipped")
+        }
+    }
+
+    @Test func weightsFollowTheRules() {
+        let w = EventTests.weights
+        #expect(w.points(leadType: "appointment", messageType: nil) == 40)
+        #expect(w.points(leadType: "phone", messageType: nil) == 30)
+        #expect(w.points(leadType: "message", messageType: "direct_message") == 20)
+        #expect(w.points(leadType: "message", messageType: "whatsapp") == 15)
+        #expect(w.points(leadType: "message", messageType: "email") == 10)
+        #expect(w.points(leadType: "message", messageType: "sms") == 10, "an unknown message type gets the * row")
+        #expect(w.points(leadType: "message", messageType: nil) == 10)
+        #expect(w.points(leadType: "lead", messageType: nil) == 10)
+        #expect(w.points(leadType: "fax", messageType: nil) == nil)
+    }
+
+    /// The seed's worked example: one seeker calls twice in one hour.
+    @Test func seedExampleOneRecordTwoActionsScore60() throws {
+        var groups = LeadGroups()
+        try groups.add(EventTests.action(EventTests.event("lead_phone", "2025-01-15T10:30:00Z")), weights: EventTests.weights)
+        try groups.add(EventTests.action(EventTests.event("lead_phone", "2025-01-15T10:00:00Z")), weights: EventTests.weights)
+        let records = groups.records(now: EventTests.at("2025-01-15T12:00:00Z"), runID: "run-1")
+        #expect(records.count == 1)
+        let lead = records[0]
+        #expect(lead.text("listing_id") == "listing-123" && lead.text("seeker_id") == "seeker-456")
+        #expect(lead["total_actions"]?.int == 2)
+        #expect(lead["lead_score"]?.int == 60)
+        let times = lead["lead_actions"]?.array?.compactMap { $0.object?.text("timestamp") }
+        #expect(times == ["2025-01-15T10:00:00Z", "2025-01-15T10:30:00Z"], "actions sorted by time")
+        #expect(lead.text("status") == "new" && lead["status_tracker"]?.json == #"["new"]"# && lead["notes"]?.json == "[]")
+        #expect(lead.text("first_action_date") == "2025-01-15" && lead.text("last_action_type") == "lead_phone")
+        #expect(lead.text("created_at") == "2025-01-15T12:00:00Z" && lead.text("run_id") == "run-1")
+        #expect(lead.keys == ["kind", "listing_id", "seeker_id", "lister_id", "lister_type", "lead_actions", "total_actions", "lead_score",
+                              "first_action_date", "last_action_date", "last_action_type", "status", "status_tracker", "notes",
+                              "created_at", "updated_at", "run_id"])
+
+        var tally = RunTally(runID: "run-1")
+        try tally.addLead(record: lead)
+        let row = HourPart.analyticsRow(tally.parts())
+        #expect(row["hour"]?.int == 10 && row.text("date") == "2025-01-15")
+        #expect(row["phone_leads"]?.int == 2 && row["total_leads"]?.int == 2 && row["unique_leads"]?.int == 1)
+        #expect(row["conversion_rate"]?.double == 0, "no views: 0")
+    }
+
+    /// The seed's lead record: a phone call then a WhatsApp message, 45 points, lister kept.
+    @Test func seedLeadRecordPhoneThenWhatsApp() throws {
+        var groups = LeadGroups()
+        try groups.add(EventTests.action(EventTests.event("lead_phone", "2025-01-15T10:00:00Z", [("lister_id", "developer-789"), ("lister_type", "developer")])),
+                       weights: EventTests.weights)
+        try groups.add(EventTests.action(EventTests.event("lead_message", "2025-01-15T11:00:00Z", [("message_type", "whatsapp")])),
+                       weights: EventTests.weights)
+        let lead = groups.records(now: EventTests.at("2025-01-15T12:00:00Z"), runID: "r")[0]
+        #expect(lead["lead_score"]?.int == 45)
+        #expect(lead.text("lister_id") == "developer-789" && lead.text("lister_type") == "developer")
+        #expect(lead.text("last_action_type") == "lead_message")
+        #expect(lead["lead_actions"]?.array?.last?.object?.text("message_type") == "whatsapp")
+    }
+
+    @Test func hourBoundariesAndLeadTypes() throws {
+        var tally = RunTally(runID: "r")
+        tally.addEngagement(kind: "view", listingID: "L", viewer: "a", channel: nil, at: EventTests.at("2025-01-16T12:59:59Z"))
+        tally.addEngagement(kind: "view", listingID: "L", viewer: "a", channel: nil, at: EventTests.at("2025-01-16T13:00:00Z"))
+        tally.addEngagement(kind: "view", listingID: "L", viewer: "b", channel: nil, at: EventTests.at("2025-01-16T13:59:59.999Z"))
+        tally.addEngagement(kind: "view", listingID: "L", viewer: nil, channel: nil, at: EventTests.at("2025-01-16T13:10:00Z"))
+        for (type, message) in [("phone", nil), ("message", "email"), ("message", "whatsapp"), ("message", nil), ("appointment", nil), ("lead", nil)] as [(String, String?)] {
+            tally.addLead(listingID: "L", seekerID: "s-" + type, leadType: type, messageType: message, at: EventTests.at("2025-01-16T13:30:00Z"))
+        }
+        tally.addEngagement(kind: "share", listingID: "L", viewer: "a", channel: "whatsapp", at: EventTests.at("2025-01-16T13:01:00Z"))
+        tally.addEngagement(kind: "share", listingID: "L", viewer: "a", channel: nil, at: EventTests.at("2025-01-16T13:02:00Z"))
+        tally.addEngagement(kind: "impression", listingID: "L", viewer: "a", channel: nil, at: EventTests.at("2025-01-16T13:03:00Z"))
+        tally.addEngagement(kind: "save", listingID: "L", viewer: "a", channel: nil, at: EventTests.at("2025-01-16T13:04:00Z"))
+        // Six leads by four seekers (the three message leads are one seeker's).
+        let parts = tally.parts()
+        #expect(parts.map { $0.key.start.hour } == [12, 13])
+        let noon = HourPart.analyticsRow([parts[0]]), one = HourPart.analyticsRow([parts[1]])
+        #expect(noon["total_views"]?.int == 1)
+        #expect(one.json == #"{"listing_id":"L","date":"2025-01-16","hour":13,"total_views":3,"unique_views":2,"total_leads":6,"phone_leads":1,"message_leads":2,"email_leads":1,"appointment_leads":1,"unique_leads":4,"conversion_rate":200,"impressions":1,"shares":2,"saves":1,"share_breakdown":{"unknown":1,"whatsapp":1}}"#)
+    }
+
+    @Test func conversionRateIsRoundedToHundredths() {
+        #expect(HourPart.conversionRate(leads: 1, views: 3) == 33.33)
+        #expect(HourPart.conversionRate(leads: 2, views: 3) == 66.67)
+        #expect(HourPart.conversionRate(leads: 5, views: 100) == 5)
+        #expect(HourPart.conversionRate(leads: 3, views: 0) == 0)
+    }
+
+    /// An hour two runs add to: counts add up, unique counts stay unique, and a part read back
+    /// from the parts file merges the same as the one written.
+    @Test func hoursMergeAcrossRunsKeepingUniqueCountsUnique() throws {
+        var first = RunTally(runID: "r1"), second = RunTally(runID: "r2")
+        for v in ["a", "b", "c"] { first.addEngagement(kind: "view", listingID: "L", viewer: v, channel: nil, at: EventTests.at("2025-01-16T12:10:00Z")) }
+        first.addLead(listingID: "L", seekerID: "a", leadType: "phone", messageType: nil, at: EventTests.at("2025-01-16T12:20:00Z"))
+        for v in ["b", "d"] { second.addEngagement(kind: "view", listingID: "L", viewer: v, channel: nil, at: EventTests.at("2025-01-16T12:40:00Z")) }
+        second.addLead(listingID: "L", seekerID: "a", leadType: "phone", messageType: nil, at: EventTests.at("2025-01-16T12:45:00Z"))
+        second.addLead(listingID: "L", seekerID: "b", leadType: "appointment", messageType: nil, at: EventTests.at("2025-01-16T12:50:00Z"))
+        var p1 = first.parts()[0], p2 = second.parts()[0]
+        p1.runID = "r1"
+        p2.runID = "r2"
+        let reread = try HourPart(record: p1.record)
+        #expect(reread.record.json == p1.record.json)
+        let row = HourPart.analyticsRow([reread, p2])
+        #expect(row["total_views"]?.int == 5 && row["unique_views"]?.int == 4)
+        #expect(row["total_leads"]?.int == 3 && row["phone_leads"]?.int == 2 && row["unique_leads"]?.int == 2)
+        #expect(row["conversion_rate"]?.double == 60)
+        var totals = ListingTotals(listingID: "L")
+        totals.add(row)
+        totals.add(HourPart.analyticsRow(first.parts()))
+        let listing = totals.record
+        #expect(listing["total_views"]?.int == 8 && listing["total_leads"]?.int == 4)
+        #expect(listing["leads_breakdown"]?.json == #"{"phone":3,"message":0,"email":0,"appointment":1,"website":0}"#)
+    }
+
+    @Test func windowsRunFromTheWatermarkAndRerunsKeepTheirs() throws {
+        var state = EventState()
+        let first = try state.window(now: EventTests.at("2025-01-16T12:30:00Z"), lookbackDays: 365, source: "files")
+        #expect(first.from == EventTests.at("2024-01-17T12:30:00Z") && first.runID == "2025-01-16T12:30:00Z")
+        #expect(first.contains(EventTests.at("2025-01-16T12:30:00Z")) && !first.contains(first.from), "(from, to]")
+        try state.apply(.init(run: first, events: 1, leads: 1, appliedAt: first.to))
+        let second = try state.window(now: EventTests.at("2025-01-18T00:00:00Z"), lookbackDays: 365, source: "files")
+        #expect(second.from == first.to)
+        #expect(try state.window(now: first.to, lookbackDays: 365, source: "files") == first, "a window applied is asked again")
+        #expect(throws: StageError.self) { try state.window(now: EventTests.at("2025-01-10T00:00:00Z"), lookbackDays: 365, source: "files") }
+        let stale = EventRun(source: "files", from: EventTests.at("2025-01-16T00:00:00Z"), to: EventTests.at("2025-01-19T00:00:00Z"))
+        #expect(throws: StageError.self, "a run that does not start at the watermark would overlap") { try state.apply(.init(run: stale, events: 0, leads: 0, appliedAt: stale.to)) }
+        let reread = try EventState(json: .object(state.record), path: "state.json")
+        #expect(reread.record.json == state.record.json && reread.watermark == first.to)
+    }
+}
