@@ -1,0 +1,155 @@
+import Foundation
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The events pipeline run after run over the fixture exports: the numbers of the seed's
+/// worked example, reruns of a window, --force, and a run killed half-way.
+@Suite(.serialized) struct EventRunTests {
+    static let runs = [("fixtures/events/export-1.jsonl", "2025-01-16T12:30:00Z"), ("fixtures/events/export-2.json", "2025-01-18T00:00:00Z")]
+    static let files = ["leads.jsonl", "listing_analytics.jsonl", "listings.jsonl", "analytics_parts.jsonl", "state.json"]
+
+    /// fetch, flatten and score one run into `dir`/run.
+    func prepare(_ run: Int, in dir: String) throws {
+        let (export, now) = EventRunTests.runs[run]
+        let steps: [(String, [String])] = [
+            ("lead-fetch", ["events", "--from", Binaries.repoRoot + "/" + export, "--state", "events/state.json", "-o", "fetched.jsonl"]),
+            ("lead-flatten", ["events", "fetched.jsonl", "-o", "flattened.jsonl"]),
+            ("lead-score", ["events", "flattened.jsonl", "-o", "scored-\(run).jsonl"]),
+        ]
+        for (binary, arguments) in steps {
+            let result = try Binaries.run(binary, arguments + ["--now", now, "-q"], in: dir)
+            #expect(result.status == 0, "\(binary): \(result.stderr)")
+        }
+    }
+
+    @discardableResult
+    func apply(_ run: Int, in dir: String, force: Bool = false) throws -> Binaries.Result {
+        try Binaries.run("lead-export", ["events", "--dir", "events", "scored-\(run).jsonl", "--now", EventRunTests.runs[run].1, "-q"]
+                         + (force ? ["--force"] : []), in: dir)
+    }
+
+    func snapshot(_ dir: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for file in EventRunTests.files {
+            out[file] = (try? String(contentsOfFile: dir + "/events/" + file, encoding: .utf8)) ?? "(none)"
+        }
+        return out
+    }
+
+    func rows(_ dir: String, _ file: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: dir + "/events/" + file, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+    }
+
+    /// Both runs, in a fresh directory.
+    func twoRuns() throws -> String {
+        let dir = try Binaries.scratch("events")
+        for run in 0..<2 {
+            try prepare(run, in: dir)
+            let result = try apply(run, in: dir)
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        return dir
+    }
+
+    @Test func theSeedsExampleAndTheSplitHour() throws {
+        let dir = try twoRuns()
+        let leads = try rows(dir, "leads.jsonl")
+        let john = leads.filter { $0["listing_id"] as? String == "listing-123" && $0["seeker_id"] as? String == "seeker-456" }
+        #expect(john.count == 2, "one lead record per run in which the seeker acted")
+        #expect(john.first?["total_actions"] as? Int == 2 && john.first?["lead_score"] as? Int == 60)
+        #expect(john.last?["lead_score"] as? Int == 60, "direct message 20 + appointment 40 in the second run")
+        let analytics = try rows(dir, "listing_analytics.jsonl")
+        func hour(_ listing: String, _ date: String, _ h: Int) -> [String: Any]? {
+            analytics.first { $0["listing_id"] as? String == listing && $0["date"] as? String == date && $0["hour"] as? Int == h }
+        }
+        let ten = hour("listing-123", "2025-01-15", 10)
+        #expect(ten?["phone_leads"] as? Int == 2 && ten?["total_leads"] as? Int == 2 && ten?["unique_leads"] as? Int == 1)
+        // 12:00 on the 16th: half in each run. Views by 463, 464, 465 then 464, 466; leads by
+        // 463 (phone) then 463 (phone) and 464 (appointment).
+        let split = hour("listing-123", "2025-01-16", 12)
+        #expect(split?["total_views"] as? Int == 5 && split?["unique_views"] as? Int == 4)
+        #expect(split?["total_leads"] as? Int == 3 && split?["unique_leads"] as? Int == 2 && split?["appointment_leads"] as? Int == 1)
+        #expect(split?["conversion_rate"] as? Double == 60)
+        // Hour boundaries and time zones.
+        #expect(hour("listing-204", "2025-01-16", 12)?["total_views"] as? Int == 1 && hour("listing-204", "2025-01-16", 13) != nil)
+        #expect(hour("listing-377", "2025-01-15", 14)?["email_leads"] as? Int == 2, "09:50 at UTC-5 counts at 14:00 UTC")
+        #expect(hour("listing-123", "2025-01-15", 23) != nil, "00:15 at UTC+1 on the 16th is 23:15 on the 15th")
+        // listings.jsonl sums the analytics rows.
+        let listings = try rows(dir, "listings.jsonl")
+        for listing in listings {
+            let id = listing["listing_id"] as! String
+            let own = analytics.filter { $0["listing_id"] as? String == id }
+            for field in ["total_views", "total_leads", "phone_leads", "unique_leads", "impressions", "shares", "saves"] {
+                #expect(listing[field] as? Int == own.reduce(0) { $0 + ($1[field] as? Int ?? 0) }, "\(id) \(field)")
+            }
+        }
+    }
+
+    @Test func aWindowAppliedAgainChangesNothingWithOrWithoutForce() throws {
+        let dir = try twoRuns()
+        let before = try snapshot(dir)
+        let again = try apply(1, in: dir)
+        #expect(again.status == 0 && again.stdout.contains(#""applied":false"#), "\(again.stdout)")
+        #expect(try snapshot(dir) == before)
+        let forced = try apply(1, in: dir, force: true)
+        #expect(forced.status == 0 && forced.stdout.contains(#""replaced":true"#), "\(forced.stdout)")
+        #expect(try snapshot(dir) == before, "--force replaces the run's rows: the same events give the same files")
+        // The first run re-applied while the watermark is past it: still the same files.
+        #expect(try apply(0, in: dir, force: true).status == 0)
+        #expect(try snapshot(dir) == before)
+    }
+
+    @Test func aRunThatDoesNotStartAtTheWatermarkIsRefused() throws {
+        let dir = try Binaries.scratch("events-gap")
+        try prepare(0, in: dir)
+        try prepare(1, in: dir)  // fetched before run 0 was applied: its window starts a year back
+        #expect(try apply(0, in: dir).status == 0)
+        let stale = try apply(1, in: dir)
+        #expect(stale.status == 1 && stale.stderr.contains("but the watermark is 2025-01-16T12:30:00Z"), "\(stale.stderr)")
+    }
+
+    @Test func aRunKilledHalfWayLeavesTheStateAndResumes() throws {
+        let uninterrupted = try snapshot(try twoRuns())
+        let dir = try Binaries.scratch("events-kill")
+        try prepare(0, in: dir)
+        #expect(try apply(0, in: dir).status == 0)
+        try prepare(1, in: dir)
+        let afterFirst = try snapshot(dir)
+
+        // Killed while reading its input: nothing of run 2 is in place.
+        let fifo = dir + "/scored.fifo"
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let running = try Binaries.start("lead-export", ["events", "--dir", "events", "scored.fifo", "--now", EventRunTests.runs[1].1], in: dir)
+        let writer = FileHandle(forWritingAtPath: fifo)!
+        let scored = try String(contentsOfFile: dir + "/scored-1.jsonl", encoding: .utf8).split(separator: "\n")
+        writer.write(Data((scored.prefix(scored.count / 2).joined(separator: "\n") + "\n").utf8))
+        usleep(200_000)
+        kill(running.process.processIdentifier, SIGKILL)
+        _ = running.wait()
+        try? writer.close()
+        #expect(try snapshot(dir) == afterFirst, "the files and the watermark of run 1 are intact")
+
+        // Killed between renames: leads.jsonl has run 2, the rest and the state do not.
+        let other = try Binaries.scratch("events-half")
+        try prepare(0, in: other)
+        #expect(try apply(0, in: other).status == 0)
+        try prepare(1, in: other)
+        #expect(try apply(1, in: other).status == 0)
+        try FileManager.default.removeItem(atPath: dir + "/events/leads.jsonl")
+        try FileManager.default.copyItem(atPath: other + "/events/leads.jsonl", toPath: dir + "/events/leads.jsonl")
+
+        // Run again, the run ends where an uninterrupted one does.
+        try prepare(1, in: dir)
+        let resumed = try apply(1, in: dir)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try snapshot(dir) == uninterrupted)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir + "/events").filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty, "the killed run's temporary files are cleared: \(leftovers)")
+    }
+}
