@@ -9,7 +9,8 @@ as many listings as --records); leads (the make leads chain over a --records-row
 list with one row in ten a respelt duplicate, then a tenth as many rows deduped against the
 master, the nightly rescore and a smart list); diff (lead-diff on a million records against
 a changed copy, in memory and --sorted); permits (the make permits chain over --records
-Austin-layout permits: flatten, normalize, trades, score, tier, export tree).
+Austin-layout permits: flatten, normalize, trades, score, tier, export tree); events (ten
+times --records PostHog-shaped engagement events through fetch, flatten, score, export).
 The data set is generated once per size under bench/data/ (git-ignored).
 """
 import argparse
@@ -254,6 +255,55 @@ def permits_section(records, skip_peers):
     print("\n  whole chain: %.1f s for %s permits = %s permits/s" % (total, "{:,}".format(records), "{:,.0f}".format(records / total)))
 
 
+def events_section(records, skip_peers):
+    """The make events chain over 10 x --records events (10,000,000 by default), each stage
+    timed on its own file: lead-fetch events --from (the window and dedupe), then
+    lead-flatten events, lead-score events and lead-export events, the figure asked for."""
+    n = records * 10
+    source = os.path.join(DATA, "events-%d.jsonl" % n)
+    if not os.path.exists(source):
+        print("generating %d engagement events ..." % n, file=sys.stderr)
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_events.py"), str(n), source + ".tmp"], check=True)
+        os.rename(source + ".tmp", source)
+    work = os.path.join(DATA, "events-run")
+    subprocess.run(["rm", "-rf", work], check=True)
+    os.makedirs(work)
+    now = ["--now", "2025-01-31T00:00:00Z"]
+    files = {k: os.path.join(work, k + ".jsonl") for k in ("fetched", "flattened", "scored")}
+    events = os.path.join(work, "events")
+    steps = [
+        ("lead-fetch events", source, files["fetched"],
+         [BIN + "/lead-fetch", "events", "-q", "--from", source, "--state", os.path.join(events, "state.json"), "-o", files["fetched"]]),
+        ("lead-flatten events", files["fetched"], files["flattened"],
+         [BIN + "/lead-flatten", "events", "-q", files["fetched"], "-o", files["flattened"]]),
+        ("lead-score events", files["flattened"], files["scored"],
+         [BIN + "/lead-score", "events", "-q", files["flattened"], "-o", files["scored"]]),
+        ("lead-export events", files["scored"], None,
+         [BIN + "/lead-export", "events", "-q", "--dir", events, files["scored"], "-o", os.path.join(work, "report.json")]),
+    ]
+
+    def count(path):
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+    rows = [("step", "records in", "records out", "seconds", "records/s", "MB/s in", "peak RSS MB")]
+    chain, peak = 0.0, 0.0
+    for name, src, dst, argv in steps:
+        seconds, rss, _ = run(argv + now, os.devnull)
+        if name != "lead-fetch events":
+            chain += seconds
+            peak = max(peak, rss)
+        n_in = count(src)
+        rows.append((name, "{:,}".format(n_in), "{:,}".format(count(dst)) if dst else "-", "%.2f" % seconds,
+                     "{:,.0f}".format(n_in / seconds), "%.1f" % (os.path.getsize(src) / 1e6 / seconds), "%.1f" % rss))
+    print("\nEngagement events, %s PostHog-shaped events (%.0f MB JSONL)\n" % ("{:,}".format(n), os.path.getsize(source) / 1e6))
+    table(rows)
+    with open(os.path.join(work, "report.json")) as f:
+        print("\n  export report: " + f.read().strip())
+    print("  flatten + score + export: %.1f s for %s events = %s events/s, peak RSS %.0f MB"
+          % (chain, "{:,}".format(n), "{:,.0f}".format(n / chain), peak))
+
+
 def diff_section(records, skip_peers):
     """lead-diff over the record stream's flat file and a copy with 1% of records changed,
     0.5% removed and 0.5% added: in memory (OLD keyed) and --sorted (both streamed)."""
@@ -285,7 +335,7 @@ def diff_section(records, skip_peers):
 
 
 SECTIONS = {"stream": stream_section, "listings": listings_section, "leads": leads_section, "diff": diff_section,
-            "permits": permits_section}
+            "permits": permits_section, "events": events_section}
 
 
 def main():
