@@ -142,7 +142,7 @@ public struct ListingHour: Hashable, Sendable, Comparable {
     public var start: Timestamp { Timestamp(seconds: hour * 3600) }
 
     public static func < (a: ListingHour, b: ListingHour) -> Bool {
-        a.listingID != b.listingID ? a.listingID.utf8.lexicographicallyPrecedes(b.listingID.utf8) : a.hour < b.hour
+        a.listingID != b.listingID ? a.listingID.precedesInByteOrder(b.listingID) : a.hour < b.hour
     }
 }
 
@@ -232,28 +232,43 @@ public struct HourPart: Sendable {
         views == 0 ? 0 : (Double(leads) * 10_000 / Double(views)).rounded() / 100
     }
 
-    /// One listing_analytics row from the parts of one hour (any runs): counts summed,
-    /// unique_views and unique_leads the distinct viewers and seekers over all parts.
-    public static func analyticsRow(_ parts: [HourPart]) -> Record {
+    /// The parts of one hour (any runs) merged: counts summed, and the distinct viewers and
+    /// seekers over all parts.
+    public static func merge(_ parts: [HourPart]) -> (counts: HourPart, uniqueViews: Int, uniqueLeads: Int) {
         var merged = HourPart(key: parts[0].key, runID: "")
+        if parts.count == 1 {
+            merged.add(parts[0])
+            return (merged, parts[0].viewers.count, parts[0].seekers.count)
+        }
         var viewers = Set<String>(), seekers = Set<String>()
         for p in parts {
             merged.add(p)
             viewers.formUnion(p.viewers)
             seekers.formUnion(p.seekers)
         }
+        return (merged, viewers.count, seekers.count)
+    }
+
+    /// One listing_analytics row from the parts of one hour (any runs).
+    public static func analyticsRow(_ parts: [HourPart]) -> Record {
+        let m = merge(parts)
+        return analyticsRow(m.counts, uniqueViews: m.uniqueViews, uniqueLeads: m.uniqueLeads)
+    }
+
+    /// The listing_analytics row of merged counts.
+    public static func analyticsRow(_ merged: HourPart, uniqueViews: Int, uniqueLeads: Int) -> Record {
         var r = Record()
         r.append("listing_id", .string(merged.key.listingID))
         r.append("date", .string(merged.key.start.date.iso8601))
         r.append("hour", .int(merged.key.start.hour))
         r.append("total_views", .int(merged.views))
-        r.append("unique_views", .int(viewers.count))
+        r.append("unique_views", .int(uniqueViews))
         r.append("total_leads", .int(merged.totalLeads))
         r.append("phone_leads", .int(merged.phoneLeads))
         r.append("message_leads", .int(merged.messageLeads))
         r.append("email_leads", .int(merged.emailLeads))
         r.append("appointment_leads", .int(merged.appointmentLeads))
-        r.append("unique_leads", .int(seekers.count))
+        r.append("unique_leads", .int(uniqueLeads))
         r.append("conversion_rate", .double(conversionRate(leads: merged.totalLeads, views: merged.views)))
         r.append("impressions", .int(merged.impressions))
         r.append("shares", .int(merged.shares))
@@ -283,7 +298,7 @@ public struct HourPart: Sendable {
 /// hour with activity.
 public struct ListingTotals {
     public let listingID: String
-    var sums: [String: Int] = [:]
+    var sums = [Int](repeating: 0, count: ListingTotals.summed.count)
     var shareBreakdown: [String: Int] = [:]
     var first: String?
     var last: String?
@@ -294,17 +309,21 @@ public struct ListingTotals {
 
     public init(listingID: String) { self.listingID = listingID }
 
-    /// Adds one analytics row (rows come in hour order).
-    public mutating func add(_ row: Record) {
-        for k in ListingTotals.summed { sums[k, default: 0] += row[k]?.int ?? 0 }
-        for field in row["share_breakdown"]?.object?.fields ?? [] { shareBreakdown[field.key, default: 0] += field.value.int ?? 0 }
-        let hour = (row.text("date") ?? "") + "T" + String(format2: row["hour"]?.int ?? 0) + ":00:00Z"
+    /// Adds one hour's merged counts (hours come in order).
+    public mutating func add(_ merged: HourPart, uniqueViews: Int, uniqueLeads: Int) {
+        let values = [merged.views, uniqueViews, merged.totalLeads, merged.phoneLeads, merged.messageLeads, merged.emailLeads,
+                      merged.appointmentLeads, uniqueLeads, merged.impressions, merged.shares, merged.saves]
+        for (i, v) in values.enumerated() { sums[i] += v }
+        for (k, v) in merged.shareBreakdown { shareBreakdown[k, default: 0] += v }
+        let hour = merged.key.start.iso8601
         if first == nil { first = hour }
         last = hour
         hours += 1
     }
 
     public var record: Record {
+        var sums: [String: Int] = [:]
+        for (i, k) in ListingTotals.summed.enumerated() { sums[k] = self.sums[i] }
         var r = Record()
         r.append("listing_id", .string(listingID))
         for k in ListingTotals.summed where k != "impressions" && k != "shares" && k != "saves" {
@@ -324,11 +343,6 @@ public struct ListingTotals {
         r.append("active_hours", .int(hours))
         return r
     }
-}
-
-extension String {
-    /// A number as two digits (`7` -> `07`).
-    init(format2 n: Int) { self = n < 10 && n >= 0 ? "0" + String(n) : String(n) }
 }
 
 /// What one run's events add to each listing's hours, counted as they stream by: the
@@ -413,13 +427,13 @@ public struct RunTally {
     /// The run's parts, in listing and hour order, each with its distinct viewers and seekers.
     public func parts() -> [HourPart] {
         func texts(_ list: [Int32]) -> [String] {
-            Array(Set(list)).map { names[Int($0)] }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            Array(Set(list)).map { names[Int($0)] }.sorted { $0.precedesInByteOrder($1) }
         }
-        return cells.map { cell in
-            var part = cell.part
-            part.viewers = texts(cell.viewers)
-            part.seekers = texts(cell.seekers)
+        return cells.indices.sorted { cells[$0].part.key < cells[$1].part.key }.map { i in
+            var part = cells[i].part
+            part.viewers = texts(cells[i].viewers)
+            part.seekers = texts(cells[i].seekers)
             return part
-        }.sorted { $0.key < $1.key }
+        }
     }
 }

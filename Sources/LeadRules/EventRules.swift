@@ -71,17 +71,35 @@ public struct EventCatalog: Sendable {
     }
 
     /// The value at `path` in `event` as text (numbers as written), nil when absent or empty.
-    static func value(_ event: Record, _ path: [String]) -> String? {
-        var value = event[path[0]]
-        for key in path.dropFirst() { value = value?.object?[key] }
+    /// `objects` keeps the objects already decoded (`properties`), so each is decoded once.
+    static func value(_ event: Record, _ path: [String], objects: inout [String: Record]) -> String? {
+        var value: JSONValue?
+        if path.count == 1 {
+            value = event[path[0]]
+        } else {
+            let object: Record?
+            if let known = objects[path[0]] {
+                object = known
+            } else {
+                object = event[path[0]]?.object
+                if let object { objects[path[0]] = object }
+            }
+            value = object?[path[1]]
+            for key in path.dropFirst(2) { value = value?.object?[key] }
+        }
         guard let text = value?.text?.trimmingSpaces, !text.isEmpty else { return nil }
         return text
     }
 
     /// The first non-empty value of `field`.
     public func field(_ field: String, of event: Record) -> String? {
+        var objects: [String: Record] = [:]
+        return self.field(field, of: event, objects: &objects)
+    }
+
+    func field(_ field: String, of event: Record, objects: inout [String: Record]) -> String? {
         for path in paths[field] ?? [] {
-            if let v = EventCatalog.value(event, path) { return v }
+            if let v = EventCatalog.value(event, path, objects: &objects) { return v }
         }
         return nil
     }
@@ -104,7 +122,8 @@ public struct EventCatalog: Sendable {
         guard let stamp = event["timestamp"]?.string else { throw RecordRejected("\(name) without a timestamp") }
         guard let at = Timestamp(iso8601: stamp) else { throw RecordRejected("\(name): timestamp '\(stamp)' is not ISO 8601") }
         var values: [String: String] = [:]
-        for f in EventCatalog.fields { values[f] = field(f, of: event) }
+        var objects: [String: Record] = [:]
+        for f in EventCatalog.fields { values[f] = field(f, of: event, objects: &objects) }
         guard values["listing_id"] != nil else { throw RecordRejected("\(name) without listing_id") }
         if entry.kind == .lead && values["seeker_id"] == nil { throw RecordRejected("\(name) without seeker_id") }
         if let type = values["message_type"] { values["message_type"] = type.lowercased() }
@@ -238,7 +257,7 @@ public struct LeadGroups {
     public func records(now: Timestamp, runID: String) -> [Record] {
         var out: [Record] = []
         out.reserveCapacity(groups.count)
-        let keys = groups.keys.sorted { a, b in a.utf8.lexicographicallyPrecedes(b.utf8) }
+        let keys = groups.keys.sorted { a, b in a.precedesInByteOrder(b) }
         for key in keys {
             let actions = groups[key]!.enumerated().sorted { a, b in
                 a.element.timestamp != b.element.timestamp ? a.element.timestamp < b.element.timestamp : a.offset < b.offset

@@ -265,7 +265,26 @@ extension JSONValue {
     /// same counts always print the same.
     public init(counts: [String: Int]) {
         var r = Record()
-        for key in counts.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) { r.append(key, .int(counts[key]!)) }
+        for key in counts.keys.sorted(by: { $0.precedesInByteOrder($1) }) { r.append(key, .int(counts[key]!)) }
         self = .object(r)
+    }
+}
+
+extension String {
+    /// Whether this string sorts before `other` in UTF-8 byte order (what `LC_ALL=C sort`
+    /// does), compared with memcmp over the contiguous bytes when there are some.
+    @inlinable
+    public func precedesInByteOrder(_ other: String) -> Bool {
+        let fast: Bool? = utf8.withContiguousStorageIfAvailable { a in
+            other.utf8.withContiguousStorageIfAvailable { b -> Bool in
+                let n = Swift.min(a.count, b.count)
+                if n > 0 {
+                    let c = memcmp(a.baseAddress!, b.baseAddress!, n)
+                    if c != 0 { return c < 0 }
+                }
+                return a.count < b.count
+            }
+        } ?? nil
+        return fast ?? utf8.lexicographicallyPrecedes(other.utf8)
     }
 }

@@ -177,7 +177,7 @@ struct EventLedger {
             try stage.readRecords(leadsPath) { lead, location in
                 guard let id = lead.text("run_id") else { throw StageError.data("\(location): a lead without run_id") }
                 if id == runID { return }
-                if runID.utf8.lexicographicallyPrecedes(id.utf8) { try writeRun() }
+                if runID.precedesInByteOrder(id) { try writeRun() }
                 JSONWriter.writeLine(lead, into: sink.buffer)
                 try sink.flushIfNeeded()
             }
@@ -202,17 +202,18 @@ struct EventLedger {
 
         func emitCell() throws {
             guard !cell.isEmpty else { return }
-            cell.sort { $0.runID.utf8.lexicographicallyPrecedes($1.runID.utf8) }
+            cell.sort { $0.runID.precedesInByteOrder($1.runID) }
             for part in cell { JSONWriter.writeLine(part.record, into: partsSink.buffer) }
-            let row = HourPart.analyticsRow(cell)
-            JSONWriter.writeLine(row, into: analyticsSink.buffer)
+            let merged = HourPart.merge(cell)
+            JSONWriter.writeLine(HourPart.analyticsRow(merged.counts, uniqueViews: merged.uniqueViews, uniqueLeads: merged.uniqueLeads),
+                                 into: analyticsSink.buffer)
             counts.rows += 1
             if !cellHasOld { counts.newHours += 1 }
             if totals?.listingID != cell[0].key.listingID {
                 if let done = totals { JSONWriter.writeLine(done.record, into: listingsSink.buffer); counts.listings += 1 }
                 totals = ListingTotals(listingID: cell[0].key.listingID)
             }
-            totals!.add(row)
+            totals!.add(merged.counts, uniqueViews: merged.uniqueViews, uniqueLeads: merged.uniqueLeads)
             cell.removeAll(keepingCapacity: true)
             cellHasOld = false
             try partsSink.flushIfNeeded()

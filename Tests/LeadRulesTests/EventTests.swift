@@ -164,8 +164,9 @@ import Testing
         #expect(row["total_leads"]?.int == 3 && row["phone_leads"]?.int == 2 && row["unique_leads"]?.int == 2)
         #expect(row["conversion_rate"]?.double == 60)
         var totals = ListingTotals(listingID: "L")
-        totals.add(row)
-        totals.add(HourPart.analyticsRow(first.parts()))
+        let both = HourPart.merge([reread, p2]), once = HourPart.merge(first.parts())
+        totals.add(both.counts, uniqueViews: both.uniqueViews, uniqueLeads: both.uniqueLeads)
+        totals.add(once.counts, uniqueViews: once.uniqueViews, uniqueLeads: once.uniqueLeads)
         let listing = totals.record
         #expect(listing["total_views"]?.int == 8 && listing["total_leads"]?.int == 4)
         #expect(listing["leads_breakdown"]?.json == #"{"phone":3,"message":0,"email":0,"appointment":1,"website":0}"#)
