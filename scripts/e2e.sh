@@ -6,7 +6,9 @@
 #  3. make rescore at a later NOW expires assignments and rebuilds the lists;
 #  4. make diff then reports what the rescore changed, per stage file;
 #  5. permits scored by a failing reasoner land in the retry queue, and make permits-retry
-#     with a working one moves them into their tiers.
+#     with a working one moves them into their tiers;
+#  6. make events applied its two runs: the seed's worked example is in the hourly analytics,
+#     and the watermark is the second run's end.
 set -eu
 make_cmd=${MAKE:-make}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lead-e2e.XXXXXX")
@@ -80,5 +82,18 @@ if ! grep -rqF "$first," "$c/exports"/*/*/tier_*.csv "$c/exports/flagged/needs_r
     echo "e2e: permit $first did not move from the retry queue into a tier file" >&2
     exit 1
 fi
+# 6. the events runs of make pipelines in tree A.
+ev="$tmp/a/local-logs/events"
+if ! grep -qF '{"listing_id":"listing-123","date":"2025-01-15","hour":10,"total_views":' "$ev/listing_analytics.jsonl" \
+   || ! grep -F '"listing-123","date":"2025-01-15","hour":10,' "$ev/listing_analytics.jsonl" | grep -qF '"total_leads":2,"phone_leads":2,' \
+   || ! grep -F '"listing-123","date":"2025-01-15","hour":10,' "$ev/listing_analytics.jsonl" | grep -qF '"unique_leads":1,'; then
+    echo "e2e: the hour of the seed's example (listing-123, 2025-01-15 10:00) is not phone_leads 2, total_leads 2, unique_leads 1" >&2
+    exit 1
+fi
+if ! grep -qF '"watermark":"2025-01-18T00:00:00Z"' "$ev/state.json" || [ "$(grep -o '"run_id"' "$ev/state.json" | wc -l)" -ne 2 ]; then
+    echo "e2e: make events did not apply its two runs:" >&2
+    cat "$ev/state.json" >&2
+    exit 1
+fi
 files=$(printf '%s\n' "$after" | grep -c . || true)
-echo "e2e: $files output files, identical across runs; a second make rewrote nothing; make rescore expired and rescored; make diff reported it; $queued permits went to the retry queue and back into tiers"
+echo "e2e: $files output files, identical across runs; a second make rewrote nothing; make rescore expired and rescored; make diff reported it; $queued permits went to the retry queue and back into tiers; make events applied two runs"
