@@ -257,6 +257,12 @@ public struct LeadGroups {
     public func records(now: Timestamp, runID: String) -> [Record] {
         var out: [Record] = []
         out.reserveCapacity(groups.count)
+        forEachRecord(now: now, runID: runID) { out.append($0) }
+        return out
+    }
+
+    /// The same records one at a time, so a large run never holds them all.
+    public func forEachRecord(now: Timestamp, runID: String, _ body: (Record) throws -> Void) rethrows {
         let keys = groups.keys.sorted { a, b in a.precedesInByteOrder(b) }
         for key in keys {
             let actions = groups[key]!.enumerated().sorted { a, b in
@@ -298,9 +304,8 @@ public struct LeadGroups {
             r.append("created_at", stamp)
             r.append("updated_at", stamp)
             r.append("run_id", .string(runID))
-            out.append(r)
+            try body(r)
         }
-        return out
     }
 }
 

@@ -332,7 +332,7 @@ extension LeadScore {
                     }
                 }
                 let runID = run?.runID ?? runID ?? stage.clock.now.iso8601
-                for lead in groups.records(now: stage.clock.now, runID: runID) { try stage.write(lead) }
+                try groups.forEachRecord(now: stage.clock.now, runID: runID) { try stage.write($0) }
                 stage.summary.append("run_id", .string(runID))
                 stage.summary.append("actions", .int(groups.actionCount))
                 stage.summary.append("leads", .int(groups.count))
