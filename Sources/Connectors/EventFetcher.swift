@@ -33,15 +33,8 @@ public struct EventFetcher {
         self.statePath = statePath
     }
 
-    /// The state file's runs; none when there is no file yet.
-    public static func loadState(_ path: String) throws(StageError) -> EventState {
-        guard let bytes = readWholeFile(path) else { return EventState() }
-        guard let json = parseJSON(bytes) else { throw .usage("\(path): not JSON; delete it to start from the lookback") }
-        return try EventState(json: json, path: path)
-    }
-
     public func run(_ stage: Stage) throws {
-        let state = try EventFetcher.loadState(statePath)
+        let state = try EventState.load(statePath)
         let sourceName: String
         switch source {
         case .posthog(_, _, let project): sourceName = "posthog:" + project

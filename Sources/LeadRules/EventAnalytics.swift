@@ -66,6 +66,16 @@ public struct EventState: Sendable {
 
     public func applied(_ runID: String) -> Applied? { runs.first { $0.run.runID == runID } }
 
+    /// The state file at `path`; no runs when there is no file yet. Read by the fetch (the
+    /// window) and the export (what was applied), the one way both read it.
+    public static func load(_ path: String) throws(StageError) -> EventState {
+        guard let bytes = try? ByteSource.readAll(path) else { return EventState() }
+        guard !bytes.isEmpty, let json = JSONValue(parsing: String(decoding: bytes, as: UTF8.self)) else {
+            throw .usage("\(path): not JSON; delete it to start from the lookback")
+        }
+        return try EventState(json: json, path: path)
+    }
+
     /// Reads a state file's JSON; `path` names it in errors.
     public init(json: JSONValue, path: String) throws(StageError) {
         guard let o = json.object, let list = o["runs"]?.array else {

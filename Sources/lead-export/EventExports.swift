@@ -63,13 +63,7 @@ struct EventLedger {
     var statePath: String { dir + "/state.json" }
 
     func apply(_ inputs: [String], force: Bool, stage: Stage) throws {
-        var state = EventState()
-        if let bytes = try? ByteSource.readAll(statePath) {
-            guard let json = JSONValue(parsing: String(decoding: bytes, as: UTF8.self)) else {
-                throw StageError.usage("\(statePath): not JSON")
-            }
-            state = try EventState(json: json, path: statePath)
-        }
+        var state = try EventState.load(statePath)
         var run: EventRun?
         var leads: [Record] = []
         var leadRunIDs = Set<String>()
