@@ -4,15 +4,22 @@
 
 SWIFT    ?= swift
 BIN      := .build/release
-# The fixed clock for runs over the bundled fixtures, so reruns are byte-identical.
-NOW      ?= 2026-11-23T06:00:00Z
+# The clocks. Runs over the bundled fixtures have fixed clocks, so reruns are byte-identical
+# (FIXTURE_NOW for the listings and leads fixtures; PERMITS_NOW and EVENTS_NOW_N below).
+# Live fetches (SOURCE=spark|reso) and the cron jobs (rescore, permits-retry) use the real
+# time. NOW=... fixes the clock of every run but the permits and events fixtures.
+FIXTURE_NOW := 2026-11-23T06:00:00Z
+NOW      ?=
 RECORDS  ?= 1000000
 BENCH    ?=
 # Where pipeline outputs land; the tests point these at scratch directories.
 LOGS     ?= local-logs
 EXPORTS  ?= exports
 
-export LEAD_NOW := $(NOW)
+# --now for a run over fixtures recorded at $1 (NOW when given), and for a live run (NOW
+# when given, else nothing: the stage takes the real time).
+fixture_now = --now $(or $(NOW),$1)
+live_now    = $(if $(NOW),--now $(NOW))
 
 SOURCES := $(shell find Sources -type f) Package.swift
 STAGES  := fetch flatten normalize tag score tier export cleanup diff
@@ -54,14 +61,18 @@ raw_of  = $(call listing_dir,$1)/all_$(call mls_of,$1)_$(call kind_of,$1)_listin
 flat_of = $(call listing_dir,$1)/flattened_$(call mls_of,$1)_$(call kind_of,$1)_listings.jsonl
 index_of = $(LOGS)/$(call kind_of,$1)/photo-logs/$(call mls_of,$1)/skip_index.json
 
+# BASE_URL: the API root to ask instead of the rules' (another RESO server, a test server).
+BASE_URL ?=
 ifeq ($(SOURCE),replay)
 fetch_source = --replay fixtures/listings/$1
 fetch_deps   = $(wildcard fixtures/listings/$1/*.json)
 photo_source = --replay fixtures/listings/photos
+listing_now  = $(call fixture_now,$(FIXTURE_NOW))
 else
-fetch_source = --api $(if $(filter reso,$(SOURCE)),reso,spark)
+fetch_source = --api $(if $(filter reso,$(SOURCE)),reso,spark) $(if $(BASE_URL),--base-url $(BASE_URL))
 fetch_deps   = FORCE
 photo_source =
+listing_now  = $(live_now)
 endif
 
 define listing_pipeline
@@ -69,13 +80,13 @@ define listing_pipeline
 $1: $(call index_of,$1)
 
 $(call raw_of,$1): $(call fetch_deps,$1) $(FETCH_RULES) $(BIN)/.built
-	$(BIN)/lead-fetch listings --pipeline $1 $(call fetch_source,$1) --state $(call listing_dir,$1)/fetch_state.json -o $$@
+	$(BIN)/lead-fetch listings --pipeline $1 $(call fetch_source,$1) $(listing_now) --state $(call listing_dir,$1)/fetch_state.json -o $$@
 
 $(call flat_of,$1): $(call raw_of,$1) $(FLATTEN_RULES)
-	$(BIN)/lead-flatten listings --pipeline $1 $$(if $$(wildcard $$@),--previous $$@) $$< -o $$@
+	$(BIN)/lead-flatten listings --pipeline $1 $(listing_now) $$(if $$(wildcard $$@),--previous $$@) $$< -o $$@
 
 $(call index_of,$1): $(call flat_of,$1)
-	$(BIN)/lead-fetch photos --pipeline $1 --logs $(LOGS) $(photo_source) $$<
+	$(BIN)/lead-fetch photos --pipeline $1 --logs $(LOGS) $(photo_source) $(listing_now) $$<
 endef
 $(foreach p,$(LISTING_PIPELINES),$(eval $(call listing_pipeline,$p)))
 
@@ -87,7 +98,7 @@ listings: active closed expired
 
 # Removes expired listings (expiresAt before NOW) with their photos; rewrites only what changes.
 cleanup: listings
-	$(BIN)/lead-cleanup listings --logs $(LOGS)
+	$(BIN)/lead-cleanup listings $(listing_now) --logs $(LOGS)
 
 FORCE:
 
@@ -102,38 +113,46 @@ LEAD_EXPIRED := expired-gps expired-crmls
 LEAD_IMPORTS := $(LEAD_LISTS:%=$(LEADS)/imported/%.jsonl) $(LEAD_EXPIRED:%=$(LEADS)/imported/%.jsonl)
 LEAD_RULES  := $(wildcard stages/normalize/*.csv stages/tag/*.csv stages/score/*.csv)
 SMART_LISTS := $(basename $(notdir $(wildcard stages/export/lists/*.list)))
+# The leads fixtures' clock, or the real one for the nightly job (LIVE_CLOCK=1).
+LIVE_CLOCK  ?=
+leads_now    = $(if $(LIVE_CLOCK),$(live_now),$(call fixture_now,$(FIXTURE_NOW)))
 
 .PHONY: leads lists rescore
 leads: lists $(LEADS)/expiring.jsonl
 
 $(LEADS)/imported/%.jsonl: fixtures/leads/%.csv stages/flatten/leads-%.csv $(BIN)/.built
-	$(BIN)/lead-flatten leads --map stages/flatten/leads-$*.csv --logs $(LOGS) $< -o $@
+	$(BIN)/lead-flatten leads --map stages/flatten/leads-$*.csv $(leads_now) --logs $(LOGS) $< -o $@
 
 define expired_leads
 $(LEADS)/imported/$1.jsonl: $(call flat_of,$1) stages/flatten/leads-expired-listings.csv | cleanup
-	$(BIN)/lead-flatten leads --map stages/flatten/leads-expired-listings.csv --source $1 --logs $(LOGS) $$< -o $$@
+	$(BIN)/lead-flatten leads --map stages/flatten/leads-expired-listings.csv --source $1 $(leads_now) --logs $(LOGS) $$< -o $$@
 endef
 $(foreach p,$(LEAD_EXPIRED),$(eval $(call expired_leads,$p)))
 
 # The master: normalised and deduped into its last version, tagged, scored; the stage outputs
-# in between stay for diffing.
+# in between stay for diffing. The chain reads the master and writes it again: the leads
+# store stays locked for the whole of it (scripts/locked.sh), so a second run, or an edit,
+# waits instead of being overwritten.
 $(LEADS)/leads.jsonl: $(LEAD_IMPORTS) $(LEAD_RULES)
-	$(BIN)/lead-normalize --dedupe --master $@ --logs $(LOGS) $(LEAD_IMPORTS) -o $(LEADS)/normalized.jsonl
-	$(BIN)/lead-tag leads $(LEADS)/normalized.jsonl -o $(LEADS)/tagged.jsonl
-	$(BIN)/lead-score tags $(LEADS)/tagged.jsonl -o $@
+	scripts/locked.sh $(LEADS) -- sh -c '\
+	$(BIN)/lead-normalize --dedupe --master $@ --logs $(LOGS) $(leads_now) $(LEAD_IMPORTS) -o $(LEADS)/normalized.jsonl && \
+	$(BIN)/lead-tag leads $(leads_now) $(LEADS)/normalized.jsonl -o $(LEADS)/tagged.jsonl && \
+	$(BIN)/lead-score tags $(leads_now) $(LEADS)/tagged.jsonl -o $@'
+
 
 lists: $(SMART_LISTS:%=$(EXPORTS)/lists/%.csv)
 
 $(EXPORTS)/lists/%.csv: $(LEADS)/leads.jsonl stages/export/lists/%.list stages/tag/zip-counties.csv
-	$(BIN)/lead-export list $* --logs $(LOGS) --exports $(EXPORTS)
+	$(BIN)/lead-export list $* $(leads_now) --logs $(LOGS) --exports $(EXPORTS)
 
 $(LEADS)/expiring.jsonl: $(LEADS)/leads.jsonl
-	$(BIN)/lead-tag expiring --within 7d --logs $(LOGS) -o $@
+	$(BIN)/lead-tag expiring --within 7d $(leads_now) --logs $(LOGS) -o $@
 
-# The nightly job: expiry brought up to NOW and every lead rescored, then the lists again.
+# The nightly job: expiry brought up to now (the real time, or NOW) and every lead rescored,
+# then the lists again.
 rescore: build
-	$(BIN)/lead-score tags --recalculate --logs $(LOGS)
-	$(MAKE) --no-print-directory lists $(LEADS)/expiring.jsonl
+	$(BIN)/lead-score tags --recalculate $(live_now) --logs $(LOGS)
+	$(MAKE) --no-print-directory lists $(LEADS)/expiring.jsonl LIVE_CLOCK=1
 	@scripts/previous.sh keep $(LOGS) $(EXPORTS)
 
 # ---- contractor permit leads: fetch -> flatten -> normalize -> trades -> score -> tier -> exports ----
@@ -169,13 +188,14 @@ $(PERMITS)/report.json: $(PERMIT_FLAT) $(PERMIT_RULES) $(wildcard stages/normali
 	$(BIN)/lead-tier --now $(PERMITS_NOW) $(PERMITS)/scored.jsonl -o $(PERMITS)/tiered.jsonl
 	$(BIN)/lead-export permits --now $(PERMITS_NOW) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
 
-# The retry cron job: the permits in the retry queue scored again with REASONER, into their tiers.
+# The retry cron job: the permits waiting in the retry queue (their own records, whatever run
+# they came from) scored again with REASONER, into their tiers; on the real clock, or NOW.
 permits-retry: build
 	@test -n "$(REASONER)" || { echo "make permits-retry needs REASONER=<command>" >&2; exit 2; }
-	$(BIN)/lead-score permits --now $(PERMITS_NOW) --reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT) --retry-only $(EXPORTS)/pending_retry/retry_queue.csv \
-		$(PERMITS)/tagged.jsonl -o $(PERMITS)/retried.jsonl
-	$(BIN)/lead-tier --now $(PERMITS_NOW) $(PERMITS)/retried.jsonl -o $(PERMITS)/retried-tiered.jsonl
-	$(BIN)/lead-export permits --now $(PERMITS_NOW) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/retried-tiered.jsonl
+	$(BIN)/lead-score permits $(live_now) --reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT) --retry-from $(LOGS) \
+		-o $(PERMITS)/retried.jsonl
+	$(BIN)/lead-tier $(live_now) $(PERMITS)/retried.jsonl -o $(PERMITS)/retried-tiered.jsonl
+	$(BIN)/lead-export permits $(live_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/retried-tiered.jsonl
 
 # ---- engagement events: fetch -> flatten -> score -> export, one run per export, in order ----
 # Each run fetches the events of its window (the watermark in $(EVENTS)/state.json to its
@@ -197,7 +217,6 @@ events: $(EVENTS)/run-2/report.json
 # $1: the run; $2: the run before it.
 define event_run
 $(EVENTS)/run-$1/report.json: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(if $2,$(EVENTS)/run-$2/report.json)
-	@mkdir -p $(EVENTS)/run-$1
 	$(BIN)/lead-fetch events --from $(EVENT_EXPORT_$1) --state $(EVENTS)/state.json --now $(EVENTS_NOW_$1) -o $(EVENTS)/run-$1/fetched.jsonl
 	$(BIN)/lead-flatten events --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/fetched.jsonl -o $(EVENTS)/run-$1/flattened.jsonl
 	$(BIN)/lead-score events --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/scored.jsonl

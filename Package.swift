@@ -44,17 +44,19 @@ let package = Package(
             swiftSettings: fast
         ),
         .target(name: "LeadRules", dependencies: ["StageKit"], swiftSettings: fast),
+        .target(name: "LeadStores", dependencies: ["StageKit", "LeadRules"], swiftSettings: fast),
         .target(name: "Connectors", dependencies: ["StageKit", "LeadRules"], swiftSettings: fast),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "StageKitTests", dependencies: ["StageKit"]),
         .testTarget(name: "LeadRulesTests", dependencies: ["LeadRules"]),
         .testTarget(name: "ConnectorsTests", dependencies: ["Connectors", "TestSupport"]),
+        .testTarget(name: "LeadStoresTests", dependencies: ["LeadStores", "TestSupport"]),
         .testTarget(name: "CaseTests", dependencies: ["TestSupport"]),
     ] + stages.map { stage in
         .executableTarget(
             name: "lead-\(stage)",
             dependencies: [
-                "StageKit", "LeadRules", "Connectors",
+                "StageKit", "LeadRules", "LeadStores", "Connectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/lead-\(stage)",

@@ -15,7 +15,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/lead-e2e.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 run() { $make_cmd --no-print-directory pipelines LOGS="$1/local-logs" EXPORTS="$1/exports" >"$1.log" 2>&1 || { cat "$1.log" >&2; exit 1; }; }
-snapshot() { (cd "$1" && find . -type f -printf '%p %s %T@\n' | sort); }
+# Every output file, with its size and time (lock files are how runs take turns, not outputs).
+snapshot() { (cd "$1" && find . -type f ! -name .lock -printf '%p %s %T@\n' | sort); }
 
 mkdir -p "$tmp/a" "$tmp/b"
 run "$tmp/a"
@@ -25,8 +26,11 @@ run "$tmp/b"
 for side in a b; do
     cp -r "$tmp/$side" "$tmp/$side.cmp"
     find "$tmp/$side.cmp" -type f \( -name '*.jsonl' -o -name '*.json' -o -name '*.csv' \) -exec sed -i "s#$tmp/$side/#TREE/#g" {} +
-    # Photo run logs record how long each download took: compare their lines without "ms".
-    find "$tmp/$side.cmp" -path '*/photo-logs/*/run_*.jsonl' -exec sed -i -E 's/"ms":[0-9]+,//' {} +
+    # Photo run logs are named by each run's real start and record how long each download
+    # took: compare their lines without "ms", under one name.
+    find "$tmp/$side.cmp" -path '*/photo-logs/*/run_*.jsonl' | while read -r log; do
+        sed -E 's/"ms":[0-9]+,//' "$log" >"$(dirname "$log")/run.cmp" && rm "$log"
+    done
 done
 if ! diff -r "$tmp/a.cmp" "$tmp/b.cmp" >"$tmp/diff" 2>&1; then
     echo "e2e: two runs over the fixtures differ:" >&2

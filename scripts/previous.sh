@@ -8,6 +8,7 @@
 # Stages replace their outputs atomically (a new file, a new inode), so a hard link keeps the
 # old content at no cost, and "same inode" means "same file".
 set -eu
+umask 077
 action=$1 logs=$2 exports=$3
 bin=${LEAD_BIN:-.build/release}
 keys=${LEAD_DIFF_KEYS:-stages/diff/keys.csv}
@@ -16,7 +17,7 @@ keep=5
 
 # "path inode" of every file of the tree rooted at $1 (with logs/ and exports/ inside).
 listing() {
-    (cd "$1" && find logs exports -path logs/_previous -prune -o -type f -printf '%p %i\n' 2>/dev/null | LC_ALL=C sort)
+    (cd "$1" && find logs exports -path logs/_previous -prune -o -type f ! -name .lock ! -name .journal -printf '%p %i\n' 2>/dev/null | LC_ALL=C sort)
 }
 # A view of the current tree with the same logs/ and exports/ names as a kept run.
 current() {
@@ -25,7 +26,7 @@ current() {
     if [ -d "$exports" ]; then ln -s "$(cd "$exports" && pwd)" "$view/exports"; else mkdir "$view/exports"; fi
     echo "$view"
 }
-tree_listing() { (cd "$1" && find -L logs exports -path logs/_previous -prune -o -type f -printf '%p %i\n' 2>/dev/null | LC_ALL=C sort); }
+tree_listing() { (cd "$1" && find -L logs exports -path logs/_previous -prune -o -type f ! -name .lock ! -name .journal -printf '%p %i\n' 2>/dev/null | LC_ALL=C sort); }
 runs_newest_first() { ls -1 "$prev" 2>/dev/null | grep '^run-[0-9]*$' | LC_ALL=C sort -r || true; }
 
 case $action in
@@ -39,10 +40,13 @@ keep)
     fi
     n=$(printf '%s' "${newest#run-}" | sed 's/^0*//')
     run=$(printf 'run-%04d' $(( ${n:-0} + 1 )))
+    # A copy a killed run left half made is not a kept run.
+    rm -rf "$prev"/run-*.tmp
     target=$(cd "$logs" && pwd)/_previous/$run.tmp
     mkdir -p "$target/logs"
-    (cd "$logs" && find . -mindepth 1 -maxdepth 1 ! -name _previous -exec cp -al {} "$target/logs/" \;)
+    (cd "$logs" && find . -mindepth 1 -maxdepth 1 ! -name _previous ! -name .lock -exec cp -al {} "$target/logs/" \;)
     if [ -d "$exports" ]; then cp -al "$exports" "$target/exports"; else mkdir "$target/exports"; fi
+    find "$target" \( -name .lock -o -name .journal \) -type f -delete
     mv "$prev/$run.tmp" "$prev/$run"
     runs_newest_first | tail -n +$((keep + 1)) | while read -r old; do rm -rf "${prev:?}/$old"; done
     ;;

@@ -7,6 +7,9 @@ import StageKit
 /// Each row is written as received (a Socrata object, or a CSV row as an object of strings).
 /// The state file holds the watermark: the latest date seen. It is written with the output,
 /// only when the whole fetch succeeded, so a failed run fetches the same window again.
+/// A watermark that is a whole day (midnight: a date-only field) is fetched from again
+/// (`>=`): a permit published later with that date is not missed, and one seen before comes
+/// again and replaces its earlier row downstream (by permit_id).
 public struct PermitFetcher {
     public let source: PermitSource
     public let client: APIClient?
@@ -43,7 +46,10 @@ public struct PermitFetcher {
             var offset = 0
             while true {
                 var query = [("$limit", String(pageSize)), ("$offset", String(offset)), ("$order", source.dateField + ",:id")]
-                if let start { query.append(("$where", "\(source.dateField) > '\(PermitFetcher.floating(start))'")) }
+                if let start {
+                    let comparison = PermitFetcher.isWholeDay(start) ? ">=" : ">"
+                    query.append(("$where", "\(source.dateField) \(comparison) '\(PermitFetcher.floating(start))'"))
+                }
                 let url = source.location + "?" + encodeQuery(query)
                 let rows: [JSONValue] = try client.get(url) { response in
                     guard let value = parseJSON(response.body) else { return .retry("the page is not JSON") }
@@ -82,7 +88,7 @@ public struct PermitFetcher {
                     throw RecordRejected("\(source.dateField) '\(text)' does not match \(source.dateFormat!.text)")
                 }
                 let at = day.timestamp
-                if let start, !(at > start) { skipped += 1; return }
+                if let start, at < start || (at == start && !PermitFetcher.isWholeDay(start)) { skipped += 1; return }
                 if latest.map({ at > $0 }) ?? true { latest = at }
                 var record = Record()
                 for i in header.indices { record.append(header[i], .string(row.string(i))) }
@@ -102,6 +108,9 @@ public struct PermitFetcher {
             stage.summary.append("watermark", .string(latest.iso8601))
         }
     }
+
+    /// Whether a watermark is a whole day (a date-only field): then its day is fetched again.
+    static func isWholeDay(_ t: Timestamp) -> Bool { t.seconds % 86_400 == 0 && t.nanoseconds == 0 }
 
     /// A Socrata floating timestamp: `2016-03-11T00:00:00.000`.
     static func floating(_ t: Timestamp) -> String {

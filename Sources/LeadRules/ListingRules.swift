@@ -176,7 +176,8 @@ public struct ListingLayout: Sendable {
         self.pipeline = pipeline
     }
 
-    var folder: String { "\(logs)/\(pipeline.kind)/\(pipeline.mls)" }
+    /// The pipeline's folder: its raw and flattened listings and the fetch state.
+    public var folder: String { "\(logs)/\(pipeline.kind)/\(pipeline.mls)" }
     public var raw: String { "\(folder)/all_\(pipeline.mls)_\(pipeline.kind)_listings_with_expansions.jsonl" }
     public var flattened: String { "\(folder)/flattened_\(pipeline.mls)_\(pipeline.kind)_listings.jsonl" }
     public var fetchState: String { "\(folder)/fetch_state.json" }
@@ -184,10 +185,11 @@ public struct ListingLayout: Sendable {
     public var photoLogsDirectory: String { "\(logs)/\(pipeline.kind)/photo-logs/\(pipeline.mls)" }
     public var skipIndex: String { "\(photoLogsDirectory)/skip_index.json" }
 
-    /// `run_YYYYMMDD-HHMMSS.jsonl` for a run at `now`.
-    public func photoRunLog(now: Timestamp) -> String {
-        let iso = now.iso8601
+    /// `run_YYYYMMDD-HHMMSS.jsonl` for a run that started at `started` (the real time, not the
+    /// run's clock), `run_YYYYMMDD-HHMMSS-N.jsonl` for the Nth run of the same second.
+    public func photoRunLog(started: Timestamp, sequence: Int = 1) -> String {
+        let iso = started.iso8601
         let time = String(iso.dropFirst(11).prefix(8).filter { $0 != ":" })
-        return "\(photoLogsDirectory)/run_\(now.date.compact)-\(time).jsonl"
+        return "\(photoLogsDirectory)/run_\(started.date.compact)-\(time)\(sequence > 1 ? "-\(sequence)" : "").jsonl"
     }
 }

@@ -9,6 +9,11 @@ import Darwin
 /// Where a stage's bytes go: stdout, or a file that is written beside its target as
 /// `.<name>.tmp-<pid>` and renamed into place only by `commit()`, so a failed or killed
 /// stage never leaves a half-written file. A path ending in `.gz` is gzip-compressed.
+///
+/// Files are created 0600 whatever the umask (outputs hold owners' names, addresses and
+/// phones). The temporary file is locked (`flock`) by its writer for as long as it is open,
+/// so a later run can tell the temporary file of a dead writer (unlocked: removed) from one
+/// being written (locked: left alone), whatever happened to the writer's PID.
 public final class ByteSink {
     /// The target path, or nil for stdout.
     public let path: String?
@@ -40,20 +45,22 @@ public final class ByteSink {
             fd = open(path, O_WRONLY | O_CLOEXEC)
             guard fd >= 0 else { throw .io("\(path): cannot open for writing: \(errnoText())") }
             if path.hasSuffix(".gz") && !raw {
-                guard let g = gzdopen(fd, "wb6") else { throw .io("\(path): cannot start gzip stream") }
+                guard let g = gzdopen(dup(fd), "wb6") else { throw .io("\(path): cannot start gzip stream") }
                 gz = g
             }
             return
         }
         let temp = try AtomicFiles.prepareTemp(for: path)
-        fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        fd = AtomicFiles.createPrivate(temp)
         guard fd >= 0 else {
             AtomicFiles.forget(temp)
             throw .io("\(path): cannot create: \(errnoText())")
         }
+        _ = flock(fd, LOCK_EX | LOCK_NB)
         tempPath = temp
         if path.hasSuffix(".gz") && !raw {
-            guard let g = gzdopen(fd, "wb6") else {
+            // zlib closes the descriptor it is given; a duplicate keeps ours, and its lock, open.
+            guard let g = gzdopen(dup(fd), "wb6") else {
                 close(fd)
                 unlink(temp)
                 AtomicFiles.forget(temp)
@@ -75,8 +82,9 @@ public final class ByteSink {
         let (dir, name) = AtomicFiles.splitPath(path)
         try AtomicFiles.makeDirectories(dir)
         let partial = (dir.isEmpty ? "" : dir + "/") + "." + name + ".partial"
-        fd = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        fd = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .io("\(partial): cannot open: \(errnoText())") }
+        _ = fchmod(fd, 0o600)
         var st = stat()
         fstat(fd, &st)
         if Int(st.st_size) < keep {
@@ -150,37 +158,76 @@ public final class ByteSink {
 
     /// Flushes and, for a file, renames it into place. After this the sink is closed.
     public func commit() throws(StageError) {
-        guard !finished else { return }
+        try seal()
+        try install()
+    }
+
+    /// The temporary file the bytes are written to, until `install()` (nil for stdout or a
+    /// device, which are written in place).
+    public var temporaryPath: String? { tempPath }
+
+    private var sealed = false
+
+    /// The first half of `commit()`: everything flushed, the gzip stream ended and the
+    /// temporary file synced to disk, still locked and not yet in place. A store commits
+    /// several files as one by sealing them all, writing its journal, then installing them.
+    public func seal() throws(StageError) {
+        guard !finished, !sealed else { return }
         try flush()
-        finished = true
+        sealed = true
         if let g = gz {
             gz = nil
             let rc = gzclose(g)
-            fd = -1
             if rc != Z_OK {
+                finished = true
+                closeDescriptor()
                 removeTemp()
                 throw .io("\(displayName): closing gzip stream failed (\(rc))")
             }
         }
-        guard let temp = tempPath, let path else { return }
-        if fd >= 0 {
-            if fsync(fd) != 0 && errno != EINVAL && errno != EROFS {
-                let message = errnoText()
-                close(fd)
-                fd = -1
-                removeTemp()
-                throw .io("\(path): fsync failed: \(message)")
-            }
-            close(fd)
-            fd = -1
+        guard let path, tempPath != nil, fd >= 0 else { return }
+        if fsync(fd) != 0 && errno != EINVAL && errno != EROFS {
+            let message = errnoText()
+            finished = true
+            closeDescriptor()
+            removeTemp()
+            throw .io("\(path): fsync failed: \(message)")
+        }
+    }
+
+    /// The second half of `commit()`: the sealed file renamed into place, then closed.
+    public func install() throws(StageError) {
+        guard !finished else { return }
+        try seal()
+        finished = true
+        guard let temp = tempPath, let path else {
+            if fd > 2 { closeDescriptor() }
+            return
         }
         if rename(temp, path) != 0 {
             let message = errnoText()
+            closeDescriptor()
             removeTemp()
             throw .io("\(path): cannot rename into place: \(message)")
         }
+        closeDescriptor()
         AtomicFiles.forget(temp)
         tempPath = nil
+    }
+
+    /// Closes a sealed sink whose temporary file someone else moved (a journal applied by a
+    /// store): nothing is renamed or removed.
+    public func released() {
+        guard !finished else { return }
+        finished = true
+        closeDescriptor()
+        if let temp = tempPath { AtomicFiles.forget(temp) }
+        tempPath = nil
+    }
+
+    private func closeDescriptor() {
+        if fd > 2 { close(fd) }
+        fd = -1
     }
 
     /// Abandons the output: the temporary file is removed and the target left as it was.
@@ -196,10 +243,8 @@ public final class ByteSink {
         if let g = gz {
             gz = nil
             gzclose(g)
-            fd = -1
         }
-        if fd > 2 { close(fd) }
-        fd = -1
+        closeDescriptor()
         removeTemp()
     }
 
@@ -229,16 +274,35 @@ public enum AtomicFiles {
         return temp
     }
 
-    /// Creates `dir` and its parents when missing.
+    /// Creates `dir` and its parents when missing, 0700 whatever the umask.
     public static func makeDirectories(_ dir: String) throws(StageError) {
         guard !dir.isEmpty, dir != "." else { return }
         var partial = dir.hasPrefix("/") ? "" : "."
         for component in dir.split(separator: "/") {
             partial += "/" + component
-            if mkdir(partial, 0o755) != 0 && errno != EEXIST {
+            if mkdir(partial, 0o700) == 0 {
+                _ = chmod(partial, 0o700)
+            } else if errno != EEXIST {
                 throw .io("\(dir): cannot create directory: \(errnoText())")
             }
         }
+    }
+
+    /// Creates (or truncates) `path` for writing, 0600 whatever the umask; -1 on failure.
+    public static func createPrivate(_ path: String, flags: Int32 = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC) -> Int32 {
+        let fd = open(path, flags, 0o600)
+        if fd >= 0 { _ = fchmod(fd, 0o600) }
+        return fd
+    }
+
+    /// The name of the journal a store leaves in its directory while it commits; while one is
+    /// there, its temporary files belong to it (the next run of the store finishes it).
+    public static let journalName = ".journal"
+
+    /// The directory part of a path ("." for a bare file name).
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     static func splitPath(_ path: String) -> (dir: String, name: String) {
@@ -247,19 +311,64 @@ public enum AtomicFiles {
         return (dir.isEmpty ? "/" : dir, String(path[path.index(after: slash)...]))
     }
 
+    /// Whether the temporary file at `path` was left by a writer that is gone: its writer
+    /// holds an `flock` on it while it is open, so a lock we can take means nobody writes it.
+    /// (A PID says less: a killed writer may not be reaped yet, and PIDs are reused.)
+    static func isAbandoned(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_EX | LOCK_NB) == 0
+    }
+
+    /// `.<name>.tmp-<digits>`: a temporary file of `ByteSink`.
+    static func isTemporaryName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard bytes.first == 46 else { return false }
+        var i = bytes.count
+        while i > 0 && bytes[i - 1] >= 48 && bytes[i - 1] <= 57 { i -= 1 }
+        guard i < bytes.count, i >= 6 else { return false }
+        return Array(bytes[(i - 5)..<i]) == Array(".tmp-".utf8)
+    }
+
     private static func removeStaleTemps(dir: String, name: String) {
-        guard let d = opendir(dir.isEmpty ? "." : dir) else { return }
-        defer { closedir(d) }
+        if access((dir.isEmpty ? "" : dir + "/") + journalName, F_OK) == 0 { return }
         let prefix = "." + name + ".tmp-"
-        while let entry = readdir(d) {
-            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
-            guard entryName.hasPrefix(prefix), let pid = Int32(entryName.dropFirst(prefix.count)) else { continue }
-            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
-                unlink((dir.isEmpty ? "" : dir + "/") + entryName)
+        for entry in entries(of: dir.isEmpty ? "." : dir) where entry.hasPrefix(prefix) && isTemporaryName(entry) {
+            let path = (dir.isEmpty ? "" : dir + "/") + entry
+            if isAbandoned(path) { unlink(path) }
+        }
+    }
+
+    /// Removes every temporary file of a dead writer in `dir` (and, `depth` levels down, its
+    /// subdirectories), except in a directory holding a journal. Returns how many went.
+    @discardableResult
+    public static func removeAbandonedTemps(in dir: String, depth: Int = 0) -> Int {
+        var removed = 0
+        let hasJournal = access(dir + "/" + journalName, F_OK) == 0
+        for entry in entries(of: dir) where entry != "." && entry != ".." {
+            let path = dir + "/" + entry
+            var st = stat()
+            guard lstat(path, &st) == 0 else { continue }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                if depth > 0 && !entry.hasPrefix(".") { removed += removeAbandonedTemps(in: path, depth: depth - 1) }
+            } else if !hasJournal, (st.st_mode & S_IFMT) == S_IFREG, isTemporaryName(entry), isAbandoned(path) {
+                if unlink(path) == 0 { removed += 1 }
             }
         }
+        return removed
+    }
+
+    static func entries(of dir: String) -> [String] {
+        guard let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            })
+        }
+        return names
     }
 
     private static func register(_ temp: String) {

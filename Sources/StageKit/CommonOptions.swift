@@ -29,6 +29,10 @@ public struct CommonOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Read rules from this directory instead of stages/<stage>/.", valueName: "dir"))
     public var rules: String?
 
+    /// Fail instead of waiting when another run holds a store this stage needs.
+    @Flag(help: "When another run holds a store this stage writes (its .lock), exit 2 naming it instead of waiting; LEAD_NO_WAIT=1 too.")
+    public var noWait = false
+
     /// No progress display and no summary line on stderr.
     @Flag(name: .shortAndLong, help: "Print no progress and no summary line on stderr.")
     public var quiet = false

@@ -139,3 +139,26 @@ public final class KeyCache {
         return s
     }
 }
+
+/// Parses single JSON objects held in memory (a line of a side file, a spooled record) into
+/// records, reusing one parser and one padded buffer.
+public final class RecordParser {
+    private let parser = JSONParser()
+    private let keys = KeyCache()
+    private let scratch = ByteBuffer(capacity: 1 << 12)
+
+    public init() {}
+
+    /// The object in `bytes`, or nil when they are not one JSON object.
+    public func record(_ bytes: UnsafeBufferPointer<UInt8>) -> Record? {
+        scratch.removeAll()
+        scratch.append(bytes)
+        scratch.append(JSONParser.zeroPadding)
+        let text = UnsafeBufferPointer(start: scratch.base, count: bytes.count)
+        guard case .success(let tape) = parser.parse(text), tape.isObject else { return nil }
+        return Record(tape: tape, keys: keys)
+    }
+
+    /// The object held by `buffer`.
+    public func record(_ buffer: ByteBuffer) -> Record? { record(UnsafeBufferPointer(start: buffer.base, count: buffer.count)) }
+}

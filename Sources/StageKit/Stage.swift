@@ -7,6 +7,13 @@ import Glibc
 import Darwin
 #endif
 
+/// Puts a stage's outputs in place when it succeeds (see `Stage.committer`).
+public protocol OutputCommitter: AnyObject {
+    /// Installs `sinks` (opened, written, not yet committed) in this order and removes
+    /// `removals`, as one change.
+    func commit(_ sinks: [ByteSink], removing removals: [String]) throws(StageError)
+}
+
 /// Where a record came from: the input path (`-` for stdin) and the line it starts on.
 public struct SourceLocation: CustomStringConvertible, Sendable {
     public let path: String
@@ -145,32 +152,16 @@ public final class Stage {
         return sink
     }
 
-    /// Appends `entries` as JSONL to the log file at `path` when the stage succeeds: the log
-    /// is rewritten beside itself (what it held, then the new lines) and renamed into place
-    /// with the outputs, so a failed run adds nothing to it.
-    public func appendToLog(_ entries: [Record], at path: String) throws(StageError) {
-        guard !entries.isEmpty else { return }
-        let sink = try openOutput(path)
-        if Stage.fileExists(path) {
-            let source = try ByteSource(path: path)
-            defer { source.close() }
-            let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
-            defer { chunk.deallocate() }
-            var lastByte: UInt8 = 10
-            while true {
-                let n = try source.read(into: chunk, count: 1 << 16)
-                if n == 0 { break }
-                sink.buffer.append(UnsafeRawPointer(chunk), count: n)
-                lastByte = chunk[n - 1]
-                try sink.flushIfNeeded()
-            }
-            if lastByte != 10 { sink.buffer.append(10) }
-        }
-        for entry in entries {
-            JSONWriter.writeLine(entry, into: sink.buffer)
-            try sink.flushIfNeeded()
-        }
-    }
+    /// Who puts the outputs in place when the stage succeeds: by default each file is renamed
+    /// in the order opened; a store (LeadStores) takes this over to commit them, its log
+    /// lines and removals as one change, under its lock and journal.
+    public var committer: OutputCommitter?
+
+    /// Runs `body` when the stage ends, however it ends (after the outputs are committed or
+    /// discarded): a store releases its lock here.
+    public func atExit(_ body: @escaping () -> Void) { exitHooks.append(body) }
+
+    private var exitHooks: [() -> Void] = []
 
     /// A file to remove when the stage ends, however it ends.
     public func removeOnExit(_ path: String) { cleanupPaths.append(path) }
@@ -613,12 +604,24 @@ public final class Stage {
     func finish() throws(StageError) {
         progress.clear()
         if mainSink == nil, let out = options.output, out != "-" { _ = try output() }
-        if !commitsOutputLast { try mainSink?.commit() }
-        for sink in extraSinks { try sink.commit() }
-        if commitsOutputLast { try mainSink?.commit() }
-        try finishRejects()
-        for path in successPaths { unlink(path) }
+        var ordered = extraSinks
+        if let mainSink {
+            if commitsOutputLast { ordered.append(mainSink) } else { ordered.insert(mainSink, at: 0) }
+        }
+        do {
+            if let committer {
+                try committer.commit(ordered, removing: successPaths)
+            } else {
+                for sink in ordered { try sink.commit() }
+                for path in successPaths { unlink(path) }
+            }
+            try finishRejects()
+        } catch {
+            runExitHooks()
+            throw error
+        }
         removeCleanupPaths()
+        runExitHooks()
         printSummary()
     }
 
@@ -632,6 +635,13 @@ public final class Stage {
             try? finishRejects()
         }
         removeCleanupPaths()
+        runExitHooks()
+    }
+
+    private func runExitHooks() {
+        let hooks = exitHooks
+        exitHooks.removeAll()
+        for hook in hooks.reversed() { hook() }
     }
 
     private func finishRejects() throws(StageError) {
@@ -712,6 +722,13 @@ public final class Stage {
             lineStart = i + 1
         }
         return (line, message + " at column \(offset - lineStart + 1)")
+    }
+
+    /// A note on stderr about the run (`lead-<stage>: message`), unless quiet.
+    public func note(_ message: String) {
+        guard !options.quiet else { return }
+        progress.clear()
+        standardError("lead-\(name): \(message)\n")
     }
 
     /// A note on stderr about the input that loses no record.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Connectors
 import LeadRules
+import LeadStores
 import StageKit
 #if canImport(Glibc)
 import Glibc
@@ -57,6 +58,12 @@ extension LeadCleanup {
                 if chosen.isEmpty { chosen = rules.pipelines.filter { p in retention.contains { $0.kind == p.kind } } }
                 let now = stage.clock.now
                 var removed = 0, photos = 0
+                if !dryRun {
+                    // Every folder the cleanup may rewrite, locked for the run and changed as one.
+                    let layouts = chosen.map { ListingLayout(logs: logs, pipeline: $0) }
+                    let existing = layouts.flatMap { [$0.folder, $0.photoLogsDirectory] }.filter(Stage.fileExists)
+                    if !existing.isEmpty { try Store.open(existing, for: stage) }
+                }
                 for pipeline in chosen {
                     guard retention.contains(where: { $0.kind == pipeline.kind }) else {
                         throw StageError.usage("\(pipeline.name): kind \(pipeline.kind) has no retention rule in retention.csv")
@@ -76,7 +83,7 @@ extension LeadCleanup {
                         var photo: JSONValue = .null
                         if let file = index[key]?["file"]?.string {
                             photo = .string(layout.photosDirectory + "/" + file)
-                            if !dryRun { unlink(layout.photosDirectory + "/" + file) }
+                            if !dryRun { stage.removeOnSuccess(layout.photosDirectory + "/" + file) }
                             photos += 1
                         }
                         index[key] = nil

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LeadRules
+import LeadStores
 import StageKit
 
 extension LeadExport {
@@ -47,6 +48,7 @@ extension LeadExport {
                 stage.commitsOutputLast = true
                 var dir = self.dir
                 while dir.count > 1 && dir.hasSuffix("/") { dir.removeLast() }
+                try Store.open([dir], for: stage)
                 try EventLedger(dir: dir).apply(inputs, force: force, stage: stage)
             }
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Connectors
 import LeadRules
+import LeadStores
 import StageKit
 
 @main
@@ -88,6 +89,8 @@ extension LeadFetch {
                     ? ResoListingSource(base: base, filter: pipeline.resoFilter(now: now), expandMedia: pipeline.expand != nil, top: size)
                     : SparkListingSource(base: base, filter: pipeline.sparkFilter(now: now), expand: pipeline.expand, limit: size)
                 let client = try makeClient(source, settings: settings, stage: stage)
+                // The state and its partial output are the listing folder's: one fetch at a time.
+                if let state { try Store.open([AtomicFiles.directory(of: state)], for: stage) }
                 try ListingFetcher(source: listingSource, client: client, label: pipeline.name, statePath: state).run(stage)
             }
         }
@@ -101,7 +104,7 @@ extension LeadFetch {
             Reads a flattened listings file (ListingKey, PrimaryPhotoUrl) and saves photos as \
             <logs>/<kind>/photos/<mls>/<ListingKey>.<ext>. The skip index \
             (<logs>/<kind>/photo-logs/<mls>/skip_index.json) means an unchanged photo is not \
-            fetched again; run_YYYYMMDD-HHMMSS.jsonl logs every attempt. 404s, timeouts and \
+            fetched again; run_YYYYMMDD-HHMMSS.jsonl (the run's real start) logs every attempt. 404s, timeouts and \
             content that is not an image are logged and skipped, never fatal.
 
             Example:
@@ -139,6 +142,7 @@ extension LeadFetch {
                 let rules = try ListingRules.load(directory: stage.rulesDirectory())
                 let pipeline = try rules.pipeline(self.pipeline)
                 let layout = ListingLayout(logs: logs, pipeline: pipeline)
+                try Store.open([layout.photoLogsDirectory], for: stage)  // the index and the photos it names
                 var jobs: [PhotoJob] = []
                 try stage.forEachRecord(inputs) { record, _ in
                     guard let key = record.text("ListingKey") else { throw RecordRejected("listing without ListingKey") }
@@ -156,7 +160,15 @@ extension LeadFetch {
                                            workers: workers ?? rules.settings.photoWorkers,
                                            delay: delay ?? (source.replay == nil ? rules.settings.photoDelaySeconds : 0),
                                            timeout: rules.settings.timeoutSeconds, userAgent: LeadETL.userAgent)
-                try fetcher.run(jobs, stage: stage, indexPath: layout.skipIndex, runLogPath: layout.photoRunLog(now: stage.clock.now))
+                // The run log is named by the run's real start and never replaces another's.
+                let started = Clock.systemNow()
+                var runLog = layout.photoRunLog(started: started)
+                var sequence = 2
+                while Stage.fileExists(runLog) {
+                    runLog = layout.photoRunLog(started: started, sequence: sequence)
+                    sequence += 1
+                }
+                try fetcher.run(jobs, stage: stage, indexPath: layout.skipIndex, runLogPath: runLog)
             }
         }
     }
@@ -236,6 +248,7 @@ extension LeadFetch {
                 let rules = try ListingRules.load(directory: stage.rulesDirectory())
                 var permitSource = try PermitSource.load(stage.rulesFile("permit-sources.csv"), name: source)
                 if let url { permitSource = permitSource.at(url) }
+                try Store.open([AtomicFiles.directory(of: state)], for: stage)
                 var client: APIClient?
                 if permitSource.kind == .socrata {
                     var headers: [(String, String)] = []

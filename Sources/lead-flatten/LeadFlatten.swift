@@ -1,5 +1,6 @@
 import ArgumentParser
 import LeadRules
+import LeadStores
 import StageKit
 
 @main
@@ -126,6 +127,8 @@ extension LeadFlatten {
                     tracking: try ListingFlattener.loadTracking(stage.rulesFile("listing-tracking.csv")),
                     retention: try RetentionRule.load(stage.rulesFile("retention.csv", stage: "cleanup")),
                     photoSizes: rules.settings.photoSizes)
+                // The listing folder is a store: the previous file is read and written again.
+                if let out = common.output, out != "-", previous != nil { try Store.open([AtomicFiles.directory(of: out)], for: stage) }
                 // The previous file is read whole first: it may be the file this run replaces.
                 var earlier: [(key: String, record: Record)] = []
                 if let previous, previous != "-", Stage.fileExists(previous) {

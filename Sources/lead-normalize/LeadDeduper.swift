@@ -1,4 +1,5 @@
 import LeadRules
+import LeadStores
 import StageKit
 
 /// The dedupe of `lead-normalize --dedupe`: incoming leads wait in a spool file, grouped by
@@ -49,7 +50,7 @@ struct LeadDeduper {
         return record
     }
 
-    mutating func finish(master: String?, log logPath: String) throws {
+    mutating func finish(master: String?, log logPath: String, store: Store) throws {
         var done = [Bool](repeating: false, count: members.count)
         var entries: [Record] = []
         var masterCount = 0, duplicates = 0, changedLeads = 0
@@ -103,7 +104,7 @@ struct LeadDeduper {
             }
             try stage.write(try absorb(try load(group[0].span), keptOrigin: group[0].origin, group: g, from: 1))
         }
-        try stage.appendToLog(entries, at: logPath)
+        store.appendLog(entries, to: logPath)
         stage.summary.append("master", .int(masterCount))
         stage.summary.append("new", .int(newLeads))
         stage.summary.append("duplicates", .int(duplicates))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LeadRules
+import LeadStores
 import StageKit
 
 @main
@@ -78,6 +79,8 @@ struct LeadNormalize: ParsableCommand {
             }
             var dedupeRules = try DedupeRules.load(stage.rulesFile("dedupe.csv"))
             if let onDuplicate { dedupeRules.policy = DuplicatePolicy(rawValue: onDuplicate)! }
+            let logPath = logs + "/leads/dedupe.jsonl"
+            let store = try Store.open([master.map(AtomicFiles.directory(of:)) ?? logs + "/leads", AtomicFiles.directory(of: logPath)], for: stage)
             var deduper = try LeadDeduper(stage: stage, merge: LeadMerge(rules: dedupeRules))
             let now = stage.clock.now.iso8601
             let stamped: (inout Record) throws -> Void = { lead in
@@ -86,7 +89,7 @@ struct LeadNormalize: ParsableCommand {
                 if lead["updated_at"] == nil { lead.append("updated_at", .string(now)) }
             }
             try stage.forEachRecord(inputs, transform: stamped) { lead, json, location in try deduper.add(lead, json: json, at: location) }
-            try deduper.finish(master: master, log: logs + "/leads/dedupe.jsonl")
+            try deduper.finish(master: master, log: logPath, store: store)
         }
     }
 }

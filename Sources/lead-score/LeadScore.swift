@@ -1,6 +1,10 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import Connectors
 import LeadRules
+import LeadStores
 import StageKit
 
 @main
@@ -115,16 +119,20 @@ extension LeadScore {
             score_breakdown, scored_by and scored_at.
 
             --reasoner CMD starts CMD once (sh -c) and sends each permit as one JSON line on its \
-            stdin; it answers each with one JSON line {score, reasoning, ideal_contractor, \
-            contact_priority, flags}. A timeout, a crash or an answer that is not such an object \
-            gives the permit score -1 (tier RETRY) with the reason, the reasoner is restarted and \
-            the run goes on. --retry-only scores only the permits of a retry queue \
-            (exports/pending_retry/retry_queue.csv) found in the input.
+            stdin (the permit's record, permit_id first); it answers each with one JSON line \
+            {permit_id, score, reasoning, ideal_contractor, contact_priority, flags} naming the \
+            permit it answers. A timeout, a crash, a line that is not such an object or one that \
+            names another permit gives the permit score -1 (tier RETRY) with the reason, the \
+            reasoner is restarted (so a stray line can never shift answers onto later permits) \
+            and the run goes on. --retry-from LOGS scores the retry queue's own records (every \
+            permit of <logs>/permits/permits.jsonl waiting in tier RETRY, whatever run it came \
+            from) instead of inputs; --retry-only scores only the permits of a retry queue CSV \
+            found in the input.
 
             Examples:
               lead-score permits tagged.jsonl -o scored.jsonl
               lead-score permits --cities plano,frisco --limit 100 tagged.jsonl
-              lead-score permits --reasoner ./score.py --retry-only exports/pending_retry/retry_queue.csv tagged.jsonl
+              lead-score permits --reasoner ./score.py --retry-from local-logs -o retried.jsonl
             """
         )
 
@@ -148,6 +156,10 @@ extension LeadScore {
         @Option(help: ArgumentHelp("Score only the permits listed (permit_id column) in this retry queue CSV.", valueName: "file"))
         var retryOnly: String?
 
+        /// The retry queue's own records.
+        @Option(help: ArgumentHelp("Score the permits waiting in tier RETRY in <logs>/permits/permits.jsonl instead of inputs.", valueName: "logs"))
+        var retryFrom: String?
+
         @OptionGroup var common: CommonOptions
 
         /// Permits; none or `-` means stdin.
@@ -157,6 +169,9 @@ extension LeadScore {
         func validate() throws {
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
             if reasonerTimeout <= 0 { throw ValidationError("--reasoner-timeout must be more than 0") }
+            if retryFrom != nil && (!inputs.isEmpty || retryOnly != nil) {
+                throw ValidationError("--retry-from reads the retry queue's records: give no inputs and no --retry-only")
+            }
         }
 
         func run() throws {
@@ -166,6 +181,23 @@ extension LeadScore {
                 let wanted = cities.map { Set($0.split(separator: ",").map { String($0).trimmingSpaces.lowercased() }.filter { !$0.isEmpty }) }
                 var queue: Set<String>?
                 if let retryOnly { queue = try PermitFields.ids(inCSV: [retryOnly], required: true) }
+                var inputs = self.inputs
+                if let retryFrom {
+                    // The queue's records, spooled to a file the readers below take as input.
+                    let spool = (stage.environment["TMPDIR"] ?? "/tmp") + "/lead-score-retry-\(getpid()).jsonl"
+                    stage.removeOnExit(spool)
+                    let sink = try ByteSink(path: spool)
+                    var queued = 0
+                    try PermitStore(exports: "", logs: retryFrom).forEachRecord { record in
+                        guard record.text("status") == "new", record.text("tier") == PermitStore.retryTier else { return }
+                        JSONWriter.writeLine(record, into: sink.buffer)
+                        queued += 1
+                        try sink.flushIfNeeded()
+                    }
+                    try sink.commit()
+                    stage.summary.append("retry_queue", .int(queued))
+                    inputs = [spool]
+                }
                 var found = Set<String>()
                 var scored = 0, skipped = 0, retries = 0
                 let picks: (Record) -> Bool = { permit in
@@ -180,10 +212,13 @@ extension LeadScore {
                         guard scored < (limit ?? Int.max), picks(record) else { skipped += 1; return }
                         var permit = record
                         scorer.derive(&permit, now: now)
-                        let answer = process.ask(permit.json)
-                        if let problem = ReasonerAnswer.apply(answer, to: &permit, scorer: scorer, now: now) {
+                        let id = permit.text(PermitFields.id) ?? ""
+                        let answer = process.ask(ReasonerAnswer.request(permit))
+                        if let (problem, restart) = ReasonerAnswer.apply(answer, for: id, to: &permit, scorer: scorer, now: now) {
                             retries += 1
-                            stage.warn("permit \(permit.text(PermitFields.id) ?? "?"): \(problem); score -1 (RETRY)", at: location)
+                            // Whatever the reasoner says next could belong to this permit: start it afresh.
+                            if restart { process.stop() }
+                            stage.warn("permit \(id.isEmpty ? "without permit_id" : id): \(problem); score -1 (RETRY)", at: location)
                         }
                         if let id = permit.text(PermitFields.id) { found.insert(id) }
                         scored += 1
@@ -208,6 +243,7 @@ extension LeadScore {
                                    at: SourceLocation(path: retryOnly, line: 1))
                     }
                     stage.summary.append("retry_queue", .int(queue.count))
+                    stage.summary.append("retry_queue_missing", .int(missing.count))
                 }
                 stage.summary.append("scored", .int(scored))
                 stage.summary.append("not_picked", .int(skipped))
@@ -217,27 +253,44 @@ extension LeadScore {
     }
 }
 
-/// Reads a reasoner's answer into the permit; returns why it is a RETRY, or nil.
+/// The reasoner protocol: a request is the permit's record as one JSON line with permit_id
+/// first; an answer is one JSON line naming the same permit_id.
 enum ReasonerAnswer {
-    static func apply(_ answer: Result<String, ReasonerProcess.Failure>, to permit: inout Record,
-                      scorer: PermitScorer, now: Timestamp) -> String? {
+    /// The permit as a request line, permit_id first.
+    static func request(_ permit: Record) -> String {
+        guard let i = permit.index(of: PermitFields.id), i > 0 else { return permit.json }
+        var ordered = permit
+        let field = ordered.fields.remove(at: i)
+        ordered.fields.insert(field, at: 0)
+        return ordered.json
+    }
+
+    /// Reads a reasoner's answer into the permit of `id`; returns why it is a RETRY and whether
+    /// the reasoner must be started afresh (it said something out of protocol), or nil.
+    static func apply(_ answer: Result<String, ReasonerProcess.Failure>, for id: String, to permit: inout Record,
+                      scorer: PermitScorer, now: Timestamp) -> (problem: String, restart: Bool)? {
         let problem: String
         switch answer {
         case .failure(let failure):
             problem = failure.description
         case .success(let line):
             if let object = JSONValue(parsing: line)?.object {
-                switch read(object) {
-                case .success(let fields):
-                    for (key, value) in fields { permit[key] = value }
-                    permit["scored_by"] = .string("reasoner")
-                    permit["scored_at"] = .string(now.iso8601)
-                    return (fields.first { $0.0 == "score" }?.1.int ?? 0) < 0 ? "the reasoner answered -1" : nil
-                case .failure(let why):
-                    problem = "malformed answer: \(why)"
+                let named = object[PermitFields.id]?.text
+                if named != id {
+                    problem = named.map { "the reasoner answered for permit \($0) instead" } ?? "the answer does not name its permit_id"
+                } else {
+                    switch read(object) {
+                    case .success(let fields):
+                        for (key, value) in fields { permit[key] = value }
+                        permit["scored_by"] = .string("reasoner")
+                        permit["scored_at"] = .string(now.iso8601)
+                        return (fields.first { $0.0 == "score" }?.1.int ?? 0) < 0 ? ("the reasoner answered -1", false) : nil
+                    case .failure(let malformed):
+                        problem = "the answer is not usable: \(malformed.why)"
+                    }
                 }
             } else {
-                problem = "malformed answer: not a JSON object: \(line.prefix(80))"
+                problem = "the answer is not a JSON object: \(line.prefix(80))"
             }
         }
         let category = permit.text("category") ?? ""
@@ -249,7 +302,7 @@ enum ReasonerAnswer {
         permit["score_breakdown"] = .array([])
         permit["scored_by"] = .string("reasoner")
         permit["scored_at"] = .string(now.iso8601)
-        return problem
+        return (problem, true)
     }
 
     struct Malformed: Error { let why: String }
@@ -258,8 +311,8 @@ enum ReasonerAnswer {
         guard let scoreValue = o["score"], let d = scoreValue.double, d.rounded() == d, d == -1 || (0...100).contains(d) else {
             return .failure(Malformed(why: "score must be a whole number 0-100 or -1"))
         }
-        guard let reasoning = o["reasoning"]?.string else { return .failure(Malformed(why: "no reasoning")) }
-        guard let contractor = o["ideal_contractor"]?.string else { return .failure(Malformed(why: "no ideal_contractor")) }
+        guard let reasoning = o["reasoning"]?.string else { return .failure(Malformed(why: "there is no reasoning")) }
+        guard let contractor = o["ideal_contractor"]?.string else { return .failure(Malformed(why: "there is no ideal_contractor")) }
         guard let priority = o["contact_priority"]?.string, ["call", "email", "skip"].contains(priority) else {
             return .failure(Malformed(why: "contact_priority must be call, email or skip"))
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LeadRules
+import LeadStores
 import StageKit
 
 @main
@@ -66,6 +67,11 @@ struct MasterOptions: ParsableArguments {
 
     var masterPath: String { master ?? logs + "/leads/leads.jsonl" }
     var auditPath: String { logs + "/leads/audit.jsonl" }
+
+    /// Locks the master's store (its directory and the audit log's) for this run.
+    func openStore(_ stage: Stage) throws -> Store {
+        try Store.open([AtomicFiles.directory(of: masterPath), AtomicFiles.directory(of: auditPath)], for: stage)
+    }
 
     func requireMaster() throws -> String {
         guard Stage.fileExists(masterPath) else { throw StageError.usage("no master lead file at \(masterPath) (run make leads, or give --master)") }
@@ -160,6 +166,7 @@ extension LeadTag {
                 let rules = try TagStageRules.load(stage)
                 let definition = try rules.tag(named: tag)
                 let masterPath = try master.requireMaster()
+                let store = try master.openStore(stage)
                 let newDays = expirationDays == 0 ? nil : expirationDays
                 let catalogue = rules.catalogue.settingExpiration(of: definition.name, to: newDays)
                 let expiry = TagExpiry(catalogue: catalogue)
@@ -203,7 +210,7 @@ extension LeadTag {
                     audit.append("at", .string(now.iso8601))
                     audit.append("action", .string("retro"))
                     for field in report.fields { audit.append(field.key, field.value) }
-                    try stage.appendToLog([audit], at: master.auditPath)
+                    store.appendLog([audit], to: master.auditPath)
                 }
                 report.append("applied", .bool(apply))
                 let out = try stage.output()
@@ -223,6 +230,7 @@ extension LeadTag {
             let definition = try rules.tag(named: tag)
             let filter = try rules.filter(expression)
             let masterPath = try master.requireMaster()
+            let store = try master.openStore(stage)
             let now = stage.clock.now
             let expiry = TagExpiry(catalogue: rules.catalogue)
             let context = FilterContext(now: now, functions: rules.absentee.filterFunctions())
@@ -259,7 +267,7 @@ extension LeadTag {
                 var audit = Record()
                 audit.append("at", .string(now.iso8601))
                 for field in report.fields { audit.append(field.key, field.value) }
-                try stage.appendToLog([audit], at: master.auditPath)
+                store.appendLog([audit], to: master.auditPath)
             }
             report.append("applied", .bool(!dryRun))
             let out = try stage.output()

@@ -147,7 +147,8 @@ enum CaseRunner {
         let rel = String(path.dropFirst(root.count + 1))
         if !isDir.boolValue { return [rel] }
         var out: [String] = []
-        for entry in try fm.contentsOfDirectory(atPath: path) {
+        // A store's lock file is how runs take turns, not an output.
+        for entry in try fm.contentsOfDirectory(atPath: path) where entry != ".lock" {
             out += try listFiles(path + "/" + entry, relativeTo: root)
         }
         return out

@@ -191,6 +191,13 @@ import Testing
         #expect(try keys(in: dir + "/out.jsonl").count == 12)
     }
 
+    static func today() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date())
+    }
+
     @Test func photosAreCachedLoggedAndNotFetchedTwice() throws {
         let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Array(repeating: 7, count: 40)
         let server = try TestHTTPServer { request, _ in
@@ -215,7 +222,10 @@ import Testing
         #expect(first.stderr.contains(#""downloaded":2,"unchanged":0,"failed":4"#), "\(first.stderr)")
         let photos = try FileManager.default.contentsOfDirectory(atPath: dir + "/logs/expired/photos/gps").sorted()
         #expect(photos == ["A.png", "E.jpg"])
-        let log = try String(contentsOfFile: dir + "/logs/expired/photo-logs/gps/run_20261123-060000.jsonl", encoding: .utf8)
+        // The run log is named by the run's real start, not by --now.
+        let logs = try FileManager.default.contentsOfDirectory(atPath: dir + "/logs/expired/photo-logs/gps").filter { $0.hasPrefix("run_") }
+        #expect(logs.count == 1 && logs[0].hasPrefix("run_" + ListingFetchTests.today()))
+        let log = try String(contentsOfFile: dir + "/logs/expired/photo-logs/gps/" + (logs.first ?? "none"), encoding: .utf8)
         let lines = log.split(separator: "\n")
         #expect(lines.count == 6)
         #expect(lines[1].contains(#""status":404"#) && lines[1].contains(#""error":"not found""#))
@@ -231,5 +241,7 @@ import Testing
         #expect(second.stderr.contains(#""unchanged":2"#))
         #expect(server.requests.filter { $0.path == "/p/A.jpg" || $0.path == "/p/E.jpg" }.count == before,
                 "an unchanged photo is not fetched again")
+        let runLogs = try FileManager.default.contentsOfDirectory(atPath: dir + "/logs/expired/photo-logs/gps").filter { $0.hasPrefix("run_") }
+        #expect(runLogs.count == 2, "the second run has a log of its own: \(runLogs)")
     }
 }

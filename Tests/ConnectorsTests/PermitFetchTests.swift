@@ -37,7 +37,7 @@ import Testing
             if offset == 2 && seen == 0 { return .json("upstream timeout", status: 503) }
             let matching = PermitFetchTests.rows.filter { row in
                 let date = row.components(separatedBy: "\"issue_date\":\"")[1].prefix(23)
-                return after.isEmpty || date > after
+                return after.isEmpty || (whereClause.contains(">=") ? date >= after : date > after)
             }
             let page = matching.dropFirst(offset).prefix(limit)
             return .json("[" + page.joined(separator: ",") + "]")
@@ -57,12 +57,16 @@ import Testing
         let state = try String(contentsOfFile: dir + "/state.json", encoding: .utf8)
         #expect(state.contains("\"watermark\":\"2026-11-21T00:00:00Z\""))
 
-        // The next run asks only for what came after the watermark; nothing new: no rows.
+        // The watermark is a whole day (issue_date has no time): the next run asks for that day
+        // again, so a permit published later with that date is not missed; the rows seen
+        // before come again (downstream replaces them by permit_id), and nothing else.
         let second = try fetch(server, rules: rules, in: dir)
         #expect(second.status == 0, "\(second.stderr)")
-        #expect(server.requests.last?.query("$where") == "issue_date > '2026-11-21T00:00:00.000'")
-        #expect(try String(contentsOfFile: dir + "/out.jsonl", encoding: .utf8).isEmpty)
-        #expect(try String(contentsOfFile: dir + "/state.json", encoding: .utf8) == state)
+        #expect(server.requests.last?.query("$where") == "issue_date >= '2026-11-21T00:00:00.000'")
+        let again = try String(contentsOfFile: dir + "/out.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(again.count == PermitFetchTests.rows.filter { $0.contains("2026-11-21") }.count)
+        #expect(again.allSatisfy { $0.contains("\"issue_date\":\"2026-11-21") })
+        #expect(try String(contentsOfFile: dir + "/state.json", encoding: .utf8).contains("\"watermark\":\"2026-11-21T00:00:00Z\""))
     }
 
     @Test func aFailedFetchLeavesTheWatermark() throws {

@@ -62,7 +62,8 @@ let now = Timestamp(iso8601: "2026-11-23T06:00:00Z")!
         #expect(layout.flattened == "local-logs/expired/gps/flattened_gps_expired_listings.jsonl")
         #expect(layout.skipIndex == "local-logs/expired/photo-logs/gps/skip_index.json")
         #expect(layout.photosDirectory == "local-logs/expired/photos/gps")
-        #expect(layout.photoRunLog(now: now) == "local-logs/expired/photo-logs/gps/run_20261123-060000.jsonl")
+        #expect(layout.photoRunLog(started: now) == "local-logs/expired/photo-logs/gps/run_20261123-060000.jsonl")
+        #expect(layout.photoRunLog(started: now, sequence: 2) == "local-logs/expired/photo-logs/gps/run_20261123-060000-2.jsonl")
     }
 }
 

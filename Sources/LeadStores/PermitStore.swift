@@ -1,0 +1,482 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import LeadRules
+import StageKit
+
+/// The rules a rebuild of the permits store needs: the trade categories that name the tree's
+/// folders, the tier bands and review rules, and the scorer that re-ages kept permits.
+public struct PermitStoreRules: Sendable {
+    public let categories: Set<String>
+    public let tiers: TierRules
+    public let scorer: PermitScorer
+
+    public init(categories: Set<String>, tiers: TierRules, scorer: PermitScorer) {
+        self.categories = categories
+        self.tiers = tiers
+        self.scorer = scorer
+    }
+
+    /// From `stages/tag/` (trades.csv, commercial.csv), `stages/tier/` and `stages/score/`.
+    public static func load(_ stage: Stage) throws -> PermitStoreRules {
+        let trades = try TradeRules.load(trades: stage.rulesFile("trades.csv", stage: "tag"),
+                                         commercial: stage.rulesFile("commercial.csv", stage: "tag"))
+        let tiers = try TierRules.load(tiers: stage.rulesFile("tiers.csv", stage: "tier"),
+                                       review: stage.rulesFile("review.csv", stage: "tier"))
+        let scorer = try PermitScorer.load(directory: stage.rulesDirectory(stage: "score"))
+        return PermitStoreRules(categories: Set(trades.categories.map { $0.group + "/" + $0.category }), tiers: tiers, scorer: scorer)
+    }
+}
+
+/// The permits store: every scored permit the exports tree ever held, and what became of it.
+///
+///     <logs>/permits/permits.jsonl    every permit, its whole tiered record, sorted by permit_id,
+///                                     with status (new, sold, delivered, dropped), review_status,
+///                                     sold_to, sold_price, sold_at, delivered_to, delivered_at, export_file
+///     <logs>/permits/sold.csv         the sold ledger (lead-export sold)
+///     <logs>/permits/deliveries.jsonl the delivery log (lead-export deliver)
+///     <logs>/permits/reviews.jsonl    approvals and drops of flagged permits (lead-tier review)
+///     <logs>/permits/report.json      counts of the last rebuild
+///     <exports>/<trade_group>/<category>/tier_a.csv, tier_b.csv, tier_c.csv
+///     <exports>/flagged/needs_review.csv   permits a review rule picked and nobody approved yet
+///     <exports>/pending_retry/retry_queue.csv  permits whose scoring failed (score -1)
+///     <exports>/other/other/tier_c.csv
+///     <exports>/_delivered/YYYY-MM-DD/...  files handed to buyers
+///
+/// The CSV files are views of the permits in status new, written again from the records on
+/// every rebuild (17 columns, rows by score descending then permit_id). A rebuild merges the
+/// incoming permits (which replace the stored ones of the same id) with the stored ones in
+/// permit_id order, re-ages the kept permits to the clock (days_old, and for rule-scored
+/// permits the whole score, reasoning and scored_at, then the tier), and applies the ledgers.
+/// Memory holds a few numbers per permit; the records wait in spool files.
+public struct PermitStore {
+    /// The seed's 17 columns, in its order.
+    public static let columns = [
+        "permit_id", "city", "property_address", "owner_name", "project_description", "market_value", "days_old",
+        "is_absentee", "score", "tier", "trade_group", "category", "reasoning", "ideal_contractor", "contact_priority",
+        "flags", "scored_at",
+    ]
+    public static let reviewColumn = "review_reasons"
+    public static let flaggedFile = "flagged/needs_review.csv"
+    public static let retryFile = "pending_retry/retry_queue.csv"
+    public static let otherFile = "other/other/tier_c.csv"
+    public static let deliveredFolder = "_delivered"
+    public static let retryTier = "RETRY"
+    /// The fields a rebuild sets on every stored record, appended in this order.
+    public static let statusFields = ["status", "review_status", "sold_to", "sold_price", "sold_at", "delivered_to",
+                                      "delivered_at", "export_file"]
+
+    public let exports: String
+    public let logs: String
+
+    public init(exports: String, logs: String) {
+        var dir = exports
+        while dir.count > 1 && dir.hasSuffix("/") { dir.removeLast() }
+        self.exports = dir
+        self.logs = logs
+    }
+
+    public var recordsPath: String { logs + "/permits/permits.jsonl" }
+    public var soldPath: String { logs + "/permits/sold.csv" }
+    public var deliveriesPath: String { logs + "/permits/deliveries.jsonl" }
+    public var reviewsPath: String { logs + "/permits/reviews.jsonl" }
+    public var reportPath: String { logs + "/permits/report.json" }
+
+    /// Locks the tree and the permits logs for this run.
+    @discardableResult
+    public func open(_ stage: Stage) throws(StageError) -> Store {
+        try Store.open([exports, logs + "/permits"], for: stage)
+    }
+
+    // MARK: Ledgers
+
+    public struct Sale: Sendable {
+        public var to: String, price: String, at: String
+        public init(to: String, price: String, at: String) { self.to = to; self.price = price; self.at = at }
+    }
+    public struct Delivery: Sendable {
+        public var to: String, at: String
+        public init(to: String, at: String) { self.to = to; self.at = at }
+    }
+    public struct Review: Sendable {
+        public var action: String, at: String, by: String
+        public init(action: String, at: String, by: String) { self.action = action; self.at = at; self.by = by }
+    }
+
+    public static let soldColumns = ["permit_id", "sold_to", "sold_price", "sold_at"]
+
+    /// The sold ledger's rows (header first), by permit_id.
+    public func sales() throws -> (rows: [[String]], byID: [String: Sale]) {
+        guard Stage.fileExists(soldPath) else { return ([PermitStore.soldColumns], [:]) }
+        let table = try CSVReader.readAll(soldPath)
+        guard table.first?.cells == PermitStore.soldColumns else {
+            throw StageError.data("\(soldPath):1: not a sold ledger (\(PermitStore.soldColumns.joined(separator: ",")))")
+        }
+        var byID: [String: Sale] = [:]
+        for (line, cells) in table.dropFirst() {
+            guard cells.count == 4 else { throw StageError.data("\(soldPath):\(line): expected 4 fields, found \(cells.count)") }
+            byID[cells[0]] = Sale(to: cells[1], price: cells[2], at: cells[3])
+        }
+        return (table.map(\.cells), byID)
+    }
+
+    /// The files handed to buyers, relative to the tree.
+    public var deliveredFiles: [String] {
+        Directory.files(in: exports + "/" + PermitStore.deliveredFolder, suffix: ".csv", recursive: true)
+    }
+
+    /// Every delivered permit: who got it and when (from the delivery log, by file).
+    public func deliveries() throws -> [String: Delivery] {
+        var byFile: [String: Delivery] = [:]
+        if Stage.fileExists(deliveriesPath) {
+            let parser = RecordParser()
+            for line in try ByteSource.readAll(deliveriesPath).split(separator: 10) where !line.isEmpty {
+                guard let entry = line.withUnsafeBufferPointer({ parser.record($0) }), let file = entry.text("delivered_to") else { continue }
+                byFile[file] = Delivery(to: entry.text("buyer") ?? "", at: entry.text("delivered_at") ?? "")
+            }
+        }
+        var out: [String: Delivery] = [:]
+        for path in deliveredFiles {
+            let relative = String(path.dropFirst(exports.count + 1))
+            let delivery = byFile[relative] ?? Delivery(to: "", at: "")
+            for id in try PermitFields.ids(inCSV: [path]) { out[id] = delivery }
+        }
+        return out
+    }
+
+    /// The last review of each permit.
+    public func reviews() throws -> [String: Review] {
+        var out: [String: Review] = [:]
+        guard Stage.fileExists(reviewsPath) else { return out }
+        let parser = RecordParser()
+        for (n, line) in try ByteSource.readAll(reviewsPath).split(separator: 10, omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            guard let entry = line.withUnsafeBufferPointer({ parser.record($0) }), let id = entry.text("permit_id"),
+                  let action = entry.text("action") else {
+                throw StageError.data("\(reviewsPath):\(n + 1): not a review (permit_id, action)")
+            }
+            out[id] = Review(action: action, at: entry.text("at") ?? "", by: entry.text("by") ?? "")
+        }
+        return out
+    }
+
+    // MARK: Records
+
+    /// Calls `body` with every stored record, in permit_id order.
+    public func forEachRecord(_ body: (Record) throws -> Void) throws {
+        guard Stage.fileExists(recordsPath) else { return }
+        let source = try ByteSource(path: recordsPath)
+        defer { source.close() }
+        let reader = JSONTextReader(lines: LineReader(source: source))
+        let parser = RecordParser()
+        try reader.forEach { event in
+            switch event {
+            case .warning: break
+            case .broken(_, let line, let reason): throw StageError.data("\(recordsPath):\(line): \(reason)")
+            case .text(let bytes, let line):
+                guard let record = parser.record(bytes) else { throw StageError.data("\(recordsPath):\(line): not a JSON object") }
+                try body(record)
+            }
+        }
+    }
+
+    /// The stored record of `id`, if any.
+    public func record(_ id: String) throws -> Record? {
+        var found: Record?
+        try forEachRecord { record in if record.text(PermitFields.id) == id { found = record } }
+        return found
+    }
+
+    /// Whether a record waits in the flagged file: a review rule picked it and nobody approved it.
+    public static func isFlagged(_ record: Record) -> Bool {
+        record["needs_review"]?.bool == true && record.text("review_status") != "approved"
+    }
+
+    // MARK: Rebuild
+
+    /// What a rebuild did, for the report.
+    public struct Outcome {
+        public var input = 0, kept = 0, reaged = 0
+        public var report = Record()
+    }
+
+    /// Merges `inputs` (tiered permits; none for a rebuild that only applies the ledgers) into
+    /// the store and writes the store and every view again. With `reage`, kept permits are
+    /// brought to the clock. With `replace`, the stored permits in status new are forgotten
+    /// first (sold, delivered and dropped ones stay on record).
+    /// `sales`, `deliveries` and `reviews` are changes this run makes to the ledgers, taken as
+    /// made.
+    public func rebuild(_ stage: Stage, store: Store, rules: PermitStoreRules, inputs: [String]?, reage: Bool,
+                        replace: Bool = false, sales newSales: [String: Sale] = [:],
+                        deliveries newDeliveries: [String: Delivery] = [:], reviews newReviews: [String: Review] = [:]) throws -> Outcome {
+        let now = stage.clock.now
+        let spool = try SpoolFile()
+        let scratch = ByteBuffer(capacity: 1 << 12)
+        let parser = RecordParser()
+        var outcome = Outcome()
+
+        // The incoming permits, spooled; the last of an id wins.
+        var incoming: [String: SpoolFile.Span] = [:]
+        if let inputs {
+            try stage.forEachRecord(inputs) { permit, _ in
+                guard let id = permit.text(PermitFields.id), !id.isEmpty else { throw RecordRejected("no permit_id") }
+                guard let tier = permit.text("tier"), !tier.isEmpty else { throw RecordRejected("permit \(id) has no tier (run lead-tier)") }
+                _ = try viewFile(of: permit, tier: tier, rules: rules)
+                scratch.removeAll()
+                JSONWriter.write(permit, into: scratch)
+                incoming[id] = try spool.append(scratch)
+                outcome.input += 1
+            }
+        }
+        let incomingIDs = incoming.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+
+        let sales = try self.sales().byID.merging(newSales) { $1 }
+        let deliveries = try self.deliveries().merging(newDeliveries) { $1 }
+        let reviews = try self.reviews().merging(newReviews) { $1 }
+
+        // Each permit of the merge, written to the new store and, when it is in the tree, to
+        // the spool of view rows.
+        struct ViewRow { var file: Int32; var score: Int32; var span: SpoolFile.Span; var id: String }
+        var views: [ViewRow] = []
+        var files: [String] = []
+        var fileIndex: [String: Int32] = [:]
+        let out = try stage.openOutput(recordsPath)
+        let viewSpool = try SpoolFile()
+        var counts: [String: Int] = [:]
+
+        func place(_ original: Record, fromInput: Bool) throws {
+            var permit = original
+            let id = permit.text(PermitFields.id) ?? ""
+            for field in PermitStore.statusFields { _ = permit.removeValue(forKey: field) }
+            var status = "new"
+            if let sale = sales[id] {
+                status = "sold"
+                permit.append("sold_to", .string(sale.to))
+                permit.append("sold_price", .string(sale.price))
+                permit.append("sold_at", .string(sale.at))
+            } else if let delivery = deliveries[id] {
+                status = "delivered"
+                permit.append("delivered_to", .string(delivery.to))
+                permit.append("delivered_at", .string(delivery.at))
+            } else if reviews[id]?.action == "drop" {
+                status = "dropped"
+            }
+            if status == "new" && !fromInput && reage {
+                try reageKept(&permit, rules: rules, now: now)
+                outcome.reaged += 1
+            }
+            var reviewStatus: JSONValue = .null
+            if let review = reviews[id] { reviewStatus = .string(review.action == "approve" ? "approved" : "dropped") }
+            var file: String?
+            if status == "new" {
+                let tier = permit.text("tier") ?? ""
+                var probe = permit
+                probe.append("review_status", reviewStatus)
+                file = try viewFile(of: probe, tier: tier, rules: rules)
+            }
+            var ordered = Record(permit.fields.filter { !PermitStore.statusFields.contains($0.key) })
+            ordered.append("status", .string(status))
+            ordered.append("review_status", reviewStatus)
+            for field in ["sold_to", "sold_price", "sold_at", "delivered_to", "delivered_at"] {
+                ordered.append(field, permit[field] ?? .null)
+            }
+            ordered.append("export_file", file.map { .string($0) } ?? .null)
+            counts[status, default: 0] += 1
+            scratch.removeAll()
+            JSONWriter.write(ordered, into: scratch)
+            out.buffer.append(scratch)
+            out.buffer.append(10)
+            try out.flushIfNeeded()
+            if let file {
+                let index: Int32
+                if let known = fileIndex[file] { index = known } else {
+                    index = Int32(files.count)
+                    fileIndex[file] = index
+                    files.append(file)
+                }
+                let score = ordered["score"]?.double.map { Int32(clamping: Int($0.rounded())) } ?? Int32.min
+                views.append(ViewRow(file: index, score: score, span: try viewSpool.append(scratch), id: id))
+            }
+        }
+
+        // The merge: incoming ids and stored ids in byte order; an incoming permit replaces
+        // the stored one of its id.
+        var next = 0
+        var last: String?
+        func takeIncoming(before bound: String?) throws {
+            while next < incomingIDs.count, bound.map({ incomingIDs[next].utf8.lexicographicallyPrecedes($0.utf8) }) ?? true {
+                try spool.read(incoming[incomingIDs[next]]!, into: scratch)
+                guard let permit = parser.record(scratch) else { throw StageError.io("spool file: a permit did not read back") }
+                try place(permit, fromInput: true)
+                next += 1
+            }
+        }
+        if !Stage.fileExists(recordsPath) && !replace {
+            let old = existingViewFiles().filter { $0 != PermitStore.flaggedFile && $0 != PermitStore.retryFile && $0 != PermitStore.otherFile }
+            if !old.isEmpty {
+                throw StageError.usage("\(exports) holds permit files (\(old[0]), ...) but there is no \(recordsPath): it was written by an earlier version; move it aside, or rebuild it from this run alone with --replace")
+            }
+        }
+        try forEachRecord { stored in
+            guard let id = stored.text(PermitFields.id) else { throw StageError.data("\(recordsPath): a record without permit_id") }
+            if let last, !last.utf8.lexicographicallyPrecedes(id.utf8) {
+                throw StageError.data("\(recordsPath): permit \(id) out of order after \(last); the file is written sorted, was it edited?")
+            }
+            last = id
+            try takeIncoming(before: id)
+            if next < incomingIDs.count && incomingIDs[next] == id {
+                try takeIncoming(before: id + "\u{0}")
+                return
+            }
+            let isNew = (stored.text("status") ?? "new") == "new"
+            if replace && isNew { return }
+            if isNew { outcome.kept += 1 }
+            try place(stored, fromInput: false)
+        }
+        try takeIncoming(before: nil)
+
+        // The views: every file again; files left without permits are removed.
+        var rowsByFile = [[Int]](repeating: [], count: files.count)
+        for (i, row) in views.enumerated() { rowsByFile[Int(row.file)].append(i) }
+        var written = Set<String>()
+        var tierCounts: [String: Int] = [:]
+        var categoryCounts: [String: [String: Int]] = [:]
+        var flagged = 0, retry = 0
+        let order = files.indices.sorted { files[$0].utf8.lexicographicallyPrecedes(files[$1].utf8) }
+        for always in [PermitStore.flaggedFile, PermitStore.retryFile, PermitStore.otherFile] where fileIndex[always] == nil {
+            try writeView(always, rows: [], stage: stage)
+            written.insert(always)
+        }
+        for f in order {
+            let file = files[f]
+            var rows = rowsByFile[f]
+            rows.sort { a, b in
+                let x = views[a], y = views[b]
+                return x.score != y.score ? x.score > y.score : x.id.utf8.lexicographicallyPrecedes(y.id.utf8)
+            }
+            var records: [Record] = []
+            records.reserveCapacity(rows.count)
+            for i in rows {
+                try viewSpool.read(views[i].span, into: scratch)
+                guard let record = parser.record(scratch) else { throw StageError.io("spool file: a permit did not read back") }
+                records.append(record)
+                if file == PermitStore.flaggedFile { flagged += 1 } else if file == PermitStore.retryFile { retry += 1 } else {
+                    let tier = record.text("tier") ?? ""
+                    tierCounts[tier, default: 0] += 1
+                    let key = (record.text("trade_group") ?? "") + "/" + (record.text("category") ?? "")
+                    categoryCounts[key, default: [:]][tier, default: 0] += 1
+                }
+            }
+            try writeView(file, rows: records, stage: stage)
+            written.insert(file)
+        }
+        for relative in existingViewFiles() where !written.contains(relative) {
+            stage.removeOnSuccess(exports + "/" + relative)
+        }
+        stage.recordsOut += views.count
+
+        var tiers = Record()
+        for band in rules.tiers.bands where band.tier != PermitStore.retryTier { tiers.append(band.tier, .int(tierCounts[band.tier] ?? 0)) }
+        var groups = Record()
+        var groupTotals: [String: Int] = [:]
+        for (key, c) in categoryCounts { groupTotals[String(key.split(separator: "/")[0]), default: 0] += c.values.reduce(0, +) }
+        for (group, n) in groupTotals.sorted(by: { $0.key < $1.key }) { groups.append(group, .int(n)) }
+        var categories = Record()
+        for (key, c) in categoryCounts.sorted(by: { $0.key < $1.key }) {
+            var r = Record()
+            for band in rules.tiers.bands where c[band.tier] != nil { r.append(band.tier, .int(c[band.tier]!)) }
+            categories.append(key, .object(r))
+        }
+        outcome.report = [
+            "run_at": .string(now.iso8601), "exports": .string(exports), "input": .int(outcome.input),
+            "kept_from_tree": .int(outcome.kept), "reaged": .int(outcome.reaged), "permits": .int(views.count),
+            "tiers": .object(tiers), "flagged": .int(flagged), "retry": .int(retry),
+            "sold": .int(counts["sold"] ?? 0), "delivered": .int(counts["delivered"] ?? 0),
+            "dropped": .int(counts["dropped"] ?? 0), "groups": .object(groups), "categories": .object(categories),
+        ]
+        let report = try stage.openOutput(reportPath)
+        report.buffer.append(PermitStore.pretty(outcome.report))
+        return outcome
+    }
+
+    /// Brings a kept permit to the clock: rule-scored permits are scored again (days_old,
+    /// freshness, reasoning, scored_at); others get their days_old again; then the tier.
+    func reageKept(_ permit: inout Record, rules: PermitStoreRules, now: Timestamp) throws {
+        if permit.text("scored_by") == "rules" || permit["scored_by"] == nil {
+            rules.scorer.score(&permit, now: now)
+        } else {
+            rules.scorer.derive(&permit, now: now)
+        }
+        do { try rules.tiers.tier(&permit, now: now) } catch { throw StageError.data("permit \(permit.text(PermitFields.id) ?? "?"): \(error)") }
+    }
+
+    /// The view file (relative to the tree) a permit in status new belongs in.
+    func viewFile(of permit: Record, tier: String, rules: PermitStoreRules) throws(RecordRejected) -> String {
+        if tier == PermitStore.retryTier { return PermitStore.retryFile }
+        if PermitStore.isFlagged(permit) { return PermitStore.flaggedFile }
+        let group = PermitStore.cell(permit["trade_group"]), category = PermitStore.cell(permit["category"])
+        guard rules.categories.contains(group + "/" + category) else {
+            throw RecordRejected("trade_group/category '\(group)/\(category)' is not one of stages/tag/trades.csv (run lead-tag trades)")
+        }
+        guard rules.tiers.bands.contains(where: { $0.tier == tier }) else {
+            throw RecordRejected("tier '\(tier)' is not one of stages/tier/tiers.csv (run lead-tier)")
+        }
+        return group + "/" + category + "/tier_" + tier.lowercased() + ".csv"
+    }
+
+    func writeView(_ relative: String, rows: [Record], stage: Stage) throws {
+        let sink = try stage.openOutput(exports + "/" + relative)
+        var csv = CSVWriter(out: sink.buffer, delimiter: 44, spreadsheetSafe: true, crlf: false)
+        let flagged = relative == PermitStore.flaggedFile
+        csv.writeRow(flagged ? PermitStore.columns + [PermitStore.reviewColumn] : PermitStore.columns)
+        for record in rows {
+            var cells = PermitStore.columns.map { PermitStore.cell(record[$0]) }
+            if flagged { cells.append(PermitStore.cell(record[PermitStore.reviewColumn])) }
+            csv.writeRow(cells)
+            try sink.flushIfNeeded()
+        }
+    }
+
+    /// The CSV cell of a value: text as is, booleans as true/false, null empty, others as JSON.
+    public static func cell(_ value: JSONValue?) -> String {
+        guard let value, !value.isNull else { return "" }
+        if let b = value.bool { return b ? "true" : "false" }
+        return value.text ?? value.json
+    }
+
+    /// The view files now in the tree, relative to it (not _delivered/, not other exports).
+    public func existingViewFiles() -> [String] {
+        Directory.files(in: exports, suffix: ".csv", recursive: true).compactMap { path in
+            let relative = String(path.dropFirst(exports.count + 1))
+            if relative == PermitStore.flaggedFile || relative == PermitStore.retryFile { return relative }
+            let parts = relative.split(separator: "/")
+            guard parts.count == 3, !parts[0].hasPrefix("_"), parts[2].hasPrefix("tier_") else { return nil }
+            return relative
+        }
+    }
+
+    /// A report as pretty JSON, one member per line.
+    public static func pretty(_ report: Record) -> String {
+        var out = "{\n"
+        for (n, field) in report.fields.enumerated() {
+            out += "  " + JSONValue.string(field.key).json + ": " + field.value.json + (n + 1 < report.fields.count ? ",\n" : "\n")
+        }
+        return out + "}\n"
+    }
+
+    /// The report as lines for a terminal.
+    public static func text(_ report: Record) -> String {
+        var out = "lead-export permits: \(report["permits"]?.int ?? 0) permits in \(report["exports"]?.text ?? "")"
+        if let tiers = report["tiers"]?.object {
+            out += " (" + tiers.fields.map { "\($0.key) \($0.value.int ?? 0)" }.joined(separator: ", ") + ")"
+        }
+        out += "; flagged \(report["flagged"]?.int ?? 0), retry \(report["retry"]?.int ?? 0)"
+        out += "; sold \(report["sold"]?.int ?? 0), delivered \(report["delivered"]?.int ?? 0), dropped \(report["dropped"]?.int ?? 0)\n"
+        for field in report["categories"]?.object?.fields ?? [] {
+            let counts = field.value.object?.fields.map { "\($0.key) \($0.value.int ?? 0)" }.joined(separator: ", ") ?? ""
+            out += "  \(field.key): \(counts)\n"
+        }
+        return out
+    }
+}
