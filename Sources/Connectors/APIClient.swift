@@ -14,6 +14,10 @@ public enum ResponseVerdict<T> {
 /// retries with exponential backoff and jitter on timeouts, connection errors, HTTP 5xx,
 /// 408 and 429 (honouring `Retry-After`), and a bounded number of tries, after which the
 /// stage fails with exit status 3 and a message naming the URL and the last problem.
+///
+/// The headers (a bearer token, an app token) belong to one origin, `origin`: a request for
+/// a URL on another scheme, host or port (a next link pointing elsewhere) is refused before
+/// anything is sent, and so is a redirect to one; a redirect within the origin is followed.
 public final class APIClient {
     public let transport: HTTPTransport
     public let limiter: RateLimiter?
@@ -25,8 +29,14 @@ public final class APIClient {
     public private(set) var requests = 0
     public private(set) var retries = 0
 
+    /// Where the headers may go; nil: anywhere (no credential in them).
+    public let origin: URLOrigin?
+    /// Redirects followed within the origin, at most.
+    public static let maxRedirects = 5
+
     public init(transport: HTTPTransport, limiter: RateLimiter?, policy: RetryPolicy,
-                headers: [(String, String)], timeout: Double) {
+                headers: [(String, String)], timeout: Double, origin: URLOrigin? = nil) {
+        self.origin = origin
         self.transport = transport
         self.limiter = limiter
         self.policy = policy
@@ -37,14 +47,29 @@ public final class APIClient {
     /// Fetches `url` until `interpret` accepts a response, a response says to stop, or the
     /// tries run out.
     public func get<T>(_ url: String, _ interpret: (HTTPResponse) -> ResponseVerdict<T>) throws(StageError) -> T {
+        try checkOrigin(url, reachedFrom: nil)
         var attempt = 0
+        var target = url
+        var hops = 0
         while true {
             attempt += 1
             limiter?.wait()
             requests += 1
             var retryAfter: Double?
             let problem: String
-            switch transport.send(HTTPRequest(url: url, headers: headers, timeout: timeout)) {
+            switch transport.send(HTTPRequest(url: target, headers: headers, timeout: timeout)) {
+            case .success(let response) where (300..<400).contains(response.status) && response.header("Location") != nil:
+                guard let next = resolveURL(response.header("Location")!, against: target) else {
+                    throw .io("\(target): HTTP \(response.status) to an unreadable Location '\(response.header("Location")!)'")
+                }
+                try checkOrigin(next, reachedFrom: target)
+                hops += 1
+                guard hops <= APIClient.maxRedirects else { throw .io("\(url): more than \(APIClient.maxRedirects) redirects") }
+                target = next
+                attempt -= 1
+                continue
+            case .failure(.tooLarge(let limit)):
+                throw .io("\(target): \(TransportError.tooLarge(limit))")
             case .failure(.invalidURL(let bad)):
                 throw .usage("invalid URL: \(bad)")
             case .failure(let error):
@@ -69,6 +94,15 @@ public final class APIClient {
             onRetry?("\(problem); retrying in \(formatSeconds(wait)) (try \(attempt + 1) of \(policy.maxAttempts))")
             sleepSeconds(wait)
         }
+    }
+
+    /// Refuses a URL outside the origin the credentials belong to, naming both hosts.
+    func checkOrigin(_ url: String, reachedFrom previous: String?) throws(StageError) {
+        guard let origin else { return }
+        guard let other = URLOrigin(url) else { throw .usage("invalid URL: \(url)") }
+        guard other != origin else { return }
+        let how = previous.map { "\($0) redirected to \(url)" } ?? "the next page is \(url)"
+        throw .io("\(how), on \(other.host):\(other.port), not \(origin.host):\(origin.port): refused, the credentials stay with \(origin.host):\(origin.port)")
     }
 
     /// 408, 425, 429 and 5xx are worth another try; Spark's over-rate-limit code 1550 too.

@@ -37,35 +37,147 @@ public enum TransportError: Error, CustomStringConvertible, Sendable {
     case timeout
     case connection(String)
     case invalidURL(String)
+    /// The body was larger than the limit (bytes).
+    case tooLarge(Int)
 
     public var description: String {
         switch self {
         case .timeout: return "timed out"
         case .connection(let why): return why
         case .invalidURL(let url): return "invalid URL \(url)"
+        case .tooLarge(let limit): return "the response is larger than \(limit / (1 << 20)) MB (max_response_mb of stages/fetch/settings.csv)"
         }
     }
 }
 
-/// Something that answers GET requests: the network, or recorded files.
+/// The scheme, host and port of a URL: what credentials belong to.
+public struct URLOrigin: Equatable, Sendable, CustomStringConvertible {
+    public let scheme: String
+    public let host: String
+    public let port: Int
+
+    public init?(_ url: String) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = components.host?.lowercased(), !host.isEmpty else { return nil }
+        self.scheme = scheme
+        self.host = host
+        port = components.port ?? (scheme == "https" ? 443 : 80)
+    }
+
+    public var description: String { "\(scheme)://\(host):\(port)" }
+}
+
+/// Something that answers GET requests: the network, or recorded files. Redirects are not
+/// followed: a 3xx comes back as it is, for the caller to judge where it points.
 public protocol HTTPTransport: AnyObject, Sendable {
     func send(_ request: HTTPRequest) -> Result<HTTPResponse, TransportError>
 }
 
-/// The network, through Foundation's URLSession (libcurl on Linux): HTTP and HTTPS.
+extension HTTPTransport {
+    /// Sends `request`, following redirects to any host (at most `hops`), for requests that
+    /// carry no credential (photos from a CDN).
+    public func sendFollowingRedirects(_ request: HTTPRequest, hops: Int = 5) -> Result<HTTPResponse, TransportError> {
+        var current = request
+        for _ in 0...hops {
+            let result = send(current)
+            guard case .success(let response) = result, (300..<400).contains(response.status),
+                  let location = response.header("Location"), let next = resolveURL(location, against: current.url) else { return result }
+            current.url = next
+        }
+        return .failure(.connection("more than \(hops) redirects"))
+    }
+}
+
+/// `reference` resolved against `base` (an absolute or relative URL).
+public func resolveURL(_ reference: String, against base: String) -> String? {
+    guard let baseURL = URL(string: base), let url = URL(string: reference, relativeTo: baseURL) else { return nil }
+    return url.absoluteString
+}
+
+/// The network, through Foundation's URLSession (libcurl on Linux): HTTP and HTTPS. It never
+/// follows a redirect itself (so no header is ever re-sent to another host behind the
+/// caller's back) and stops reading a body past `maxResponseBytes`.
 public final class URLSessionTransport: HTTPTransport, @unchecked Sendable {
     private let session: URLSession
+    private let tasks: TaskTable
+    public let maxResponseBytes: Int
 
-    public init() {
+    public init(maxResponseBytes: Int = 64 << 20) {
+        self.maxResponseBytes = maxResponseBytes
         let config = URLSessionConfiguration.ephemeral
         config.urlCache = nil
         config.requestCachePolicy = .reloadIgnoringLocalCacheData
         config.httpMaximumConnectionsPerHost = 4
-        session = URLSession(configuration: config)
+        tasks = TaskTable()
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 1
+        session = URLSession(configuration: config, delegate: tasks, delegateQueue: queue)
     }
 
-    private final class Outcome: @unchecked Sendable {
-        var result: Result<HTTPResponse, TransportError> = .failure(.connection("no response"))
+    /// One request in flight: what came back so far.
+    final class Transfer: @unchecked Sendable {
+        let limit: Int
+        var response: HTTPURLResponse?
+        var body = Data()
+        var error: TransportError?
+        let done = DispatchSemaphore(value: 0)
+        init(limit: Int) { self.limit = limit }
+    }
+
+    /// The session's delegate: each task's transfer, by task identifier.
+    final class TaskTable: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+        private let lock = NSLock()
+        private var transfers: [Int: Transfer] = [:]
+
+        func add(_ transfer: Transfer, for task: URLSessionTask) {
+            lock.lock(); transfers[task.taskIdentifier] = transfer; lock.unlock()
+        }
+
+        func transfer(_ task: URLSessionTask) -> Transfer? {
+            lock.lock(); defer { lock.unlock() }
+            return transfers[task.taskIdentifier]
+        }
+
+        func remove(_ task: URLSessionTask) -> Transfer? {
+            lock.lock(); defer { lock.unlock() }
+            return transfers.removeValue(forKey: task.taskIdentifier)
+        }
+
+        func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+            completionHandler(nil)
+        }
+
+        func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+            guard let transfer = transfer(dataTask) else { return completionHandler(.cancel) }
+            transfer.response = response as? HTTPURLResponse
+            if response.expectedContentLength > Int64(transfer.limit) {
+                transfer.error = .tooLarge(transfer.limit)
+                return completionHandler(.cancel)
+            }
+            completionHandler(.allow)
+        }
+
+        func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+            guard let transfer = transfer(dataTask), transfer.error == nil else { return }
+            if transfer.body.count + data.count > transfer.limit {
+                transfer.error = .tooLarge(transfer.limit)
+                transfer.body = Data()
+                dataTask.cancel()
+                return
+            }
+            transfer.body.append(data)
+        }
+
+        func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+            guard let transfer = remove(task) else { return }
+            if transfer.error == nil, let error {
+                let code = (error as? URLError)?.code
+                transfer.error = code == .timedOut ? .timeout : .connection(error.localizedDescription)
+            }
+            transfer.done.signal()
+        }
     }
 
     public func send(_ request: HTTPRequest) -> Result<HTTPResponse, TransportError> {
@@ -76,29 +188,23 @@ public final class URLSessionTransport: HTTPTransport, @unchecked Sendable {
         urlRequest.httpMethod = "GET"
         urlRequest.timeoutInterval = request.timeout
         for (name, value) in request.headers { urlRequest.setValue(value, forHTTPHeaderField: name) }
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        let task = session.dataTask(with: urlRequest) { data, response, error in
-            if let error {
-                let code = (error as? URLError)?.code
-                outcome.result = .failure(code == .timedOut ? .timeout : .connection(error.localizedDescription))
-            } else if let http = response as? HTTPURLResponse {
-                var headers: [String: String] = [:]
-                for (k, v) in http.allHeaderFields {
-                    if let k = k as? String, let v = v as? String { headers[k.lowercased()] = v }
-                }
-                outcome.result = .success(HTTPResponse(status: http.statusCode, headers: headers, body: [UInt8](data ?? Data())))
-            }
-            done.signal()
-        }
+        let transfer = Transfer(limit: maxResponseBytes)
+        let task = session.dataTask(with: urlRequest)
+        tasks.add(transfer, for: task)
         task.resume()
         // URLSession's own timeout covers a silent server; this covers one that trickles.
-        if done.wait(timeout: .now() + request.timeout + 5) == .timedOut {
+        if transfer.done.wait(timeout: .now() + request.timeout + 5) == .timedOut {
             task.cancel()
-            done.wait()
+            transfer.done.wait()
             return .failure(.timeout)
         }
-        return outcome.result
+        if let error = transfer.error { return .failure(error) }
+        guard let http = transfer.response else { return .failure(.connection("no response")) }
+        var headers: [String: String] = [:]
+        for (k, v) in http.allHeaderFields {
+            if let k = k as? String, let v = v as? String { headers[k.lowercased()] = v }
+        }
+        return .success(HTTPResponse(status: http.statusCode, headers: headers, body: [UInt8](transfer.body)))
     }
 }
 

@@ -106,7 +106,8 @@ public struct PhotoFetcher: Sendable {
             return attempt
         }
         let started = monotonicNow()
-        let result = transport.send(HTTPRequest(url: job.url, headers: [("User-Agent", userAgent)], timeout: timeout))
+        // A photo request carries no credential: redirects (to a CDN) are followed anywhere.
+        let result = transport.sendFollowingRedirects(HTTPRequest(url: job.url, headers: [("User-Agent", userAgent)], timeout: timeout))
         attempt.ms = Int(((monotonicNow() - started) * 1000).rounded())
         switch result {
         case .failure(let error):

@@ -135,10 +135,13 @@ public struct FetchSettings: Sendable, Equatable {
     public var photoWorkers = 2
     public var photoDelaySeconds = 0.5
     public var photoSizes = ["UriLarge", "Uri1280", "Uri1024", "Uri800", "Uri640", "Uri300"]
+    /// A response larger than this is refused (exit 3), so a runaway server cannot fill memory.
+    public var maxResponseMB = 64.0
 
     public static let names: Set<String> = [
         "spark_base_url", "rate_per_second", "page_size", "max_attempts", "backoff_base_seconds",
         "backoff_max_seconds", "retry_after_max_seconds", "timeout_seconds", "photo_workers", "photo_delay_seconds", "photo_sizes",
+        "max_response_mb",
     ]
 
     public init() {}
@@ -159,6 +162,7 @@ public struct FetchSettings: Sendable, Equatable {
         backoffMaxSeconds = try positive("backoff_max_seconds", backoffMaxSeconds)
         retryAfterMaxSeconds = try positive("retry_after_max_seconds", retryAfterMaxSeconds)
         timeoutSeconds = try positive("timeout_seconds", timeoutSeconds)
+        maxResponseMB = try positive("max_response_mb", maxResponseMB)
         photoWorkers = Int(try positive("photo_workers", Double(photoWorkers)))
         if let row = s["photo_delay_seconds"] { photoDelaySeconds = max(0, try row.number("value")) }
         if let row = s["photo_sizes"] { photoSizes = row.list("value") }

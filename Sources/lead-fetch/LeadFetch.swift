@@ -88,7 +88,7 @@ extension LeadFetch {
                 let listingSource: ListingSource = api == "reso"
                     ? ResoListingSource(base: base, filter: pipeline.resoFilter(now: now), expandMedia: pipeline.expand != nil, top: size)
                     : SparkListingSource(base: base, filter: pipeline.sparkFilter(now: now), expand: pipeline.expand, limit: size)
-                let client = try makeClient(source, settings: settings, stage: stage)
+                let client = try makeClient(source, base: base, settings: settings, stage: stage)
                 // The state and its partial output are the listing folder's: one fetch at a time.
                 if let state { try Store.open([AtomicFiles.directory(of: state)], for: stage) }
                 try ListingFetcher(source: listingSource, client: client, label: pipeline.name, statePath: state).run(stage)
@@ -155,7 +155,8 @@ extension LeadFetch {
                     index.buffer.append("{}\n")
                     return
                 }
-                let transport: HTTPTransport = source.replay.map { ReplayTransport(directory: $0) } ?? URLSessionTransport()
+                let transport: HTTPTransport = source.replay.map { ReplayTransport(directory: $0) }
+                    ?? URLSessionTransport(maxResponseBytes: Int(rules.settings.maxResponseMB * 1_048_576))
                 let fetcher = PhotoFetcher(transport: transport, photosDirectory: layout.photosDirectory,
                                            workers: workers ?? rules.settings.photoWorkers,
                                            delay: delay ?? (source.replay == nil ? rules.settings.photoDelaySeconds : 0),
@@ -175,18 +176,24 @@ extension LeadFetch {
 }
 
 /// The API client for a fetch: replay files, or the network with the token from the
-/// environment (checked before any request), rate limit and retries from the rules.
-func makeClient(_ source: SourceOptions, settings: FetchSettings, stage: Stage) throws -> APIClient {
-    if source.replay != nil { return try makeClient(replay: source.replay, rate: source.rate, settings: settings, stage: stage, headers: []) }
+/// environment (checked before any request), rate limit and retries from the rules; the
+/// token goes only to `base`'s origin.
+func makeClient(_ source: SourceOptions, base: String, settings: FetchSettings, stage: Stage) throws -> APIClient {
+    if source.replay != nil {
+        return try makeClient(replay: source.replay, rate: source.rate, settings: settings, stage: stage, headers: [], origin: base)
+    }
     guard let token = stage.environment["SPARK_API_TOKEN"], !token.isEmpty else {
         throw StageError.usage("SPARK_API_TOKEN is not set: export the Spark API bearer token, or use --replay DIR to read recorded pages")
     }
     return try makeClient(replay: nil, rate: source.rate, settings: settings, stage: stage,
-                          headers: [("Authorization", "Bearer \(token)"), ("X-SparkApi-User-Agent", LeadETL.userAgent)])
+                          headers: [("Authorization", "Bearer \(token)"), ("X-SparkApi-User-Agent", LeadETL.userAgent)], origin: base)
 }
 
-/// The same with the given auth headers (User-Agent and Accept are added).
-func makeClient(replay: String?, rate: Double?, settings: FetchSettings, stage: Stage, headers: [(String, String)]) throws -> APIClient {
+/// The same with the given auth headers (User-Agent and Accept are added), sent only to the
+/// origin of `origin` (a base URL).
+func makeClient(replay: String?, rate: Double?, settings: FetchSettings, stage: Stage, headers: [(String, String)],
+                origin: String) throws -> APIClient {
+    guard let allowed = URLOrigin(origin) else { throw StageError.usage("not an http(s) URL: \(origin)") }
     let policy = RetryPolicy(maxAttempts: settings.maxAttempts, baseDelay: settings.backoffBaseSeconds,
                              maxDelay: settings.backoffMaxSeconds, maxRetryAfter: settings.retryAfterMaxSeconds)
     if let dir = replay {
@@ -194,9 +201,10 @@ func makeClient(replay: String?, rate: Double?, settings: FetchSettings, stage: 
                          headers: [], timeout: settings.timeoutSeconds)
     }
     let client = APIClient(
-        transport: URLSessionTransport(), limiter: RateLimiter(perSecond: rate ?? settings.ratePerSecond),
+        transport: URLSessionTransport(maxResponseBytes: Int(settings.maxResponseMB * 1_048_576)),
+        limiter: RateLimiter(perSecond: rate ?? settings.ratePerSecond),
         policy: policy, headers: headers + [("User-Agent", LeadETL.userAgent), ("Accept", "application/json")],
-        timeout: settings.timeoutSeconds)
+        timeout: settings.timeoutSeconds, origin: allowed)
     client.onRetry = { line in if !stage.options.quiet { standardError("lead-fetch: \(line)\n") } }
     return client
 }
@@ -255,7 +263,8 @@ extension LeadFetch {
                     if let variable = permitSource.tokenVariable, let token = stage.environment[variable], !token.isEmpty {
                         headers.append(("X-App-Token", token))
                     }
-                    client = try makeClient(replay: nil, rate: rate, settings: rules.settings, stage: stage, headers: headers)
+                    client = try makeClient(replay: nil, rate: rate, settings: rules.settings, stage: stage, headers: headers,
+                                            origin: permitSource.location)
                 }
                 try PermitFetcher(source: permitSource, client: client, pageSize: pageSize, statePath: state).run(stage)
             }
@@ -328,9 +337,10 @@ extension LeadFetch {
                     guard let key = stage.environment["POSTHOG_API_KEY"], !key.isEmpty else {
                         throw StageError.usage("POSTHOG_API_KEY is not set: export a PostHog personal API key, or use --from FILE to read exported events")
                     }
+                    let base = baseURL ?? settings.baseURL
                     let client = try makeClient(replay: nil, rate: rate, settings: rules.settings, stage: stage,
-                                                headers: [("Authorization", "Bearer \(key)")])
-                    eventSource = .posthog(client: client, baseURL: baseURL ?? settings.baseURL, project: project)
+                                                headers: [("Authorization", "Bearer \(key)")], origin: base)
+                    eventSource = .posthog(client: client, baseURL: base, project: project)
                 } else {
                     eventSource = .files(files)
                 }

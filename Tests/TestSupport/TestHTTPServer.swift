@@ -41,16 +41,20 @@ public final class TestHTTPServer: @unchecked Sendable {
     private var handler: (Request, Int) -> Reply
     private var stopped = false
 
+    /// The loopback address it listens on (127.0.0.2 plays another host).
+    public let address: String
+
     /// `handler` gets the request and how many requests with the same target came before it.
-    public init(handler: @escaping (Request, Int) -> Reply) throws {
+    public init(address: String = "127.0.0.1", handler: @escaping (Request, Int) -> Reply) throws {
         self.handler = handler
+        self.address = address
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var yes: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_addr.s_addr = inet_addr(address)
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -66,7 +70,7 @@ public final class TestHTTPServer: @unchecked Sendable {
         thread.start()
     }
 
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var baseURL: String { "http://\(address):\(port)" }
 
     public var requests: [Request] {
         lock.lock()
