@@ -22,11 +22,14 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [String: String]
     public var body: [UInt8]
+    /// Where the body came from when it is not the network (a recorded page's file).
+    public var file: String?
 
-    public init(status: Int, headers: [String: String] = [:], body: [UInt8]) {
+    public init(status: Int, headers: [String: String] = [:], body: [UInt8], file: String? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.file = file
     }
 
     public func header(_ name: String) -> String? { headers[name.lowercased()] }

@@ -58,6 +58,16 @@ public struct ListingFetcher {
             let url = source.url(for: current)
             let page = try client.get(url) { response in source.interpret(response, at: current) }
             pages += 1
+            // A listing the page cannot key goes to the rejects, named by its page and place.
+            for bad in page.rejects {
+                stage.recordsIn += 1
+                guard let record = bad.listing.object else {
+                    try stage.reject(bad.reason, at: SourceLocation(path: page.file ?? url, line: bad.position), record: ["value": bad.listing])
+                    continue
+                }
+                try stage.reject(bad.reason + " (listing \(bad.position) of the page)",
+                                 at: SourceLocation(path: page.file ?? url, line: bad.position), record: record)
+            }
             for (key, listing) in page.listings {
                 stage.recordsIn += 1
                 guard seen.insert(key).inserted else {

@@ -19,10 +19,19 @@ public enum PageCursor: Equatable, Sendable {
     }
 }
 
-/// One page of a listing search: the raw listings with their keys, and the next page.
+/// One page of a listing search: the raw listings with their keys, the ones that cannot be
+/// used (with why and their place on the page), and the next page.
 public struct ListingPage {
     public var listings: [(key: String, listing: JSONValue)]
     public var next: PageCursor?
+    public var rejects: [(reason: String, position: Int, listing: JSONValue)] = []
+    /// The recorded file the page came from (a replay), for the rejects.
+    public var file: String?
+
+    public init(listings: [(key: String, listing: JSONValue)], next: PageCursor?) {
+        self.listings = listings
+        self.next = next
+    }
 }
 
 /// A paged listing search in one API's dialect.
@@ -77,8 +86,12 @@ public struct SparkListingSource: ListingSource {
         }
         guard let results = d["Results"]?.array else { return .retry("the Spark page has no Results array") }
         var page = ListingPage(listings: [], next: nil)
-        for result in results {
-            guard let key = key(of: result) else { return .retry("a listing on the page has no Id") }
+        page.file = response.file
+        for (n, result) in results.enumerated() {
+            guard let key = key(of: result), !key.isEmpty else {
+                page.rejects.append(("a listing without Id (and without StandardFields.ListingKey)", n + 1, result))
+                continue
+            }
             page.listings.append((key, result))
         }
         let requested: Int
@@ -136,8 +149,12 @@ public struct ResoListingSource: ListingSource {
         }
         guard let values = body["value"]?.array else { return .retry("the OData page has no value array") }
         var page = ListingPage(listings: [], next: nil)
-        for value in values {
-            guard let key = key(of: value) else { return .retry("a Property on the page has no ListingKey") }
+        page.file = response.file
+        for (n, value) in values.enumerated() {
+            guard let key = key(of: value), !key.isEmpty else {
+                page.rejects.append(("a Property without ListingKey", n + 1, value))
+                continue
+            }
             page.listings.append((key, value))
         }
         if let next = body["@odata.nextLink"]?.string, !next.isEmpty {
@@ -222,7 +239,7 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
         guard let bytes = readWholeFile(file) else {
             return .success(HTTPResponse(status: 404, body: Array("no recorded response \(file)".utf8)))
         }
-        return .success(HTTPResponse(status: 200, headers: ["content-type": contentType(file)], body: bytes))
+        return .success(HTTPResponse(status: 200, headers: ["content-type": contentType(file)], body: bytes, file: file))
     }
 
     func fileName(for url: String) -> String {

@@ -191,6 +191,36 @@ import Testing
         #expect(try keys(in: dir + "/out.jsonl").count == 12)
     }
 
+    @Test func aListingWithoutIdGoesToTheRejectsAndTheFetchGoesOn() throws {
+        let server = try TestHTTPServer { request, _ in
+            let page = Int(request.query("_page") ?? "") ?? 0
+            let results = page == 1
+                ? [ListingFetchTests.listing("K1"), #"{"ResourceUri":"/v1/listings/x","StandardFields":{"City":"Mesa"}}"#, ListingFetchTests.listing("K2")]
+                : [ListingFetchTests.listing("K3")]
+            return .json(#"{"D":{"Success":true,"Results":[\#(results.joined(separator: ","))],"Pagination":{"TotalPages":2,"CurrentPage":\#(page)}}}"#)
+        }
+        defer { server.stop() }
+        let dir = try Binaries.scratch("no-id")
+        let result = try fetch(server, rules: try fastRules(), in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try keys(in: dir + "/out.jsonl") == ["K1", "K2", "K3"])
+        #expect(server.requests.count == 2, "no retry for a page that holds a bad listing")
+        let rejects = try String(contentsOfFile: dir + "/out.rejects.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(rejects.count == 1)
+        #expect(rejects.first?.contains("without Id") == true && rejects.first?.contains(#""line":2"#) == true
+                && rejects.first?.contains("_page=1") == true, "\(rejects)")
+
+        // From a replay, the reject names the recorded page, not a URL.
+        let replay = try Binaries.scratch("no-id-replay")
+        try #"{"D":{"Success":true,"Results":[{"StandardFields":{"City":"Mesa"}}],"Pagination":{"TotalPages":1,"CurrentPage":1}}}"#
+            .write(toFile: replay + "/page-0001.json", atomically: true, encoding: .utf8)
+        let offline = try Binaries.run("lead-fetch", ["listings", "--pipeline", "expired-gps", "--replay", replay, "--rules", try fastRules(),
+                                                      "--now", "2026-11-23T06:00:00Z", "-o", "out.jsonl"], in: dir)
+        #expect(offline.status == 0, "\(offline.stderr)")
+        #expect(offline.stderr.contains(replay + "/page-0001.json:1: a listing without Id"), "\(offline.stderr)")
+        #expect(!offline.stderr.contains("sparkapi.com"))
+    }
+
     static func today() -> String {
         let f = DateFormatter()
         f.dateFormat = "yyyyMMdd"
