@@ -174,6 +174,9 @@ public struct HourPart: Sendable {
     public var emailLeads = 0
     public var appointmentLeads = 0
     public var seekers: [String] = []
+    /// The first and last event of the part (nil in parts written before they were kept).
+    public var firstAt: Timestamp?
+    public var lastAt: Timestamp?
 
     public init(key: ListingHour, runID: String) {
         self.key = key
@@ -211,7 +214,15 @@ public struct HourPart: Sendable {
         r.append("email_leads", .int(emailLeads))
         r.append("appointment_leads", .int(appointmentLeads))
         r.append("seekers", .array(seekers.map { .string($0) }))
+        r.append("first_at", firstAt.map { .string($0.iso8601) } ?? .null)
+        r.append("last_at", lastAt.map { .string($0.iso8601) } ?? .null)
         return r
+    }
+
+    /// Widens the part's first and last event times to take in `t`.
+    public mutating func saw(_ t: Timestamp) {
+        if firstAt.map({ t < $0 }) ?? true { firstAt = t }
+        if lastAt.map({ $0 < t }) ?? true { lastAt = t }
     }
 
     /// A part read back from the parts file.
@@ -235,6 +246,8 @@ public struct HourPart: Sendable {
         emailLeads = count("email_leads")
         appointmentLeads = count("appointment_leads")
         seekers = ids("seekers")
+        firstAt = r.text("first_at").flatMap(Timestamp.init(iso8601:))
+        lastAt = r.text("last_at").flatMap(Timestamp.init(iso8601:))
     }
 
     /// leads / views x 100 to two decimals; 0 without views.
@@ -242,12 +255,14 @@ public struct HourPart: Sendable {
         views == 0 ? 0 : (Double(leads) * 10_000 / Double(views)).rounded() / 100
     }
 
-    /// The parts of one hour (any runs) merged: counts summed, and the distinct viewers and
-    /// seekers over all parts.
+    /// The parts of one hour (any runs) merged: counts summed, first and last events, and the
+    /// distinct viewers and seekers over all parts (in the merged part's `viewers`, `seekers`).
     public static func merge(_ parts: [HourPart]) -> (counts: HourPart, uniqueViews: Int, uniqueLeads: Int) {
         var merged = HourPart(key: parts[0].key, runID: "")
         if parts.count == 1 {
             merged.add(parts[0])
+            merged.viewers = parts[0].viewers
+            merged.seekers = parts[0].seekers
             return (merged, parts[0].viewers.count, parts[0].seekers.count)
         }
         var viewers = Set<String>(), seekers = Set<String>()
@@ -256,6 +271,8 @@ public struct HourPart: Sendable {
             viewers.formUnion(p.viewers)
             seekers.formUnion(p.seekers)
         }
+        merged.viewers = Array(viewers)
+        merged.seekers = Array(seekers)
         return (merged, viewers.count, seekers.count)
     }
 
@@ -299,35 +316,43 @@ public struct HourPart: Sendable {
         messageLeads += p.messageLeads
         emailLeads += p.emailLeads
         appointmentLeads += p.appointmentLeads
+        if let t = p.firstAt { saw(t) }
+        if let t = p.lastAt { saw(t) }
     }
 }
 
 /// A listing's cumulative totals (`listings.jsonl`): every count summed over its
-/// listing_analytics rows, conversion_rate over the sums, leads_breakdown (phone, message,
-/// email, appointment, website: the bare leads) and share_breakdown, and the first and last
-/// hour with activity.
+/// listing_analytics rows, except unique_views and unique_leads, the distinct viewers and
+/// seekers over all of its hours (one viewer in two hours is one); conversion_rate over the
+/// totals; leads_breakdown (phone, message, email, appointment, website: the bare leads) and
+/// share_breakdown; the first and last event's time and the hours with activity.
 public struct ListingTotals {
     public let listingID: String
     var sums = [Int](repeating: 0, count: ListingTotals.summed.count)
     var shareBreakdown: [String: Int] = [:]
-    var first: String?
-    var last: String?
+    var viewers = Set<String>()
+    var seekers = Set<String>()
+    var first: Timestamp?
+    var last: Timestamp?
     var hours = 0
 
-    static let summed = ["total_views", "unique_views", "total_leads", "phone_leads", "message_leads", "email_leads",
-                         "appointment_leads", "unique_leads", "impressions", "shares", "saves"]
+    static let summed = ["total_views", "total_leads", "phone_leads", "message_leads", "email_leads",
+                         "appointment_leads", "impressions", "shares", "saves"]
 
     public init(listingID: String) { self.listingID = listingID }
 
-    /// Adds one hour's merged counts (hours come in order).
-    public mutating func add(_ merged: HourPart, uniqueViews: Int, uniqueLeads: Int) {
-        let values = [merged.views, uniqueViews, merged.totalLeads, merged.phoneLeads, merged.messageLeads, merged.emailLeads,
-                      merged.appointmentLeads, uniqueLeads, merged.impressions, merged.shares, merged.saves]
+    /// Adds one hour's merged part (its viewers and seekers the hour's distinct ones).
+    public mutating func add(_ merged: HourPart) {
+        let values = [merged.views, merged.totalLeads, merged.phoneLeads, merged.messageLeads, merged.emailLeads,
+                      merged.appointmentLeads, merged.impressions, merged.shares, merged.saves]
         for (i, v) in values.enumerated() { sums[i] += v }
         for (k, v) in merged.shareBreakdown { shareBreakdown[k, default: 0] += v }
-        let hour = merged.key.start.iso8601
-        if first == nil { first = hour }
-        last = hour
+        viewers.formUnion(merged.viewers)
+        seekers.formUnion(merged.seekers)
+        let start = merged.firstAt ?? merged.key.start
+        let end = merged.lastAt ?? merged.key.start
+        if first.map({ start < $0 }) ?? true { first = start }
+        if last.map({ $0 < end }) ?? true { last = end }
         hours += 1
     }
 
@@ -336,9 +361,10 @@ public struct ListingTotals {
         for (i, k) in ListingTotals.summed.enumerated() { sums[k] = self.sums[i] }
         var r = Record()
         r.append("listing_id", .string(listingID))
-        for k in ListingTotals.summed where k != "impressions" && k != "shares" && k != "saves" {
-            r.append(k, .int(sums[k] ?? 0))
-        }
+        r.append("total_views", .int(sums["total_views"] ?? 0))
+        r.append("unique_views", .int(viewers.count))
+        for k in ["total_leads", "phone_leads", "message_leads", "email_leads", "appointment_leads"] { r.append(k, .int(sums[k] ?? 0)) }
+        r.append("unique_leads", .int(seekers.count))
         r.append("conversion_rate", .double(HourPart.conversionRate(leads: sums["total_leads"] ?? 0, views: sums["total_views"] ?? 0)))
         r.append("impressions", .int(sums["impressions"] ?? 0))
         r.append("shares", .int(sums["shares"] ?? 0))
@@ -348,8 +374,8 @@ public struct ListingTotals {
                                              "email": .int(sums["email_leads"] ?? 0), "appointment": .int(sums["appointment_leads"] ?? 0),
                                              "website": .int((sums["total_leads"] ?? 0) - typed)]))
         r.append("share_breakdown", JSONValue(counts: shareBreakdown))
-        r.append("first_activity_at", first.map { .string($0) } ?? .null)
-        r.append("last_activity_at", last.map { .string($0) } ?? .null)
+        r.append("first_activity_at", first.map { .string($0.iso8601) } ?? .null)
+        r.append("last_activity_at", last.map { .string($0.iso8601) } ?? .null)
         r.append("active_hours", .int(hours))
         return r
     }
@@ -396,6 +422,7 @@ public struct RunTally {
     /// `channel`; `unknown` when none) or save. Other kinds are ignored.
     public mutating func addEngagement(kind: String, listingID: String, viewer: String?, channel: String?, at: Timestamp) {
         let i = cell(listingID, at)
+        cells[i].part.saw(at)
         switch kind {
         case "view":
             cells[i].part.views += 1
@@ -412,6 +439,7 @@ public struct RunTally {
     /// One lead action of `seekerID` (from a lead record's lead_actions).
     public mutating func addLead(listingID: String, seekerID: String, leadType: String, messageType: String?, at: Timestamp) {
         let i = cell(listingID, at)
+        cells[i].part.saw(at)
         cells[i].part.countLead(leadType: leadType, messageType: messageType)
         let n = id(seekerID)
         cells[i].seekers.append(n)

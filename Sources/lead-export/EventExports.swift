@@ -209,7 +209,7 @@ struct EventLedger {
                 if let done = totals { JSONWriter.writeLine(done.record, into: listingsSink.buffer); counts.listings += 1 }
                 totals = ListingTotals(listingID: cell[0].key.listingID)
             }
-            totals!.add(merged.counts, uniqueViews: merged.uniqueViews, uniqueLeads: merged.uniqueLeads)
+            totals!.add(merged.counts)
             cell.removeAll(keepingCapacity: true)
             cellHasOld = false
             try partsSink.flushIfNeeded()

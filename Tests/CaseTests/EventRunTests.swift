@@ -17,8 +17,8 @@ import Glibc
         let (export, now) = EventRunTests.runs[run]
         let steps: [(String, [String])] = [
             ("lead-fetch", ["events", "--from", Binaries.repoRoot + "/" + export, "--state", "events/state.json", "-o", "fetched.jsonl"]),
-            ("lead-flatten", ["events", "fetched.jsonl", "-o", "flattened.jsonl"]),
-            ("lead-score", ["events", "flattened.jsonl", "-o", "scored-\(run).jsonl"]),
+            ("lead-flatten", ["events", "fetched.jsonl", "-o", "flattened-\(run).jsonl"]),
+            ("lead-score", ["events", "flattened-\(run).jsonl", "-o", "scored-\(run).jsonl"]),
         ]
         for (binary, arguments) in steps {
             let result = try Binaries.run(binary, arguments + ["--now", now, "-q"], in: dir)
@@ -80,14 +80,33 @@ import Glibc
         #expect(hour("listing-204", "2025-01-16", 12)?["total_views"] as? Int == 1 && hour("listing-204", "2025-01-16", 13) != nil)
         #expect(hour("listing-377", "2025-01-15", 14)?["email_leads"] as? Int == 2, "09:50 at UTC-5 counts at 14:00 UTC")
         #expect(hour("listing-123", "2025-01-15", 23) != nil, "00:15 at UTC+1 on the 16th is 23:15 on the 15th")
-        // listings.jsonl sums the analytics rows.
+        // listings.jsonl sums the analytics rows' counts; its unique counts are the distinct
+        // viewers and seekers over the raw events of both runs, and its last activity the
+        // last event's time.
+        var events: [[String: Any]] = []
+        for run in 0..<2 {
+            events += try String(contentsOfFile: dir + "/flattened-\(run).jsonl", encoding: .utf8).split(separator: "\n").map {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+            }
+        }
         let listings = try rows(dir, "listings.jsonl")
+        #expect(!listings.isEmpty)
         for listing in listings {
             let id = listing["listing_id"] as! String
             let own = analytics.filter { $0["listing_id"] as? String == id }
-            for field in ["total_views", "total_leads", "phone_leads", "unique_leads", "impressions", "shares", "saves"] {
+            for field in ["total_views", "total_leads", "phone_leads", "impressions", "shares", "saves"] {
                 #expect(listing[field] as? Int == own.reduce(0) { $0 + ($1[field] as? Int ?? 0) }, "\(id) \(field)")
             }
+            let mine = events.filter { $0["listing_id"] as? String == id }
+            let viewers = Set(mine.filter { $0["kind"] as? String == "view" }.compactMap { $0["seeker_id"] as? String })
+            let seekers = Set(mine.filter { $0["kind"] as? String == "action" }.compactMap { $0["seeker_id"] as? String })
+            #expect(listing["unique_views"] as? Int == viewers.count, "\(id) unique_views")
+            #expect(listing["unique_leads"] as? Int == seekers.count, "\(id) unique_leads")
+            let last = mine.compactMap { $0["timestamp"] as? String }.max()
+            #expect(listing["last_activity_at"] as? String == last, "\(id) last_activity_at")
+            let views = listing["total_views"] as? Int ?? 0, leads = listing["total_leads"] as? Int ?? 0
+            let rate = views == 0 ? 0 : (Double(leads) * 10_000 / Double(views)).rounded() / 100
+            #expect(listing["conversion_rate"] as? Double == rate, "\(id) conversion_rate")
         }
     }
 
