@@ -42,6 +42,73 @@ public struct LeadFilter: Sendable {
     public func evaluate(_ record: Record, context: FilterContext) -> FilterValue {
         root.evaluate(record, context)
     }
+
+    /// The record fields the filter names (the first key of each path), not counting the lead
+    /// helpers (`tag`, `expired_tag`, `assigned_at`, `expiration_at`).
+    public var fieldNames: Set<String> {
+        var fields = Set<String>(), tags: [String] = []
+        root.collect(fields: &fields, tags: &tags)
+        return fields
+    }
+
+    /// The tag names the filter asks about: the names given to has_tag, assigned_at and
+    /// expiration_at, and the texts compared with `tag` / `expired_tag`.
+    public var tagNames: [String] {
+        var fields = Set<String>(), tags: [String] = []
+        root.collect(fields: &fields, tags: &tags)
+        return tags
+    }
+}
+
+/// Whether the fields a filter names exist in the records it runs over: a stage observes
+/// each record's keys, then warns about a field no record had, with the closest one
+/// (`no record has 'scor'; did you mean 'score'?`), since such a filter silently matches
+/// nothing (or everything).
+public struct FilterFieldCheck {
+    public let fields: Set<String>
+    private var seen = Set<String>()
+    private var missing: Set<String>
+
+    public init(_ filters: [LeadFilter]) {
+        fields = filters.reduce(into: Set<String>()) { $0.formUnion($1.fieldNames) }
+        missing = fields
+    }
+
+    /// Notes the keys of one input record.
+    public mutating func observe(_ record: Record) {
+        guard !missing.isEmpty else { return }
+        for field in record.fields {
+            if seen.count < 10_000 { seen.insert(field.key) }
+            missing.remove(field.key)
+        }
+    }
+
+    /// One sentence per field no record had.
+    public var warnings: [String] {
+        missing.sorted().map { field in
+            let close = seen.map { ($0, FilterFieldCheck.distance($0.lowercased(), field.lowercased())) }
+                .filter { $0.1 <= max(2, field.count / 3) }
+                .min { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }
+            return "no record has '\(field)'" + (close.map { "; did you mean '\($0.0)'?" } ?? "")
+        }
+    }
+
+    /// Levenshtein distance.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        if x.isEmpty { return y.count }
+        var row = Array(0...y.count)
+        for i in 1...x.count {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: y.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (x[i - 1] == y[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return row[y.count]
+    }
 }
 
 extension RulesFile.Row {
@@ -237,6 +304,38 @@ indirect enum Node: Sendable {
 
     static let builtins: Set<String> = ["has_tag", "assigned_at", "expiration_at", "days_since", "days_until",
                                         "lower", "upper", "len"]
+
+    /// The names the lead helpers answer when a record has no field of that name.
+    static let helperFields: Set<String> = ["tag", "expired_tag", "assigned_at", "expiration_at"]
+
+    /// Gathers the fields and tag names the expression names.
+    func collect(fields: inout Set<String>, tags: inout [String]) {
+        switch self {
+        case .literal, .now, .today: break
+        case .field(let path): if !Node.helperFields.contains(path[0]) || path.count > 1 { fields.insert(path[0]) }
+        case .call(let name, let args):
+            if ["has_tag", "assigned_at", "expiration_at"].contains(name), case .literal(.string(let tag))? = args.first {
+                tags.append(tag)
+            }
+            for arg in args { arg.collect(fields: &fields, tags: &tags) }
+        case .list(let items): for item in items { item.collect(fields: &fields, tags: &tags) }
+        case .not(let n), .negate(let n): n.collect(fields: &fields, tags: &tags)
+        case .and(let a, let b), .or(let a, let b), .add(let a, let b), .subtract(let a, let b), .contains(let a, let b):
+            a.collect(fields: &fields, tags: &tags)
+            b.collect(fields: &fields, tags: &tags)
+        case .compare(_, let a, let b), .member(let a, let b, _):
+            for (side, other) in [(a, b), (b, a)] {
+                if case .field(let path) = side, path.count == 1, path[0] == "tag" || path[0] == "expired_tag" {
+                    if case .literal(.string(let tag)) = other { tags.append(tag) }
+                    if case .list(let items) = other {
+                        for case .literal(.string(let tag)) in items { tags.append(tag) }
+                    }
+                }
+            }
+            a.collect(fields: &fields, tags: &tags)
+            b.collect(fields: &fields, tags: &tags)
+        }
+    }
 
     static func call(_ name: String, _ args: [FilterValue], _ record: Record, _ c: FilterContext) -> FilterValue {
         switch name {

@@ -59,6 +59,12 @@ public struct TagCatalogue: Sendable {
         return byName[key].map { tags[$0] }
     }
 
+    /// The tag names a filter asks about that the catalogue does not know (by name or alias,
+    /// `Expired - ` names included).
+    public func unknownTags(in filter: LeadFilter) -> [String] {
+        filter.tagNames.filter { tag(named: $0) == nil }
+    }
+
     /// The catalogue with one tag's expiration_days changed.
     public func settingExpiration(of name: String, to days: Int?) -> TagCatalogue {
         var copy = self

@@ -137,13 +137,19 @@ extension LeadExport {
                 } else {
                     list = try SmartList(name: "where", where: expression!, functions: Absentee.functions)
                 }
+                let catalogue = try TagCatalogue.load(stage.rulesFile("tags.csv", stage: "tag"))
+                if let unknown = catalogue.unknownTags(in: list.filter).first {
+                    throw StageError.usage("\(name.map { "list \($0)" } ?? "--where"): unknown tag '\(unknown)' (tags: \(catalogue.tags.map(\.name).joined(separator: ", ")))")
+                }
                 let context = FilterContext(now: stage.clock.now, functions: absentee.filterFunctions())
+                var check = FilterFieldCheck([list.filter])
                 var rows: [(sort: [FilterValue], cells: [String])] = []
                 let paths = inputs.isEmpty ? [logs + "/leads/leads.jsonl"] : inputs
                 if inputs.isEmpty && !Stage.fileExists(paths[0]) {
                     throw StageError.usage("no master lead file at \(paths[0]) (run make leads, or give --input)")
                 }
                 try stage.forEachRecord(paths) { lead, _ in
+                    check.observe(lead)
                     guard list.filter.matches(lead, context: context) else { return }
                     rows.append((list.sort.map { $0.value.evaluate(lead, context: context) },
                                  list.columns.map { SmartList.cell($0.value.evaluate(lead, context: context)) }))
@@ -154,6 +160,7 @@ extension LeadExport {
                     if list.ordered(rows[b].sort, rows[a].sort) { return false }
                     return a < b
                 }
+                for warning in check.warnings { stage.note("warning: \(name.map { "list \($0)" } ?? "--where"): " + warning) }
                 let sink = try stage.output()
                 var csv = CSVWriter(out: sink.buffer, delimiter: 44, spreadsheetSafe: !raw, crlf: false)
                 csv.writeRow(list.columns.map(\.name))

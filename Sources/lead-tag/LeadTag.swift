@@ -38,12 +38,18 @@ struct TagStageRules {
         return tag
     }
 
+    /// A --where filter; a tag it names that the catalogue does not know is a usage error.
     func filter(_ text: String) throws -> LeadFilter {
+        let filter: LeadFilter
         do {
-            return try LeadFilter(text, functions: Absentee.functions)
+            filter = try LeadFilter(text, functions: Absentee.functions)
         } catch {
             throw StageError.usage("--where: \(error)")
         }
+        if let unknown = catalogue.unknownTags(in: filter).first {
+            throw StageError.usage("--where: unknown tag '\(unknown)' (tags: \(catalogue.tags.map(\.name).joined(separator: ", ")))")
+        }
+        return filter
     }
 }
 
@@ -236,8 +242,10 @@ extension LeadTag {
             let context = FilterContext(now: now, functions: rules.absentee.filterFunctions())
             let sink = dryRun ? nil : try stage.openOutput(masterPath)
             var matched = 0, changed = 0
+            var check = FilterFieldCheck([filter])
             try stage.readRecords(masterPath, counting: true) { record, location in
                 var lead = record
+                check.observe(lead)
                 if filter.matches(lead, context: context) {
                     matched += 1
                     let did = adding ? expiry.add(definition, to: &lead, now: now) : expiry.remove(definition, from: &lead)
@@ -257,6 +265,7 @@ extension LeadTag {
                     stage.recordsOut += 1
                 }
             }
+            for warning in check.warnings { stage.note("warning: --where: " + warning) }
             var report = Record()
             report.append("action", .string(adding ? "add" : "remove"))
             report.append("tag", .string(definition.name))
