@@ -16,19 +16,23 @@ public enum DuplicatePolicy: String, CaseIterable, Sendable {
 public struct DedupeRules: Sendable {
     public var policy: DuplicatePolicy
     public var dnamaFields: [String]
+    /// The lead tracking fields: owned by people, merged by the time of their last edit
+    /// whatever the policy.
+    public var tracking: TrackingRules
 
-    public init(policy: DuplicatePolicy, dnamaFields: [String]) {
+    public init(policy: DuplicatePolicy, dnamaFields: [String], tracking: TrackingRules = TrackingRules(fields: [])) {
         self.policy = policy
         self.dnamaFields = dnamaFields
+        self.tracking = tracking
     }
 
-    public static func load(_ path: String) throws(StageError) -> DedupeRules {
+    public static func load(_ path: String, tracking: TrackingRules = TrackingRules(fields: [])) throws(StageError) -> DedupeRules {
         let settings = try RulesFile(path: path, required: ["setting", "value"]).settings(known: ["on_duplicate", "dnama_fields"])
         guard let row = settings["on_duplicate"] else { throw StageError.rules(file: path, line: nil, message: "on_duplicate is not set") }
         guard let policy = DuplicatePolicy(rawValue: row["value"]) else {
             throw row.error("on_duplicate must be merge, update or skip, not '\(row["value"])'")
         }
-        return DedupeRules(policy: policy, dnamaFields: settings["dnama_fields"]?.list("value") ?? [])
+        return DedupeRules(policy: policy, dnamaFields: settings["dnama_fields"]?.list("value") ?? [], tracking: tracking)
     }
 }
 
@@ -48,14 +52,16 @@ public struct LeadMerge: Sendable {
         public var blocked: Record
     }
 
-    /// `incoming` merged into `kept`.
+    /// `incoming` merged into `kept`. The tracking fields (both leads' hand edits stamped
+    /// already) take the later edit whatever the policy; the other fields follow the policy.
     public func merge(kept: Record, incoming: Record) -> Outcome {
         var lead = kept
-        var changed: [String] = []
+        var changed = rules.tracking.merge(into: &lead, from: incoming)
         var blocked = Record()
-        guard rules.policy != .skip else { return Outcome(lead: lead, changed: [], blocked: blocked) }
+        guard rules.policy != .skip else { return Outcome(lead: lead, changed: changed, blocked: blocked) }
         let dnama = kept["dnama"]?.bool == true
-        for field in incoming.fields where !LeadMerge.fixedFields.contains(field.key) {
+        for field in incoming.fields where !LeadMerge.fixedFields.contains(field.key) && !rules.tracking.isTracked(field.key)
+            && field.key != "tracking_errors" {
             let key = field.key
             let current = lead[key]
             if key == "tags" {

@@ -161,6 +161,9 @@ public struct ListingFlattener {
         for field in tracking {
             if let value = previous[field.field] { record[field.field] = value }
         }
+        for field in [TrackingRules.historyField, "tracking_errors"] {
+            if let value = previous[field] { record[field] = value }
+        }
     }
 
     /// True when this pipeline's records carry lead tracking (and so are kept across refreshes).

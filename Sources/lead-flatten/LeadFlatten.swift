@@ -127,6 +127,8 @@ extension LeadFlatten {
                     tracking: try ListingFlattener.loadTracking(stage.rulesFile("listing-tracking.csv")),
                     retention: try RetentionRule.load(stage.rulesFile("retention.csv", stage: "cleanup")),
                     photoSizes: rules.settings.photoSizes)
+                let trackingRules = try TrackingRules.load(stage.rulesFile("listing-tracking.csv"))
+                let now = stage.clock.now
                 // The listing folder is a store: the previous file is read and written again.
                 if let out = common.output, out != "-", previous != nil { try Store.open([AtomicFiles.directory(of: out)], for: stage) }
                 // The previous file is read whole first: it may be the file this run replaces.
@@ -143,13 +145,21 @@ extension LeadFlatten {
                     let key = flat.text("ListingKey")!
                     if let first = written[key] { throw RecordRejected("duplicate ListingKey \(key) (first at \(first))") }
                     written[key] = location
-                    if let before = earlierByKey[key] { flattener.carryOver(from: before, into: &flat) }
+                    if let before = earlierByKey[key] {
+                        flattener.carryOver(from: before, into: &flat)
+                        // What a person changed in the file by hand joins the history now.
+                        for problem in trackingRules.stampEdits(&flat, at: now, by: "hand edit") {
+                            stage.warn("listing \(key) of \(previous ?? "the previous file"): \(problem); kept in tracking_errors", at: location)
+                        }
+                    }
                     try stage.write(flat)
                 }
                 if flattener.tracksLeads {
                     var kept = 0
                     for (key, record) in earlier where written[key] == nil {
                         written[key] = SourceLocation(path: previous!, line: 0)
+                        var record = record
+                        trackingRules.stampEdits(&record, at: now, by: "hand edit")
                         try stage.write(record)
                         kept += 1
                     }

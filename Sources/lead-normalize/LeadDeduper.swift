@@ -80,8 +80,11 @@ struct LeadDeduper {
             return lead
         }
         if let master, master != "-", Stage.fileExists(master) {
-            try stage.readRecords(master) { record, location in
+            let clock = stage.clock.now
+            try stage.readRecords(master) { original, location in
                 masterCount += 1
+                var record = original
+                merge.rules.tracking.stampEdits(&record, at: clock, by: "hand edit")
                 guard let key = record.text(LeadNormalizer.keyField) else {
                     throw StageError.io("\(location): a master lead without address_key (was it made by lead-normalize --dedupe?)")
                 }

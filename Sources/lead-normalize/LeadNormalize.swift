@@ -20,7 +20,12 @@ struct LeadNormalize: ParsableCommand {
         With --dedupe, leads with the same address_key are merged with each other and with the \
         master (--master): merge fills empty fields, update lets the newer lead win, skip keeps \
         the existing one (stages/normalize/dedupe.csv, or --on-duplicate); tag assignments are \
-        united keeping the earliest assigned_at. A lead with dnama: true keeps its mailing \
+        united keeping the earliest assigned_at. The lead tracking fields \
+        (stages/flatten/listing-tracking.csv: leadStatus, skipTraced, ...) are owned by people: \
+        whatever the policy each takes the value of the lead whose last edit of it (in \
+        status_history) is later, so a refresh never overwrites a newer edit; a value edited \
+        by hand in an import is stamped into status_history at --now, and one that is not \
+        valid (leadStatus "Contacted!!") is not taken but kept in tracking_errors. A lead with dnama: true keeps its mailing \
         address: a duplicate's other mailing address is logged, not applied. The output is the \
         new master: its leads in their order, then new leads in the order first seen, with \
         created_at and updated_at. Every merge that changes a lead is appended to \
@@ -77,18 +82,27 @@ struct LeadNormalize: ParsableCommand {
                 try stage.forEachRecord(inputs, transform: standardize) { _, json, _ in try stage.writeLine(json) }
                 return
             }
-            var dedupeRules = try DedupeRules.load(stage.rulesFile("dedupe.csv"))
+            let tracking = try TrackingRules.load(stage.rulesFile("listing-tracking.csv", stage: "flatten"))
+            var dedupeRules = try DedupeRules.load(stage.rulesFile("dedupe.csv"), tracking: tracking)
             if let onDuplicate { dedupeRules.policy = DuplicatePolicy(rawValue: onDuplicate)! }
             let logPath = logs + "/leads/dedupe.jsonl"
             let store = try Store.open([master.map(AtomicFiles.directory(of:)) ?? logs + "/leads", AtomicFiles.directory(of: logPath)], for: stage)
             var deduper = try LeadDeduper(stage: stage, merge: LeadMerge(rules: dedupeRules))
-            let now = stage.clock.now.iso8601
+            let clock = stage.clock.now
+            let now = clock.iso8601
             let stamped: (inout Record) throws -> Void = { lead in
                 try normalizer.normalize(&lead)
+                // A tracking value edited by hand in the import joins its history, at this run.
+                tracking.stampEdits(&lead, at: clock, by: "import:" + (lead.text("source") ?? "leads"))
                 if lead["created_at"] == nil { lead.append("created_at", .string(now)) }
                 if lead["updated_at"] == nil { lead.append("updated_at", .string(now)) }
             }
-            try stage.forEachRecord(inputs, transform: stamped) { lead, json, location in try deduper.add(lead, json: json, at: location) }
+            try stage.forEachRecord(inputs, transform: stamped) { lead, json, location in
+                if let errors = lead["tracking_errors"]?.object, !errors.isEmpty {
+                    stage.warn(errors.fields.compactMap { $0.value.object?.text("error") }.joined(separator: "; ") + "; kept in tracking_errors", at: location)
+                }
+                try deduper.add(lead, json: json, at: location)
+            }
             try deduper.finish(master: master, log: logPath, store: store)
         }
     }

@@ -8,7 +8,7 @@ struct LeadTag: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-tag",
         abstract: "Tag leads: assignments with per-assignment expiry, derived tags, retroactive changes, bulk edits.",
-        subcommands: [Leads.self, Retro.self, Add.self, Remove.self, Expiring.self, Trades.self]
+        subcommands: [Leads.self, Retro.self, Add.self, Remove.self, SetFields.self, Expiring.self, Trades.self]
     )
 
     static func main() { stageMain() }
