@@ -45,7 +45,7 @@ let package = Package(
         ),
         .target(name: "LeadRules", dependencies: ["StageKit"], swiftSettings: fast),
         .target(name: "LeadStores", dependencies: ["StageKit", "LeadRules"], swiftSettings: fast),
-        .target(name: "Connectors", dependencies: ["StageKit", "LeadRules"], swiftSettings: fast),
+        .target(name: "Connectors", dependencies: ["StageKit", "LeadRules", "LeadStores"], swiftSettings: fast),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "StageKitTests", dependencies: ["StageKit"]),
         .testTarget(name: "LeadRulesTests", dependencies: ["LeadRules"]),

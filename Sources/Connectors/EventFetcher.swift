@@ -1,4 +1,5 @@
 import LeadRules
+import LeadStores
 import StageKit
 
 /// Fetches the engagement events of one run's window (from the watermark to the clock) from

@@ -1,3 +1,4 @@
+import LeadStores
 import StageKit
 
 /// Runs a paged listing search to the end and writes each listing once, as received with
@@ -22,14 +23,6 @@ public struct ListingFetcher {
         self.statePath = statePath
     }
 
-    struct State {
-        var query: String
-        var next: PageCursor
-        var pages: Int
-        var listings: Int
-        var outputBytes: Int
-    }
-
     /// Fetches into the stage's output; counts listings received (in) and written (out).
     public func run(_ stage: Stage) throws {
         let query = source.url(for: source.first)
@@ -39,10 +32,13 @@ public struct ListingFetcher {
         var duplicates = 0
         let sink: ByteSink
         if let statePath {
-            let state = try loadState(statePath, query: query)
+            let state = try ListingFetchState.load(statePath, query: query)
             sink = try stage.resumableOutput(keep: state?.outputBytes ?? 0)
             if let state {
-                cursor = state.next
+                guard let next = PageCursor(json: state.next) else {
+                    throw StageError.usage("\(statePath): its next page is not one this version understands; delete it to start over")
+                }
+                cursor = next
                 pages = state.pages
                 let output = stage.options.output!
                 seen = try keysInPartial(ByteSink.partialPath(for: output), upTo: state.outputBytes)
@@ -83,7 +79,8 @@ public struct ListingFetcher {
             if let statePath {
                 let bytes = try sink.checkpoint()
                 if let next = cursor {
-                    try saveState(statePath, State(query: query, next: next, pages: pages, listings: seen.count, outputBytes: bytes))
+                    try ListingFetchState(label: label, query: query, next: next.json, pages: pages, listings: seen.count,
+                                          outputBytes: bytes).save(statePath)
                 }
             } else {
                 try sink.flushIfNeeded()
@@ -94,26 +91,6 @@ public struct ListingFetcher {
         stage.summary.append("retries", .int(client.retries))
         stage.summary.append("duplicates", .int(duplicates))
         if let statePath { stage.removeOnSuccess(statePath) }
-    }
-
-    func loadState(_ path: String, query: String) throws(StageError) -> State? {
-        guard let bytes = readWholeFile(path) else { return nil }
-        guard let o = parseJSON(bytes)?.object, let q = o["query"]?.string, let next = o["next"].flatMap(PageCursor.init(json:)),
-              let pages = o["pages"]?.int, let listings = o["listings"]?.int, let outputBytes = o["output_bytes"]?.int else {
-            throw .usage("\(path): not a fetch state file this version understands; delete it to start over")
-        }
-        guard q == query else {
-            throw .usage("\(path): this state is for another search (\(q)); delete it to start over")
-        }
-        return State(query: q, next: next, pages: pages, listings: listings, outputBytes: outputBytes)
-    }
-
-    func saveState(_ path: String, _ state: State) throws(StageError) {
-        let record: Record = [
-            "label": .string(label), "query": .string(state.query), "next": state.next.json,
-            "pages": .int(state.pages), "listings": .int(state.listings), "output_bytes": .int(state.outputBytes),
-        ]
-        try AtomicFiles.write(Array((record.json + "\n").utf8), to: path)
     }
 
     func keysInPartial(_ path: String, upTo bytes: Int) throws(StageError) -> Set<String> {

@@ -1,4 +1,5 @@
 import LeadRules
+import LeadStores
 import StageKit
 
 /// Fetches a city's new building permits since the watermark: from a Socrata (SODA) endpoint,
@@ -23,20 +24,9 @@ public struct PermitFetcher {
         self.statePath = statePath
     }
 
-    /// The watermark of the state file, or nil when there is none yet.
-    func loadWatermark() throws(StageError) -> Timestamp? {
-        guard let bytes = readWholeFile(statePath) else { return nil }
-        guard let o = parseJSON(bytes)?.object, let name = o["source"]?.string, let text = o["watermark"]?.string,
-              let mark = Timestamp(iso8601: text) else {
-            throw .usage("\(statePath): not a permit fetch state file; delete it to fetch from the start")
-        }
-        guard name == source.name else { throw .usage("\(statePath): this state is for the source \(name), not \(source.name)") }
-        return mark
-    }
-
     public func run(_ stage: Stage) throws {
         let now = stage.clock.now
-        let start = try loadWatermark() ?? source.lookbackDays.map { Timestamp(seconds: now.seconds - Int64($0) * 86_400) }
+        let start = try PermitWatermark.load(statePath, source: source.name) ?? source.lookbackDays.map { Timestamp(seconds: now.seconds - Int64($0) * 86_400) }
         var latest = start
         let sink = try stage.output()
         var skipped = 0, pages = 0
@@ -102,8 +92,7 @@ public struct PermitFetcher {
         stage.summary.append("not_after_watermark", .int(skipped))
         if let latest {
             let state = try stage.openOutput(statePath)
-            let record: Record = ["source": .string(source.name), "watermark": .string(latest.iso8601),
-                                  "fetched_at": .string(now.iso8601)]
+            let record = PermitWatermark.record(source: source.name, watermark: latest, fetchedAt: now)
             state.buffer.append(record.json + "\n")
             stage.summary.append("watermark", .string(latest.iso8601))
         }

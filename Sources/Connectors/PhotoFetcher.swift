@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import LeadStores
 import StageKit
 
 /// One listing's primary photo to cache.
@@ -47,7 +48,7 @@ public struct PhotoFetcher: Sendable {
 
     /// Downloads what the index does not already hold; writes the index and the run log.
     public func run(_ jobs: [PhotoJob], stage: Stage, indexPath: String, runLogPath: String) throws {
-        var index = loadIndex(indexPath)
+        var index = PhotoIndex.load(indexPath)
         var todo: [PhotoJob] = []
         var skipped = 0
         for job in jobs {
@@ -90,7 +91,7 @@ public struct PhotoFetcher: Sendable {
             }
         }
         let indexSink = try stage.openOutput(indexPath)
-        JSONWriter.write(.object(PhotoFetcher.indexRecord(index)), into: indexSink.buffer)
+        JSONWriter.write(.object(PhotoIndex.record(index)), into: indexSink.buffer)
         indexSink.buffer.append(10)
         stage.recordsOut += downloaded
         stage.summary.append("downloaded", .int(downloaded))
@@ -158,21 +159,6 @@ public struct PhotoFetcher: Sendable {
     public static func isSafeFileName(_ key: String) -> Bool {
         guard let first = key.unicodeScalars.first, first != "." else { return false }
         return key.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) }
-    }
-
-    /// Reads a skip index; a missing or unreadable one is empty.
-    public static func loadIndex(_ path: String) -> [String: Record] {
-        guard let bytes = readWholeFile(path), let object = parseJSON(bytes)?.object else { return [:] }
-        var out: [String: Record] = [:]
-        for field in object.fields { if let entry = field.value.object { out[field.key] = entry } }
-        return out
-    }
-
-    func loadIndex(_ path: String) -> [String: Record] { PhotoFetcher.loadIndex(path) }
-
-    /// The index as one JSON object, keys sorted so that it diffs cleanly.
-    public static func indexRecord(_ index: [String: Record]) -> Record {
-        Record(index.keys.sorted().map { Record.Field(key: $0, value: .object(index[$0]!)) })
     }
 
     func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }

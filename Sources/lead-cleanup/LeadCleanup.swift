@@ -77,7 +77,7 @@ extension LeadCleanup {
                         if ListingRetention.isExpired(record, now: now) { gone.append(record) } else { kept.append(record) }
                     }
                     guard !gone.isEmpty else { continue }
-                    var index = PhotoFetcher.loadIndex(layout.skipIndex)
+                    var index = PhotoIndex.load(layout.skipIndex)
                     for record in gone {
                         let key = record.text("ListingKey") ?? ""
                         var photo: JSONValue = .null
@@ -96,7 +96,7 @@ extension LeadCleanup {
                     for record in kept { JSONWriter.writeLine(record, into: flattened.buffer) }
                     if Stage.fileExists(layout.skipIndex) {
                         let sink = try stage.openOutput(layout.skipIndex)
-                        JSONWriter.write(.object(PhotoFetcher.indexRecord(index)), into: sink.buffer)
+                        JSONWriter.write(.object(PhotoIndex.record(index)), into: sink.buffer)
                         sink.buffer.append(10)
                     }
                 }

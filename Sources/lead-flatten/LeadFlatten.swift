@@ -236,7 +236,7 @@ extension LeadFlatten {
                     let path = input == "-" ? try stage.spoolStdin() : input
                     var importFile = input == "-" ? "stdin" : input
                     if !noKeep {
-                        let kept = try AtomicFiles.keepCopy(of: path, in: keptDirectory, day: now.date)
+                        let kept = try ImportArchive.keep(path, in: keptDirectory, day: now.date)
                         importFile = kept.hasPrefix(logs + "/") ? String(kept.dropFirst(logs.count + 1)) : kept
                     }
                     let isJSON = format.map { $0 == "jsonl" } ?? [".jsonl", ".json", ".jsonl.gz", ".json.gz"].contains { input.hasSuffix($0) }

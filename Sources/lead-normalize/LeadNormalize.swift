@@ -85,8 +85,9 @@ struct LeadNormalize: ParsableCommand {
             let tracking = try TrackingRules.load(stage.rulesFile("listing-tracking.csv", stage: "flatten"))
             var dedupeRules = try DedupeRules.load(stage.rulesFile("dedupe.csv"), tracking: tracking)
             if let onDuplicate { dedupeRules.policy = DuplicatePolicy(rawValue: onDuplicate)! }
-            let logPath = logs + "/leads/dedupe.jsonl"
-            let store = try Store.open([master.map(AtomicFiles.directory(of:)) ?? logs + "/leads", AtomicFiles.directory(of: logPath)], for: stage)
+            let leads = LeadMaster(logs: logs, master: master)
+            let logPath = leads.dedupeLogPath
+            let store = try leads.open(stage)
             var deduper = try LeadDeduper(stage: stage, merge: LeadMerge(rules: dedupeRules))
             let clock = stage.clock.now
             let now = clock.iso8601

@@ -75,13 +75,12 @@ extension LeadScore {
                     }
                     return
                 }
-                let path = master ?? logs + "/leads/leads.jsonl"
-                guard Stage.fileExists(path) else { throw StageError.usage("no master lead file at \(path) (run make leads, or give --master)") }
+                let leads = LeadMaster(logs: logs, master: master)
+                _ = try leads.require()
+                try leads.open(stage)
                 let expiry = TagExpiry(catalogue: catalogue)
-                let sink = try stage.openOutput(path)
                 var changed = 0, expired = 0, reactivated = 0
-                try stage.readRecords(path, counting: true) { record, location in
-                    var lead = record
+                try leads.rewrite(stage) { lead, location in
                     let before = lead["score"]
                     do {
                         let change = try expiry.refresh(&lead, now: now)
@@ -92,9 +91,6 @@ extension LeadScore {
                         throw StageError.data("\(location): \(rejected.reason)")
                     }
                     if before == nil || !(before! == lead["score"]!) { changed += 1 }
-                    JSONWriter.writeLine(lead, into: sink.buffer)
-                    try sink.flushIfNeeded()
-                    stage.recordsOut += 1
                 }
                 stage.summary.append("scores_changed", .int(changed))
                 stage.summary.append("assignments_expired", .int(expired))

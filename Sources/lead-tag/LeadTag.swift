@@ -71,18 +71,11 @@ struct MasterOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The master lead file (default <logs>/leads/leads.jsonl).", valueName: "file"))
     var master: String?
 
-    var masterPath: String { master ?? logs + "/leads/leads.jsonl" }
-    var auditPath: String { logs + "/leads/audit.jsonl" }
+    /// The master's store.
+    var store: LeadMaster { LeadMaster(logs: logs, master: master) }
+    var auditPath: String { store.auditPath }
 
-    /// Locks the master's store (its directory and the audit log's) for this run.
-    func openStore(_ stage: Stage) throws -> Store {
-        try Store.open([AtomicFiles.directory(of: masterPath), AtomicFiles.directory(of: auditPath)], for: stage)
-    }
-
-    func requireMaster() throws -> String {
-        guard Stage.fileExists(masterPath) else { throw StageError.usage("no master lead file at \(masterPath) (run make leads, or give --master)") }
-        return masterPath
-    }
+    func requireMaster() throws -> String { try store.require() }
 }
 
 extension LeadTag {
@@ -171,18 +164,16 @@ extension LeadTag {
             Stage.run("tag", command: "retro", options: common) { stage in
                 let rules = try TagStageRules.load(stage)
                 let definition = try rules.tag(named: tag)
-                let masterPath = try master.requireMaster()
-                let store = try master.openStore(stage)
+                _ = try master.requireMaster()
+                let store = try master.store.open(stage)
                 let newDays = expirationDays == 0 ? nil : expirationDays
                 let catalogue = rules.catalogue.settingExpiration(of: definition.name, to: newDays)
                 let expiry = TagExpiry(catalogue: catalogue)
                 let scorer = LeadScorer(catalogue: catalogue, decay: rules.scorer.decay)
                 let now = stage.clock.now
-                let sink = apply ? try stage.openOutput(masterPath) : nil
                 var total = TagExpiry.Change()
                 var leads = 0
-                try stage.readRecords(masterPath, counting: true) { record, location in
-                    var lead = record
+                try master.store.rewrite(stage, dryRun: !apply) { lead, location in
                     do {
                         let change = try expiry.refresh(&lead, now: now, onlyTag: definition.name)
                         if change.assignments > 0 {
@@ -192,11 +183,6 @@ extension LeadTag {
                         }
                     } catch let rejected as RecordRejected {
                         throw StageError.data("\(location): \(rejected.reason)")
-                    }
-                    if let sink {
-                        JSONWriter.writeLine(lead, into: sink.buffer)
-                        try sink.flushIfNeeded()
-                        stage.recordsOut += 1
                     }
                 }
                 var report = Record()
@@ -235,16 +221,14 @@ extension LeadTag {
             let rules = try TagStageRules.load(stage)
             let definition = try rules.tag(named: tag)
             let filter = try rules.filter(expression)
-            let masterPath = try master.requireMaster()
-            let store = try master.openStore(stage)
+            _ = try master.requireMaster()
+            let store = try master.store.open(stage)
             let now = stage.clock.now
             let expiry = TagExpiry(catalogue: rules.catalogue)
             let context = FilterContext(now: now, functions: rules.absentee.filterFunctions())
-            let sink = dryRun ? nil : try stage.openOutput(masterPath)
             var matched = 0, changed = 0
             var check = FilterFieldCheck([filter])
-            try stage.readRecords(masterPath, counting: true) { record, location in
-                var lead = record
+            try master.store.rewrite(stage, dryRun: dryRun) { lead, location in
                 check.observe(lead)
                 if filter.matches(lead, context: context) {
                     matched += 1
@@ -258,11 +242,6 @@ extension LeadTag {
                             throw StageError.data("\(location): \(rejected.reason)")
                         }
                     }
-                }
-                if let sink {
-                    JSONWriter.writeLine(lead, into: sink.buffer)
-                    try sink.flushIfNeeded()
-                    stage.recordsOut += 1
                 }
             }
             for warning in check.warnings { stage.note("warning: --where: " + warning) }

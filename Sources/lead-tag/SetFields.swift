@@ -68,12 +68,11 @@ extension LeadTag {
                 let rules = try TagStageRules.load(stage)
                 let filter = try expression.map { try rules.filter($0) }
                 let masterPath = try master.requireMaster()
+                let leads = master.store
                 let pipelines = try ListingRules.load(directory: stage.rulesDirectory(stage: "fetch")).pipelines
                 let listingFiles = pipelines.map { ListingLayout(logs: master.logs, pipeline: $0) }
                     .filter { Stage.fileExists($0.flattened) }
-                var dirs = [AtomicFiles.directory(of: masterPath), AtomicFiles.directory(of: master.auditPath)]
-                if !dryRun { dirs += listingFiles.map(\.folder) }
-                let store = try Store.open(dirs, for: stage)
+                let store = try leads.open(stage, also: dryRun ? [] : listingFiles.map(\.folder))
                 let now = stage.clock.now
                 let who = by ?? stage.environment["USER"] ?? "unknown"
                 let context = FilterContext(now: now, functions: rules.absentee.filterFunctions())
@@ -92,9 +91,7 @@ extension LeadTag {
                     return any
                 }
 
-                let sink = dryRun ? nil : try stage.openOutput(masterPath)
-                try stage.readRecords(masterPath, counting: true) { record, _ in
-                    var lead = record
+                try leads.rewrite(stage, dryRun: dryRun) { lead, _ in
                     check.observe(lead)
                     let ids = [lead.text(LeadNormalizer.keyField), lead.text("ListingKey")].compactMap { $0 }
                     let byKey = ids.filter { wanted.contains($0) }
@@ -106,11 +103,6 @@ extension LeadTag {
                             changed += 1
                             lead["updated_at"] = .string(now.iso8601)
                         }
-                    }
-                    if let sink {
-                        JSONWriter.writeLine(lead, into: sink.buffer)
-                        try sink.flushIfNeeded()
-                        stage.recordsOut += 1
                     }
                 }
                 // The listings the leads came from, and listings named by their key.

@@ -178,20 +178,4 @@ import Testing
         #expect(listing["leads_breakdown"]?.json == #"{"phone":2,"message":0,"email":1,"appointment":1,"website":0}"#)
         #expect(listing["first_activity_at"]?.text == "2025-01-16T12:10:00Z" && listing["last_activity_at"]?.text == "2025-01-16T13:07:30Z")
     }
-
-    @Test func windowsRunFromTheWatermarkAndRerunsKeepTheirs() throws {
-        var state = EventState()
-        let first = try state.window(now: EventTests.at("2025-01-16T12:30:00Z"), lookbackDays: 365, source: "files")
-        #expect(first.from == EventTests.at("2024-01-17T12:30:00Z") && first.runID == "2025-01-16T12:30:00Z")
-        #expect(first.contains(EventTests.at("2025-01-16T12:30:00Z")) && !first.contains(first.from), "(from, to]")
-        try state.apply(.init(run: first, events: 1, leads: 1, appliedAt: first.to))
-        let second = try state.window(now: EventTests.at("2025-01-18T00:00:00Z"), lookbackDays: 365, source: "files")
-        #expect(second.from == first.to)
-        #expect(try state.window(now: first.to, lookbackDays: 365, source: "files") == first, "a window applied is asked again")
-        #expect(throws: StageError.self) { try state.window(now: EventTests.at("2025-01-10T00:00:00Z"), lookbackDays: 365, source: "files") }
-        let stale = EventRun(source: "files", from: EventTests.at("2025-01-16T00:00:00Z"), to: EventTests.at("2025-01-19T00:00:00Z"))
-        #expect(throws: StageError.self, "a run that does not start at the watermark would overlap") { try state.apply(.init(run: stale, events: 0, leads: 0, appliedAt: stale.to)) }
-        let reread = try EventState(json: .object(state.record), path: "state.json")
-        #expect(reread.record.json == state.record.json && reread.watermark == first.to)
-    }
 }

@@ -1,11 +1,55 @@
 import LeadRules
-import LeadStores
 import StageKit
+
+/// The lead master's store: `<logs>/leads/` holds the master `leads.jsonl` (every lead,
+/// tagged and scored), the merge log `dedupe.jsonl`, the audit log `audit.jsonl` and the
+/// import archive `imports/`. Stages that read the master and write it again open the
+/// store first (`open`), so runs take turns.
+public struct LeadMaster {
+    public let logs: String
+    public let path: String
+
+    /// The master at `master`, or `<logs>/leads/leads.jsonl`.
+    public init(logs: String, master: String? = nil) {
+        self.logs = logs
+        path = master ?? logs + "/leads/leads.jsonl"
+    }
+
+    public var dedupeLogPath: String { logs + "/leads/dedupe.jsonl" }
+    public var auditPath: String { logs + "/leads/audit.jsonl" }
+
+    /// Locks the master's directory (and the logs', when elsewhere) for this run.
+    @discardableResult
+    public func open(_ stage: Stage, also: [String] = []) throws(StageError) -> Store {
+        try Store.open([AtomicFiles.directory(of: path), AtomicFiles.directory(of: auditPath)] + also, for: stage)
+    }
+
+    /// The master, or a usage error saying how to make one.
+    public func require() throws(StageError) -> String {
+        guard Stage.fileExists(path) else { throw .usage("no master lead file at \(path) (run make leads, or give --master)") }
+        return path
+    }
+
+    /// Rewrites the master in place: each lead through `body`, in order, written back (unless
+    /// `dryRun`), counted as the run's input and output.
+    public func rewrite(_ stage: Stage, dryRun: Bool = false, _ body: (inout Record, SourceLocation) throws -> Void) throws {
+        let sink = dryRun ? nil : try stage.openOutput(path)
+        try stage.readRecords(path, counting: true) { record, location in
+            var lead = record
+            try body(&lead, location)
+            if let sink {
+                JSONWriter.writeLine(lead, into: sink.buffer)
+                try sink.flushIfNeeded()
+                stage.recordsOut += 1
+            }
+        }
+    }
+}
 
 /// The dedupe of `lead-normalize --dedupe`: incoming leads wait in a spool file, grouped by
 /// address_key, while the master is read; each master lead takes in its group, then the new
 /// groups follow in the order first seen. Memory holds only the keys.
-struct LeadDeduper {
+public struct LeadDeduper {
     let stage: Stage
     let merge: LeadMerge
     let spool: SpoolFile
@@ -15,7 +59,7 @@ struct LeadDeduper {
     let scratch = ByteBuffer(capacity: 1 << 12)
     let now: String
 
-    init(stage: Stage, merge: LeadMerge) throws(StageError) {
+    public init(stage: Stage, merge: LeadMerge) throws(StageError) {
         self.stage = stage
         self.merge = merge
         spool = try SpoolFile()
@@ -29,7 +73,7 @@ struct LeadDeduper {
     }
 
     /// Takes one normalised lead (with created_at and updated_at) and its JSON.
-    mutating func add(_ lead: Record, json: UnsafeBufferPointer<UInt8>, at location: SourceLocation) throws(StageError) {
+    public mutating func add(_ lead: Record, json: UnsafeBufferPointer<UInt8>, at location: SourceLocation) throws(StageError) {
         let span = try spool.append(json)
         let key = lead.text(LeadNormalizer.keyField) ?? ""
         let origin = LeadDeduper.origin(lead, fallback: location.description)
@@ -50,7 +94,7 @@ struct LeadDeduper {
         return record
     }
 
-    mutating func finish(master: String?, log logPath: String, store: Store) throws {
+    public mutating func finish(master: String?, log logPath: String, store: Store) throws {
         var done = [Bool](repeating: false, count: members.count)
         var entries: [Record] = []
         var masterCount = 0, duplicates = 0, changedLeads = 0

@@ -1,0 +1,299 @@
+import LeadRules
+import StageKit
+
+/// The events pipeline's state (`local-logs/events/state.json`): the watermark (the end of
+/// the last window applied) and every run applied, with its window and counts.
+public struct EventState: Sendable {
+    public struct Applied: Sendable {
+        public var run: EventRun
+        public var events: Int
+        public var leads: Int
+        public var appliedAt: Timestamp
+
+        public init(run: EventRun, events: Int, leads: Int, appliedAt: Timestamp) {
+            self.run = run
+            self.events = events
+            self.leads = leads
+            self.appliedAt = appliedAt
+        }
+    }
+
+    public var runs: [Applied]
+
+    public init(runs: [Applied] = []) { self.runs = runs }
+
+    /// The end of the latest window applied.
+    public var watermark: Timestamp? { runs.map(\.run.to).max() }
+
+    public func applied(_ runID: String) -> Applied? { runs.first { $0.run.runID == runID } }
+
+    /// The state file at `path`; no runs when there is no file yet. Read by the fetch (the
+    /// window) and the export (what was applied), the one way both read it.
+    public static func load(_ path: String) throws(StageError) -> EventState {
+        guard let bytes = try? ByteSource.readAll(path) else { return EventState() }
+        guard !bytes.isEmpty, let json = JSONValue(parsing: String(decoding: bytes, as: UTF8.self)) else {
+            throw .usage("\(path): not JSON; delete it to start from the lookback")
+        }
+        return try EventState(json: json, path: path)
+    }
+
+    /// Reads a state file's JSON; `path` names it in errors.
+    public init(json: JSONValue, path: String) throws(StageError) {
+        guard let o = json.object, let list = o["runs"]?.array else {
+            throw .usage("\(path): not an events state file (no runs); delete it to start from the lookback")
+        }
+        var runs: [Applied] = []
+        for item in list {
+            guard let r = item.object, let run = try? EventRun(record: r), let at = r.text("applied_at"),
+                  let appliedAt = Timestamp(iso8601: at) else {
+                throw .usage("\(path): a run without run_id, from, to or applied_at: \(item.json)")
+            }
+            runs.append(Applied(run: run, events: r["events"]?.int ?? 0, leads: r["leads"]?.int ?? 0, appliedAt: appliedAt))
+        }
+        self.runs = runs
+    }
+
+    /// The state as written: watermark, then the runs in window order.
+    public var record: Record {
+        let list: [JSONValue] = runs.sorted { $0.run.to < $1.run.to }.map { applied in
+            var r = applied.run.record
+            _ = r.removeValue(forKey: "kind")
+            r.append("events", .int(applied.events))
+            r.append("leads", .int(applied.leads))
+            r.append("applied_at", .string(applied.appliedAt.iso8601))
+            return .object(r)
+        }
+        return ["watermark": watermark.map { .string($0.iso8601) } ?? .null, "runs": .array(list)]
+    }
+
+    /// The window of a run ending at `now`: a window already applied that ends there (a rerun
+    /// of it), else from the watermark, else `lookbackDays` back.
+    public func window(now: Timestamp, lookbackDays: Int, source: String) throws(StageError) -> EventRun {
+        if let done = runs.first(where: { $0.run.to == now }) { return done.run }
+        guard let mark = watermark else { return EventRun(source: source, from: now.adding(days: -lookbackDays), to: now) }
+        guard mark < now else {
+            throw .usage("--now \(now.iso8601) is before the watermark \(mark.iso8601) and no run ended then: the window was applied already")
+        }
+        return EventRun(source: source, from: mark, to: now)
+    }
+
+    /// Adds or replaces a run. A new run must start where the watermark is, so windows
+    /// neither overlap nor leave gaps.
+    public mutating func apply(_ applied: Applied) throws(StageError) {
+        if let i = runs.firstIndex(where: { $0.run.runID == applied.run.runID }) {
+            guard runs[i].run.from == applied.run.from else {
+                throw .data("run \(applied.run.runID) was applied with the window from \(runs[i].run.from.iso8601), not \(applied.run.from.iso8601)")
+            }
+            runs[i] = applied
+            return
+        }
+        if let mark = watermark, mark != applied.run.from {
+            throw .data("run \(applied.run.runID) starts at \(applied.run.from.iso8601) but the watermark is \(mark.iso8601): fetch it again")
+        }
+        runs.append(applied)
+    }
+}
+
+/// The events store: the files of one directory (`local-logs/events/`) and how a run is
+/// applied to them. `leads.jsonl` (lead records, by run), `analytics_parts.jsonl` (what each
+/// run added to each listing hour, sorted by listing and hour: the upsert's memory),
+/// `listing_analytics.jsonl` and `listings.jsonl` (rebuilt from the parts) and `state.json`
+/// (the watermark and the runs applied), written in that order in one commit, state last.
+public struct EventLedger {
+    public let dir: String
+
+    public init(dir: String) {
+        var dir = dir
+        while dir.count > 1 && dir.hasSuffix("/") { dir.removeLast() }
+        self.dir = dir
+    }
+
+    /// Locks the directory for this run.
+    @discardableResult
+    public func open(_ stage: Stage) throws(StageError) -> Store { try Store.open([dir], for: stage) }
+
+    var leadsPath: String { dir + "/leads.jsonl" }
+    var partsPath: String { dir + "/analytics_parts.jsonl" }
+    var analyticsPath: String { dir + "/listing_analytics.jsonl" }
+    var listingsPath: String { dir + "/listings.jsonl" }
+    var statePath: String { dir + "/state.json" }
+
+    /// Applies the run in `inputs` (lead-score events' output): see the type's description.
+    public func apply(_ inputs: [String], force: Bool, stage: Stage) throws {
+        var state = try EventState.load(statePath)
+        var run: EventRun?
+        var leads: [Record] = []
+        var leadRunIDs = Set<String>()
+        var tally = RunTally(runID: "")
+        var events = 0
+        try stage.forEachRecord(inputs, transform: { _ in }, encoding: .none) { record, _, location in
+            switch record.text("kind") {
+            case EventRun.kind:
+                let this = try EventRun(record: record)
+                if let run, run.runID != this.runID {
+                    throw StageError.data("\(location): a second run (\(this.runID)) in a stream of run \(run.runID): apply one run at a time")
+                }
+                run = this
+            case "lead":
+                guard let id = record.text("run_id") else { throw RecordRejected("a lead record without run_id") }
+                var lead = record
+                _ = lead.removeValue(forKey: "kind")
+                try tally.addLead(record: lead)
+                leadRunIDs.insert(id)
+                events += lead["total_actions"]?.int ?? 0
+                leads.append(lead)
+            case let kind? where kind == "view" || kind == "impression" || kind == "share" || kind == "save":
+                guard let listing = record.text("listing_id"), !listing.isEmpty else { throw RecordRejected("\(kind) without listing_id") }
+                guard let text = record.text("timestamp"), let at = Timestamp(iso8601: text) else {
+                    throw RecordRejected("\(kind) without a readable timestamp")
+                }
+                let viewer = record.text("seeker_id").flatMap { $0.isEmpty ? nil : $0 }
+                let channel = record.text("share_channel").flatMap { $0.isEmpty ? nil : $0 }
+                tally.addEngagement(kind: kind, listingID: listing, viewer: viewer, channel: channel, at: at)
+                events += 1
+            case "action":
+                throw RecordRejected("an unscored lead action: run lead-score events before lead-export events")
+            case let kind:
+                throw RecordRejected(kind.map { "unknown kind '\($0)'" } ?? "no kind (the input of lead-export events is lead-score events' output)")
+            }
+        }
+        let runID: String
+        if let run {
+            runID = run.runID
+            if let other = leadRunIDs.first(where: { $0 != runID }) {
+                throw StageError.data("lead records of run \(other) in the stream of run \(runID)")
+            }
+        } else {
+            guard events > 0 || stage.recordsIn > 0 else {
+                throw StageError.data("no run record and no events: nothing to apply (did an earlier stage of the pipe fail?)")
+            }
+            guard leadRunIDs.count <= 1 else {
+                throw StageError.data("lead records of several runs (\(leadRunIDs.sorted().joined(separator: ", "))): apply one run at a time")
+            }
+            runID = leadRunIDs.first ?? stage.clock.now.iso8601
+            stage.warn("no run record (lead-fetch events starts a run): applied as run \(runID); the watermark is left alone",
+                       at: SourceLocation(path: inputs.first ?? "-", line: 1))
+        }
+        var report = Record()
+        report.append("run_id", .string(runID))
+        report.append("from", run.map { .string($0.from.iso8601) } ?? .null)
+        report.append("to", run.map { .string($0.to.iso8601) } ?? .null)
+        let already = state.applied(runID)
+        if let already, !force {
+            report.append("applied", false)
+            report.append("reason", .string("already applied at \(already.appliedAt.iso8601); --force applies it again"))
+            stage.summary.append("applied", false)
+            try stage.write(report)
+            return
+        }
+        var parts = tally.parts()
+        for i in parts.indices { parts[i].runID = runID }
+        try writeLeads(leads, runID: runID, stage: stage)
+        let counts = try writeAnalytics(parts, runID: runID, stage: stage)
+        if let run {
+            try state.apply(EventState.Applied(run: run, events: events, leads: leads.count, appliedAt: stage.clock.now))
+            let sink = try stage.openOutput(statePath)
+            JSONWriter.writeLine(state.record, into: sink.buffer)
+        }
+        report.append("applied", true)
+        report.append("replaced", .bool(already != nil || counts.replacedParts > 0))
+        report.append("events", .int(events))
+        report.append("leads", .int(leads.count))
+        report.append("hours", .int(parts.count))
+        report.append("new_hours", .int(counts.newHours))
+        report.append("analytics_rows", .int(counts.rows))
+        report.append("listings", .int(counts.listings))
+        report.append("watermark", state.watermark.map { .string($0.iso8601) } ?? .null)
+        for field in report.fields where field.key != "run_id" && field.key != "from" && field.key != "to" {
+            stage.summary.append(field.key, field.value)
+        }
+        try stage.write(report)
+        stage.recordsOut = leads.count
+    }
+
+    /// leads.jsonl with this run's records in place: the runs before it, this run's records,
+    /// the runs after it (records of an earlier try of this run are dropped).
+    func writeLeads(_ leads: [Record], runID: String, stage: Stage) throws {
+        let sink = try stage.openOutput(leadsPath)
+        var written = false
+        func writeRun() throws {
+            guard !written else { return }
+            written = true
+            for lead in leads {
+                JSONWriter.writeLine(lead, into: sink.buffer)
+                try sink.flushIfNeeded()
+            }
+        }
+        if Stage.fileExists(leadsPath) {
+            try stage.readRecords(leadsPath) { lead, location in
+                guard let id = lead.text("run_id") else { throw StageError.data("\(location): a lead without run_id") }
+                if id == runID { return }
+                if runID.precedesInByteOrder(id) { try writeRun() }
+                JSONWriter.writeLine(lead, into: sink.buffer)
+                try sink.flushIfNeeded()
+            }
+        }
+        try writeRun()
+    }
+
+    struct Counts {
+        var rows = 0, listings = 0, newHours = 0, replacedParts = 0
+    }
+
+    /// The parts file with this run's parts in place of any earlier ones of the run, merged in
+    /// listing and hour order, and from it listing_analytics.jsonl and listings.jsonl.
+    func writeAnalytics(_ parts: [HourPart], runID: String, stage: Stage) throws -> Counts {
+        let partsSink = try stage.openOutput(partsPath)
+        let analyticsSink = try stage.openOutput(analyticsPath)
+        let listingsSink = try stage.openOutput(listingsPath)
+        var counts = Counts()
+        var cell: [HourPart] = []
+        var cellHasOld = false
+        var totals: ListingTotals?
+
+        func emitCell() throws {
+            guard !cell.isEmpty else { return }
+            cell.sort { $0.runID.precedesInByteOrder($1.runID) }
+            for part in cell { JSONWriter.writeLine(part.record, into: partsSink.buffer) }
+            let merged = HourPart.merge(cell)
+            JSONWriter.writeLine(HourPart.analyticsRow(merged.counts, uniqueViews: merged.uniqueViews, uniqueLeads: merged.uniqueLeads),
+                                 into: analyticsSink.buffer)
+            counts.rows += 1
+            if !cellHasOld { counts.newHours += 1 }
+            if totals?.listingID != cell[0].key.listingID {
+                if let done = totals { JSONWriter.writeLine(done.record, into: listingsSink.buffer); counts.listings += 1 }
+                totals = ListingTotals(listingID: cell[0].key.listingID)
+            }
+            totals!.add(merged.counts)
+            cell.removeAll(keepingCapacity: true)
+            cellHasOld = false
+            try partsSink.flushIfNeeded()
+            try analyticsSink.flushIfNeeded()
+            try listingsSink.flushIfNeeded()
+        }
+        func feed(_ part: HourPart, old: Bool) throws {
+            if let first = cell.first, first.key != part.key {
+                if part.key < first.key {
+                    throw StageError.data("\(partsPath): parts out of order at \(part.key.listingID) \(part.key.start.iso8601); it is written sorted, was it edited?")
+                }
+                try emitCell()
+            }
+            if old && part.runID != runID { cellHasOld = true }
+            cell.append(part)
+        }
+        var next = 0
+        if Stage.fileExists(partsPath) {
+            try stage.readRecords(partsPath) { record, location in
+                let part: HourPart
+                do { part = try HourPart(record: record) } catch let bad as RecordRejected { throw StageError.data("\(location): \(bad.reason)") }
+                while next < parts.count && parts[next].key < part.key { try feed(parts[next], old: false); next += 1 }
+                if part.runID == runID { counts.replacedParts += 1; return }
+                try feed(part, old: true)
+            }
+        }
+        while next < parts.count { try feed(parts[next], old: false); next += 1 }
+        try emitCell()
+        if let done = totals { JSONWriter.writeLine(done.record, into: listingsSink.buffer); counts.listings += 1 }
+        return counts
+    }
+}
