@@ -35,9 +35,15 @@ deps:
 
 build: deps $(BIN)/.built
 
+# LEAD_PREBUILT=1: the binaries are built already (the tests run make from inside swift
+# test, whose build lock a build from there would wait for forever).
+ifeq ($(LEAD_PREBUILT),)
 $(BIN)/.built: $(SOURCES)
 	$(SWIFT) build -c release
 	@touch $@
+else
+$(BIN)/.built: ;
+endif
 
 # ---- pipelines ------------------------------------------------------------
 
@@ -75,11 +81,19 @@ photo_source =
 listing_now  = $(live_now)
 endif
 
+# Each pipeline starts by settling its stores: a change a killed run left half made is
+# rolled back and its leftovers removed (lead-cleanup stores), so a run after a crash starts
+# clean; it changes nothing otherwise.
+LISTING_STORES := $(foreach p,$(LISTING_PIPELINES),$(call listing_dir,$p) $(LOGS)/$(call kind_of,$p)/photo-logs/$(call mls_of,$p))
+.PHONY: settle-listings settle-leads settle-permits settle-events
+settle-listings: $(BIN)/.built
+	@$(BIN)/lead-cleanup stores -q $(LISTING_STORES)
+
 define listing_pipeline
 .PHONY: $1
 $1: $(call index_of,$1)
 
-$(call raw_of,$1): $(call fetch_deps,$1) $(FETCH_RULES) $(BIN)/.built
+$(call raw_of,$1): $(call fetch_deps,$1) $(FETCH_RULES) $(BIN)/.built | settle-listings
 	$(BIN)/lead-fetch listings --pipeline $1 $(call fetch_source,$1) $(listing_now) --state $(call listing_dir,$1)/fetch_state.json -o $$@
 
 $(call flat_of,$1): $(call raw_of,$1) $(FLATTEN_RULES)
@@ -120,11 +134,14 @@ leads_now    = $(if $(LIVE_CLOCK),$(live_now),$(call fixture_now,$(FIXTURE_NOW))
 .PHONY: leads lists rescore
 leads: lists $(LEADS)/expiring.jsonl
 
-$(LEADS)/imported/%.jsonl: fixtures/leads/%.csv stages/flatten/leads-%.csv $(BIN)/.built
+settle-leads: $(BIN)/.built
+	@$(BIN)/lead-cleanup stores -q $(LEADS)
+
+$(LEADS)/imported/%.jsonl: fixtures/leads/%.csv stages/flatten/leads-%.csv $(BIN)/.built | settle-leads
 	$(BIN)/lead-flatten leads --map stages/flatten/leads-$*.csv $(leads_now) --logs $(LOGS) $< -o $@
 
 define expired_leads
-$(LEADS)/imported/$1.jsonl: $(call flat_of,$1) stages/flatten/leads-expired-listings.csv | cleanup
+$(LEADS)/imported/$1.jsonl: $(call flat_of,$1) stages/flatten/leads-expired-listings.csv | cleanup settle-leads
 	$(BIN)/lead-flatten leads --map stages/flatten/leads-expired-listings.csv --source $1 $(leads_now) --logs $(LOGS) $$< -o $$@
 endef
 $(foreach p,$(LEAD_EXPIRED),$(eval $(call expired_leads,$p)))
@@ -133,7 +150,7 @@ $(foreach p,$(LEAD_EXPIRED),$(eval $(call expired_leads,$p)))
 # in between stay for diffing. The chain reads the master and writes it again: the leads
 # store stays locked for the whole of it (scripts/locked.sh), so a second run, or an edit,
 # waits instead of being overwritten.
-$(LEADS)/leads.jsonl: $(LEAD_IMPORTS) $(LEAD_RULES)
+$(LEADS)/leads.jsonl: $(LEAD_IMPORTS) $(LEAD_RULES) | settle-leads
 	scripts/locked.sh $(LEADS) -- sh -c '\
 	$(BIN)/lead-normalize --dedupe --master $@ --logs $(LOGS) $(leads_now) $(LEAD_IMPORTS) -o $(LEADS)/normalized.jsonl && \
 	$(BIN)/lead-tag leads $(leads_now) $(LEADS)/normalized.jsonl -o $(LEADS)/tagged.jsonl && \
@@ -175,13 +192,16 @@ REASONER_TIMEOUT ?= 30
 .SECONDARY: $(PERMIT_CITIES:%=$(PERMITS)/raw-%.jsonl)
 permits: $(PERMITS)/report.json
 
-$(PERMITS)/raw-%.jsonl: $$(wildcard fixtures/permits/%/*.csv) stages/fetch/permit-sources.csv $(BIN)/.built
+settle-permits: $(BIN)/.built
+	@$(BIN)/lead-cleanup stores -q $(PERMITS) $(EXPORTS)
+
+$(PERMITS)/raw-%.jsonl: $$(wildcard fixtures/permits/%/*.csv) stages/fetch/permit-sources.csv $(BIN)/.built | settle-permits
 	$(BIN)/lead-fetch permits --source $*-fixtures --state $(PERMITS)/fetch-$*.json --now $(PERMITS_NOW) -o $@
 
 $(PERMITS)/flattened-%.jsonl: $(PERMITS)/raw-%.jsonl stages/flatten/permits-%.csv
 	$(BIN)/lead-flatten permits --map stages/flatten/permits-$*.csv --logs $(LOGS) --now $(PERMITS_NOW) $< -o $@
 
-$(PERMITS)/report.json: $(PERMIT_FLAT) $(PERMIT_RULES) $(wildcard stages/normalize/*.csv)
+$(PERMITS)/report.json: $(PERMIT_FLAT) $(PERMIT_RULES) $(wildcard stages/normalize/*.csv) | settle-permits
 	$(BIN)/lead-normalize --now $(PERMITS_NOW) $(PERMIT_FLAT) -o $(PERMITS)/normalized.jsonl
 	$(BIN)/lead-tag trades --now $(PERMITS_NOW) $(PERMITS)/normalized.jsonl -o $(PERMITS)/tagged.jsonl
 	$(BIN)/lead-score permits --now $(PERMITS_NOW) $(if $(REASONER),--reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT)) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
@@ -214,9 +234,12 @@ EVENT_RULES    := stages/fetch/events.csv stages/flatten/events.csv stages/flatt
 .PHONY: events
 events: $(EVENTS)/run-2/report.json
 
+settle-events: $(BIN)/.built
+	@$(BIN)/lead-cleanup stores -q $(EVENTS)
+
 # $1: the run; $2: the run before it.
 define event_run
-$(EVENTS)/run-$1/report.json: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(if $2,$(EVENTS)/run-$2/report.json)
+$(EVENTS)/run-$1/report.json: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(if $2,$(EVENTS)/run-$2/report.json) | settle-events
 	$(BIN)/lead-fetch events --from $(EVENT_EXPORT_$1) --state $(EVENTS)/state.json --now $(EVENTS_NOW_$1) -o $(EVENTS)/run-$1/fetched.jsonl
 	$(BIN)/lead-flatten events --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/fetched.jsonl -o $(EVENTS)/run-$1/flattened.jsonl
 	$(BIN)/lead-score events --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/scored.jsonl
@@ -224,6 +247,14 @@ $(EVENTS)/run-$1/report.json: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(
 endef
 $(eval $(call event_run,1,))
 $(eval $(call event_run,2,1))
+
+# Every stage writes its outputs atomically and its stores commit as one: a run killed half
+# way leaves whole files (old or new), so make must never delete a target of a killed recipe
+# (it would throw away a change the store has committed, and the next run would redo it).
+.PRECIOUS: $(foreach p,$(LISTING_PIPELINES),$(call raw_of,$p) $(call flat_of,$p) $(call index_of,$p)) \
+	$(LEAD_IMPORTS) $(LEADS)/leads.jsonl $(LEADS)/expiring.jsonl $(SMART_LISTS:%=$(EXPORTS)/lists/%.csv) \
+	$(PERMIT_CITIES:%=$(PERMITS)/raw-%.jsonl) $(PERMIT_FLAT) $(PERMITS)/report.json \
+	$(EVENTS)/run-1/report.json $(EVENTS)/run-2/report.json
 
 # What the last run changed: each stage file against the newest kept run that differs
 # (kept in $(LOGS)/_previous/ after every make; keys per file in stages/diff/keys.csv).

@@ -16,9 +16,11 @@ import StageKit
 /// 1. every output is sealed beside its target (written, synced, still locked);
 /// 2. the lines for each log are sealed beside it, unless the log already ends with them
 ///    (the same run tried again);
-/// 3. when there is more than one change, the journal is put in place;
-/// 4. the renames, appends (O_APPEND, whole lines) and removals are made;
-/// 5. the journal is removed and the lock released.
+/// 3. when there is more than one change, the old versions are kept and the journal is put
+///    in place (`StoreJournal`), the renames, appends (O_APPEND, whole lines) and removals are
+///    made, and the journal is removed: the commit point. A run killed before it is rolled
+///    back by the next one;
+/// 4. the lock is released.
 ///
 /// Files are created 0600 and directories 0700 (StageKit's `ByteSink`).
 public final class Store: OutputCommitter {
@@ -28,26 +30,53 @@ public final class Store: OutputCommitter {
     private var appends: [(log: String, bytes: [UInt8])] = []
     private var moves: [(from: String, to: String)] = []
 
-    init(lock: StoreLock) { self.lock = lock }
+    /// Where this run kills itself, for tests (see `CrashPoint`).
+    let crash: CrashPoint?
+
+    init(lock: StoreLock, crash: CrashPoint?) {
+        self.lock = lock
+        self.crash = crash
+    }
 
     /// Opens the store of `directories` for `stage`: see the type's description. Waits for a
     /// run that holds it (saying whom it waits for), or with `--no-wait` (`LEAD_NO_WAIT=1`)
     /// fails with exit 2 naming the holder.
     @discardableResult
     public static func open(_ directories: [String], for stage: Stage) throws(StageError) -> Store {
+        let (store, _) = try lockAndSettle(directories, for: stage)
+        stage.committer = store
+        return store
+    }
+
+    /// What settling a store found.
+    public struct Settled: Sendable {
+        public var rolledBack = 0
+        public var removed = 0
+    }
+
+    /// Locks `directories`, rolls back what killed runs left half made and removes their
+    /// leftovers, then lets them go (lead-cleanup stores).
+    @discardableResult
+    public static func settle(_ directories: [String], for stage: Stage) throws(StageError) -> Settled {
+        let (store, settled) = try lockAndSettle(directories, for: stage)
+        store.lock.release()
+        return settled
+    }
+
+    static func lockAndSettle(_ directories: [String], for stage: Stage) throws(StageError) -> (Store, Settled) {
         let wait = !stage.options.noWait && stage.environment["LEAD_NO_WAIT"] != "1"
         let lock = try StoreLock.acquire(directories, holder: StoreLock.describeThisProcess(now: Clock.systemNow()),
                                          wait: wait, environment: stage.environment) { message in stage.note(message) }
         stage.atExit { lock.release() }
+        var settled = Settled()
         for dir in lock.directories {
             if try StoreJournal.recover(directory: dir) {
-                stage.note("finished the change an interrupted run left in \(dir)")
+                settled.rolledBack += 1
+                stage.note("rolled back the change an interrupted run left half made in \(dir)")
             }
         }
-        for dir in lock.directories { AtomicFiles.removeAbandonedTemps(in: dir, depth: 3) }
-        let store = Store(lock: lock)
-        stage.committer = store
-        return store
+        for dir in lock.directories { settled.removed += AtomicFiles.removeAbandonedTemps(in: dir, depth: 3) }
+        return (Store(lock: lock, crash: CrashPoint(stage: stage)), settled)
     }
 
     /// Lines to append to the log at `path` when the stage succeeds, in the same change as
@@ -76,38 +105,72 @@ public final class Store: OutputCommitter {
         moves.append((from, target))
     }
 
+    /// The change is made in this order: moves, log appends, removals, then the outputs in
+    /// the order given (the stage's main output last); see `StoreJournal` for how a change
+    /// of several files is made whole or rolled back.
     public func commit(_ sinks: [ByteSink], removing removals: [String]) throws(StageError) {
         for sink in sinks { try sink.seal() }
-        var operations: [StoreJournal.Operation] = moves.map { .rename(from: Store.absolute($0.from), to: Store.absolute($0.to)) }
+        var planned: [(kind: Int, from: String, to: String)] = moves.map { (0, Store.absolute($0.from), Store.absolute($0.to)) }
         moves.removeAll()
-        var installed: [ByteSink] = []
-        for sink in sinks {
-            guard let temp = sink.temporaryPath, let path = sink.path else { continue }
-            operations.append(.rename(from: Store.absolute(temp), to: Store.absolute(path)))
-            installed.append(sink)
-        }
         var staged: [ByteSink] = []
+        var appendPlans: [(log: String, from: String)] = []
         for (log, bytes) in appends where !StoreLog.endsWith(log, bytes) {
             let sink = try ByteSink(path: log, raw: true)
             sink.buffer.append(bytes)
             try sink.seal()
-            operations.append(.append(log: Store.absolute(log), from: Store.absolute(sink.temporaryPath!),
-                                      size: StoreJournal.fileSize(log) ?? 0))
+            appendPlans.append((Store.absolute(log), Store.absolute(sink.temporaryPath!)))
             staged.append(sink)
         }
-        for path in removals where access(path, F_OK) == 0 { operations.append(.remove(Store.absolute(path))) }
         appends.removeAll()
+        let removing = removals.filter { access($0, F_OK) == 0 }.map(Store.absolute)
+        var installed: [ByteSink] = []
+        for sink in sinks {
+            guard let temp = sink.temporaryPath, let path = sink.path else { continue }
+            planned.append((1, Store.absolute(temp), Store.absolute(path)))
+            installed.append(sink)
+        }
         defer {
             for sink in installed + staged { sink.released() }
         }
-        guard operations.count > 1, let home = lock.directories.first else {
-            for operation in operations { try StoreJournal.apply(operation) }
+        let changes = planned.count + appendPlans.count + removing.count
+        guard changes > 1, let home = lock.directories.first else {
+            // One change is one rename (or append, or removal): atomic as it is.
+            for (_, from, to) in planned { try StoreJournal.apply(.rename(from: from, to: to, backup: nil)) }
+            for plan in appendPlans { try StoreJournal.apply(.append(log: plan.log, from: plan.from, size: 0)); unlink(plan.from) }
+            for path in removing { try StoreJournal.apply(.remove(path, backup: nil)) }
+            crash?.reached(step: Int.max)
             return
         }
+        // The old versions kept, then the journal, then the changes, then the commit point.
+        var operations: [StoreJournal.Operation] = []
+        for (kind, from, to) in planned where kind == 0 {
+            operations.append(.rename(from: from, to: to, backup: try StoreJournal.keepBackup(of: to)))
+        }
+        for plan in appendPlans {
+            operations.append(.append(log: plan.log, from: plan.from, size: StoreJournal.fileSize(plan.log) ?? -1))
+        }
+        for path in removing { operations.append(.remove(path, backup: try StoreJournal.keepBackup(of: path))) }
+        for (kind, from, to) in planned where kind == 1 {
+            operations.append(.rename(from: from, to: to, backup: try StoreJournal.keepBackup(of: to)))
+        }
         let journal = StoreJournal.path(in: home)
-        try StoreJournal.write(operations, to: journal)
-        for operation in operations { try StoreJournal.apply(operation) }
+        do {
+            try StoreJournal.write(operations, to: journal)
+            crash?.reached(step: 0)
+            for (n, operation) in operations.enumerated() {
+                try StoreJournal.apply(operation)
+                crash?.reached(step: n + 1)
+            }
+        } catch {
+            // A change that cannot be made whole is undone now.
+            for operation in operations.reversed() { try? StoreJournal.undo(operation) }
+            unlink(journal)
+            throw error
+        }
         unlink(journal)
+        StoreJournal.syncDirectory(of: journal)
+        for operation in operations { for path in StoreJournal.leftovers(operation) { unlink(path) } }
+        crash?.reached(step: Int.max)
     }
 
     /// `path` made absolute against the working directory.
@@ -119,5 +182,26 @@ public final class Store: OutputCommitter {
         var rest = Substring(path)
         while rest.hasPrefix("./") { rest = rest.dropFirst(2) }
         return (cwd == "/" ? "" : cwd) + "/" + rest
+    }
+}
+
+/// A test hook: `LEAD_CRASH_AT=<stage>[/<command>]:<step>` makes that stage kill itself with
+/// SIGKILL in its store commit, after the journal and `step` changes (`end`: after the whole
+/// commit), so the tests can stop a run at every point of a commit, which random kills
+/// almost never hit. Unset, it does nothing.
+struct CrashPoint {
+    let step: Int
+
+    init?(stage: Stage) {
+        guard let spec = stage.environment["LEAD_CRASH_AT"], let colon = spec.lastIndex(of: ":") else { return nil }
+        let target = String(spec[..<colon]), stepText = String(spec[spec.index(after: colon)...])
+        let name = stage.name + (stage.command.map { "/" + $0 } ?? "")
+        guard target == stage.name || target == name else { return nil }
+        guard let step = stepText == "end" ? Int.max : Int(stepText) else { return nil }
+        self.step = step
+    }
+
+    func reached(step: Int) {
+        if step == self.step { kill(getpid(), SIGKILL) }
     }
 }

@@ -321,14 +321,16 @@ public enum AtomicFiles {
         return flock(fd, LOCK_EX | LOCK_NB) == 0
     }
 
-    /// `.<name>.tmp-<digits>`: a temporary file of `ByteSink`.
-    static func isTemporaryName(_ name: String) -> Bool {
+    /// `.<name>.tmp-<digits>`: a temporary file of `ByteSink` (and with `backups`, a store's
+    /// `.<name>.old-<digits>`, the old version kept while a change is made).
+    static func isTemporaryName(_ name: String, backups: Bool = false) -> Bool {
         let bytes = Array(name.utf8)
         guard bytes.first == 46 else { return false }
         var i = bytes.count
         while i > 0 && bytes[i - 1] >= 48 && bytes[i - 1] <= 57 { i -= 1 }
         guard i < bytes.count, i >= 6 else { return false }
-        return Array(bytes[(i - 5)..<i]) == Array(".tmp-".utf8)
+        let tag = Array(bytes[(i - 5)..<i])
+        return tag == Array(".tmp-".utf8) || (backups && tag == Array(".old-".utf8))
     }
 
     private static func removeStaleTemps(dir: String, name: String) {
@@ -341,7 +343,8 @@ public enum AtomicFiles {
     }
 
     /// Removes every temporary file of a dead writer in `dir` (and, `depth` levels down, its
-    /// subdirectories), except in a directory holding a journal. Returns how many went.
+    /// subdirectories), and the old versions a store kept for a change that was made, except
+    /// in a directory holding a journal. Call it with the store locked. Returns how many went.
     @discardableResult
     public static func removeAbandonedTemps(in dir: String, depth: Int = 0) -> Int {
         var removed = 0
@@ -352,7 +355,7 @@ public enum AtomicFiles {
             guard lstat(path, &st) == 0 else { continue }
             if (st.st_mode & S_IFMT) == S_IFDIR {
                 if depth > 0 && !entry.hasPrefix(".") { removed += removeAbandonedTemps(in: path, depth: depth - 1) }
-            } else if !hasJournal, (st.st_mode & S_IFMT) == S_IFREG, isTemporaryName(entry), isAbandoned(path) {
+            } else if !hasJournal, (st.st_mode & S_IFMT) == S_IFREG, isTemporaryName(entry, backups: true), isAbandoned(path) {
                 if unlink(path) == 0 { removed += 1 }
             }
         }

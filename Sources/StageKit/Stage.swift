@@ -9,8 +9,8 @@ import Darwin
 
 /// Puts a stage's outputs in place when it succeeds (see `Stage.committer`).
 public protocol OutputCommitter: AnyObject {
-    /// Installs `sinks` (opened, written, not yet committed) in this order and removes
-    /// `removals`, as one change.
+    /// Installs `sinks` (opened, written, not yet committed; the main output, when it is a
+    /// file, last) and removes `removals`, as one change.
     func commit(_ sinks: [ByteSink], removing removals: [String]) throws(StageError)
 }
 
@@ -586,6 +586,9 @@ public final class Stage {
         rulesDirectory(stage: stage) + "/" + file
     }
 
+    /// True when `path` is a directory.
+    public static func isDirectoryPath(_ path: String) -> Bool { isDirectory(path) }
+
     static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
@@ -610,7 +613,8 @@ public final class Stage {
         }
         do {
             if let committer {
-                try committer.commit(ordered, removing: successPaths)
+                // The main output last: what make takes as done is put in place last.
+                try committer.commit(extraSinks + (mainSink.map { [$0] } ?? []), removing: successPaths)
             } else {
                 for sink in ordered { try sink.commit() }
                 for path in successPaths { unlink(path) }

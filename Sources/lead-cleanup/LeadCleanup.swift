@@ -11,8 +11,8 @@ import Glibc
 struct LeadCleanup: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-cleanup",
-        abstract: "Remove records past their retention from the staged tree.",
-        subcommands: [Listings.self]
+        abstract: "Remove records past their retention from the staged tree; settle stores after a crash.",
+        subcommands: [Listings.self, Stores.self]
     )
 
     static func main() { stageMain() }
@@ -104,6 +104,44 @@ extension LeadCleanup {
                 stage.summary.append("removed", .int(removed))
                 stage.summary.append("photos_removed", .int(photos))
                 if dryRun { stage.summary.append("dry_run", .bool(true)) }
+            }
+        }
+    }
+}
+
+extension LeadCleanup {
+    struct Stores: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "stores",
+            abstract: "Settle store directories: roll back changes killed runs left half made, remove their leftovers.",
+            discussion: """
+            Each directory is opened as a store: locked (waiting for a run that holds it), a \
+            change a killed run left half made (its .journal) rolled back, and the temporary \
+            files and old versions that dead runs left removed, in it and three levels below. \
+            Nothing a live run writes is touched. make runs it at the start of every pipeline, \
+            so a run after a crash starts from a clean store; run it by hand after a crash, or \
+            from cron before the jobs. Directories that do not exist are skipped. The summary \
+            counts the stores settled and the changes rolled back.
+
+            Example:
+              lead-cleanup stores local-logs/leads local-logs/permits exports
+            """
+        )
+
+        @OptionGroup var common: CommonOptions
+
+        @Argument(help: ArgumentHelp("Store directories (local-logs/leads, local-logs/permits, exports, local-logs/events, a listing folder, ...).",
+                                     valueName: "dir"))
+        var directories: [String] = []
+
+        func run() throws {
+            Stage.run("cleanup", command: "stores", options: common) { stage in
+                let existing = directories.filter(Stage.isDirectoryPath)
+                stage.summary.append("stores", .int(existing.count))
+                guard !existing.isEmpty else { return }
+                let outcome = try Store.settle(existing, for: stage)
+                stage.summary.append("rolled_back", .int(outcome.rolledBack))
+                stage.summary.append("removed", .int(outcome.removed))
             }
         }
     }

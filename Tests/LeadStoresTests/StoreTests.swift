@@ -54,44 +54,47 @@ struct StoreFileTests {
         live.discard()
     }
 
-    @Test func aJournalIsFinishedOnceWhateverPointItStoppedAt() throws {
+    /// A change killed at any step between the journal and its removal is rolled back whole
+    /// by the next run: old files back, new ones gone, the log cut back, removed files back.
+    @Test(arguments: 0...5)
+    func aJournalLeftBehindIsRolledBackWhateverStepItStoppedAt(_ applied: Int) throws {
         let dir = try scratch("journal")
         try "old a\n".write(toFile: dir + "/a.csv", atomically: true, encoding: .utf8)
         try "line 1\n".write(toFile: dir + "/log.jsonl", atomically: true, encoding: .utf8)
-        try "gone\n".write(toFile: dir + "/stale.csv", atomically: true, encoding: .utf8)
+        try "kept\n".write(toFile: dir + "/stale.csv", atomically: true, encoding: .utf8)
         try "new a\n".write(toFile: dir + "/.a.csv.tmp-1", atomically: true, encoding: .utf8)
         try "new b\n".write(toFile: dir + "/.b.csv.tmp-1", atomically: true, encoding: .utf8)
         try "line 2\n".write(toFile: dir + "/.log.jsonl.tmp-1", atomically: true, encoding: .utf8)
         let operations: [StoreJournal.Operation] = [
-            .rename(from: dir + "/.a.csv.tmp-1", to: dir + "/a.csv"),
-            .rename(from: dir + "/.b.csv.tmp-1", to: dir + "/b.csv"),
             .append(log: dir + "/log.jsonl", from: dir + "/.log.jsonl.tmp-1", size: 7),
-            .remove(dir + "/stale.csv"),
+            .remove(dir + "/stale.csv", backup: try StoreJournal.keepBackup(of: dir + "/stale.csv")),
+            .rename(from: dir + "/.a.csv.tmp-1", to: dir + "/a.csv", backup: try StoreJournal.keepBackup(of: dir + "/a.csv")),
+            .rename(from: dir + "/.b.csv.tmp-1", to: dir + "/b.csv", backup: try StoreJournal.keepBackup(of: dir + "/b.csv")),
+            .append(log: dir + "/new-log.jsonl", from: dir + "/.log.jsonl.tmp-1", size: -1),
         ]
         try StoreJournal.write(operations, to: StoreJournal.path(in: dir))
-        // Killed after the first rename: the next run finishes the rest, and only once.
-        try StoreJournal.apply(operations[0])
+        for operation in operations.prefix(min(applied, 4)) { try StoreJournal.apply(operation) }
         #expect(try StoreJournal.recover(directory: dir))
-        #expect(read(dir + "/a.csv") == "new a\n")
-        #expect(read(dir + "/b.csv") == "new b\n")
-        #expect(read(dir + "/log.jsonl") == "line 1\nline 2\n")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/stale.csv"))
+        #expect(read(dir + "/a.csv") == "old a\n")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/b.csv"))
+        #expect(read(dir + "/log.jsonl") == "line 1\n")
+        #expect(read(dir + "/stale.csv") == "kept\n")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/new-log.jsonl"))
         #expect(!FileManager.default.fileExists(atPath: StoreJournal.path(in: dir)))
         #expect(try !StoreJournal.recover(directory: dir))
-        // Applying an append again after it was made changes nothing.
-        try "line 3\n".write(toFile: dir + "/.log.jsonl.tmp-2", atomically: true, encoding: .utf8)
-        let append = StoreJournal.Operation.append(log: dir + "/log.jsonl", from: dir + "/.log.jsonl.tmp-2", size: 14)
-        try StoreJournal.apply(append)
-        try "line 3\n".write(toFile: dir + "/.log.jsonl.tmp-2", atomically: true, encoding: .utf8)
-        try StoreJournal.apply(append)
-        #expect(read(dir + "/log.jsonl") == "line 1\nline 2\nline 3\n")
+        // What is left are the new versions, back where they were written: abandoned
+        // temporary files, which the store removes once it is open.
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".") }
+        #expect(left.allSatisfy { $0.contains(".tmp-") }, "\(left)")
+        AtomicFiles.removeAbandonedTemps(in: dir)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".") }.isEmpty)
     }
 
     @Test func anIncompleteJournalChangesNothing() throws {
         let dir = try scratch("incomplete")
         try "a\n".write(toFile: dir + "/a.csv", atomically: true, encoding: .utf8)
         try "b\n".write(toFile: dir + "/.a.csv.tmp-1", atomically: true, encoding: .utf8)
-        try #"{"op":"rename","from":"\#(dir)/.a.csv.tmp-1","to":"\#(dir)/a.csv"}"# .appending("\n")
+        try #"{"op":"rename","from":"\#(dir)/.a.csv.tmp-1","to":"\#(dir)/a.csv","backup":null}"# .appending("\n")
             .write(toFile: StoreJournal.path(in: dir), atomically: true, encoding: .utf8)
         #expect(try StoreJournal.recover(directory: dir))
         #expect(read(dir + "/a.csv") == "a\n")
@@ -148,7 +151,7 @@ struct StoreFileTests {
             second?.release()
             done.signal()
         }
-        Thread.sleep(forTimeInterval: 0.3)
+        for _ in 0..<500 where waited.value == nil { Thread.sleep(forTimeInterval: 0.01) }
         first.release()
         #expect(done.wait(timeout: .now() + 5) == .success)
         #expect(waited.value?.contains("locked by pid 1") == true)

@@ -23,6 +23,12 @@ public enum Binaries {
         public var status: Int32
         public var stdout: String
         public var stderr: String
+
+        public init(status: Int32, stdout: String, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+        }
     }
 
     /// Runs `lead-<stage>` with `arguments` in `directory` and waits for it.
