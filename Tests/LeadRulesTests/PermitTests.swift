@@ -101,6 +101,26 @@ import Testing
         #expect(permit["score_breakdown"]?.array?.compactMap { $0.object?["points"]?.int }.reduce(0, +) == 100)
     }
 
+    /// An issue date after the clock (a typo, a future-dated import) earns no freshness points,
+    /// is flagged and goes to review; the same permit ages like any other as the clock moves.
+    @Test func aFutureIssueDateIsFlaggedAndTheTreeAges() throws {
+        let tiers = try TierRules.load(tiers: repoStages + "/tier/tiers.csv", review: repoStages + "/tier/review.csv")
+        var permit: Record = ["permit_id": "F1", "owner_name": "ANN LEE", "job_value": 60000, "issued_at": "2026-03-10", "category": "pool",
+                              "is_commercial": false]
+        PermitTests.scorer.score(&permit, now: PermitTests.now)
+        #expect(permit.text("flags")?.contains("future_issue_date") == true)
+        #expect(!(permit.text("reasoning") ?? "").contains("days ago"), "\(permit.text("reasoning") ?? "")")
+        #expect(permit["score"]?.int == 60, "pool 25 + job 25 + owner 10, no freshness")
+        try tiers.tier(&permit, now: PermitTests.now)
+        #expect(permit["needs_review"]?.bool == true && permit.text("review_reasons") == "future_issue_date")
+        var aging: Record = ["permit_id": "F2", "owner_name": "ANN LEE", "job_value": 60000, "issued_at": "2016-03-10", "category": "pool"]
+        PermitTests.scorer.score(&aging, now: PermitTests.now)
+        let fresh = aging["score"]?.int ?? 0
+        PermitTests.scorer.score(&aging, now: PermitTests.now.adding(days: 20))
+        #expect(aging["days_old"]?.int == 24 && (aging["score"]?.int ?? 0) == fresh - 10, "fresh (+25) became recent (+15)")
+        #expect(aging.text("scored_at") == PermitTests.now.adding(days: 20).iso8601)
+    }
+
     @Test func weakPermitsAreFlaggedAndHeldToTheRange() {
         var permit: Record = [
             "permit_id": "P2", "property_address": "1 MAIN ST", "property_zip": "78701", "owner_name": "ACME HOLDINGS LLC",
