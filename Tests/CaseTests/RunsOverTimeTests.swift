@@ -197,6 +197,23 @@ import Glibc
         #expect(RunsOverTimeTests.leftovers(tree).isEmpty)
     }
 
+    /// Two imports deduped into one master at once (the lead-normalize of the issue, by hand):
+    /// the second waits for the first, and the master keeps every lead of both.
+    @Test func twoDedupesIntoOneMasterKeepBothImports() throws {
+        let dir = try Binaries.scratch("two-dedupes")
+        for (name, count, offset) in [("a", 20_000, 0), ("b", 20_000, 100_000)] {
+            let leads = (0..<count).map { n in #"{"property_address":"\#(n + offset + 1) MAIN ST","property_zip":"78701","owner_name":"OWNER \#(name) \#(n)"}"# }
+            try (leads.joined(separator: "\n") + "\n").write(toFile: dir + "/\(name).jsonl", atomically: true, encoding: .utf8)
+        }
+        let args = { (input: String) in ["--dedupe", "--master", "m.jsonl", "--logs", "logs", "--now", "2026-11-23T06:00:00Z", input, "-o", "m.jsonl"] }
+        let first = try Binaries.start("lead-normalize", args("a.jsonl"), in: dir)
+        let second = try Binaries.start("lead-normalize", args("b.jsonl"), in: dir)
+        let a = first.wait(), b = second.wait()
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr)\n\(b.stderr)")
+        let master = try String(contentsOfFile: dir + "/m.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(master.count == 40_000, "the master holds \(master.count) leads of 40,000")
+    }
+
     @Test func aSecondRunWithNoWaitNamesTheHolder() throws {
         let tree = try Tree.fresh("nowait")
         try FileManager.default.createDirectory(atPath: tree.logs + "/leads", withIntermediateDirectories: true)
