@@ -76,6 +76,23 @@ struct MasterOptions: ParsableArguments {
     var auditPath: String { store.auditPath }
 
     func requireMaster() throws -> String { try store.require() }
+
+    /// Ends an edit of the master: the report (with `applied`) on stdout, and when the edit
+    /// was applied and changed something, the same as a line of the audit log (`at` first,
+    /// then `action` when the report has none).
+    func finish(_ report: Record, applied: Bool, changed: Bool, action: String? = nil, stage: Stage, store: Store) throws {
+        var report = report
+        if applied && changed {
+            var audit = Record()
+            audit.append("at", .string(stage.clock.now.iso8601))
+            if let action { audit.append("action", .string(action)) }
+            for field in report.fields { audit.append(field.key, field.value) }
+            store.appendLog([audit], to: auditPath)
+        }
+        report.append("applied", .bool(applied))
+        let out = try stage.output()
+        JSONWriter.writeLine(report, into: out.buffer)
+    }
 }
 
 extension LeadTag {
@@ -198,15 +215,8 @@ extension LeadTag {
                     let edited = try tagsFile.replacingCell(line: definition.line, column: "expiration_days", with: newDays.map(String.init) ?? "")
                     let rulesSink = try stage.openOutput(tagsFile.path)
                     rulesSink.buffer.append(edited)
-                    var audit = Record()
-                    audit.append("at", .string(now.iso8601))
-                    audit.append("action", .string("retro"))
-                    for field in report.fields { audit.append(field.key, field.value) }
-                    store.appendLog([audit], to: master.auditPath)
                 }
-                report.append("applied", .bool(apply))
-                let out = try stage.output()
-                JSONWriter.writeLine(report, into: out.buffer)
+                try master.finish(report, applied: apply, changed: true, action: "retro", stage: stage, store: store)
                 if !apply && !common.quiet {
                     standardError("lead-tag retro: \(definition.name) \(definition.expirationDays.map(String.init) ?? "never") -> \(newDays.map(String.init) ?? "never") days would change \(counted(total.assignments, "assignment")) on \(counted(leads, "lead")) (\(total.reactivated) active again, \(total.expired) expired); rerun with --apply to make the change\n")
                 }
@@ -251,15 +261,7 @@ extension LeadTag {
             report.append("where", .string(expression))
             report.append("matched", .int(matched))
             report.append("affected", .int(changed))
-            if !dryRun && changed > 0 {
-                var audit = Record()
-                audit.append("at", .string(now.iso8601))
-                for field in report.fields { audit.append(field.key, field.value) }
-                store.appendLog([audit], to: master.auditPath)
-            }
-            report.append("applied", .bool(!dryRun))
-            let out = try stage.output()
-            JSONWriter.writeLine(report, into: out.buffer)
+            try master.finish(report, applied: !dryRun, changed: changed > 0, stage: stage, store: store)
         }
     }
 

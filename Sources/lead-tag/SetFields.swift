@@ -137,15 +137,7 @@ extension LeadTag {
                 report.append("matched", .int(matched))
                 report.append("changed", .int(changed))
                 report.append("listings_changed", .int(listingsChanged))
-                if !dryRun && (changed > 0 || listingsChanged > 0) {
-                    var audit = Record()
-                    audit.append("at", .string(now.iso8601))
-                    for field in report.fields { audit.append(field.key, field.value) }
-                    store.appendLog([audit], to: master.auditPath)
-                }
-                report.append("applied", .bool(!dryRun))
-                let out = try stage.output()
-                JSONWriter.writeLine(report, into: out.buffer)
+                try master.finish(report, applied: !dryRun, changed: changed > 0 || listingsChanged > 0, stage: stage, store: store)
             }
         }
     }
