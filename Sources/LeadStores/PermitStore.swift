@@ -21,8 +21,7 @@ public struct PermitStoreRules: Sendable {
 
     /// From `stages/tag/` (trades.csv, commercial.csv), `stages/tier/` and `stages/score/`.
     public static func load(_ stage: Stage) throws -> PermitStoreRules {
-        let trades = try TradeRules.load(trades: stage.rulesFile("trades.csv", stage: "tag"),
-                                         commercial: stage.rulesFile("commercial.csv", stage: "tag"))
+        let trades = try TradeRules.load(directory: stage.rulesDirectory(stage: "tag"))
         let tiers = try TierRules.load(tiers: stage.rulesFile("tiers.csv", stage: "tier"),
                                        review: stage.rulesFile("review.csv", stage: "tier"))
         let scorer = try PermitScorer.load(directory: stage.rulesDirectory(stage: "score"))

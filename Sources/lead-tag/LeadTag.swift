@@ -393,7 +393,7 @@ extension LeadTag {
 
         func run() throws {
             Stage.run("tag", command: "trades", options: common) { stage in
-                let rules = try TradeRules.load(trades: stage.rulesFile("trades.csv"), commercial: stage.rulesFile("commercial.csv"))
+                let rules = try TradeRules.load(directory: stage.rulesDirectory())
                 var counts: [String: Int] = [:]
                 try stage.forEachRecord(inputs, transform: { permit in rules.tag(&permit) }) { permit, json, _ in
                     counts[(permit.text("trade_group") ?? "") + "/" + (permit.text("category") ?? ""), default: 0] += 1

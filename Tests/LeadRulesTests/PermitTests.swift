@@ -6,7 +6,7 @@ import Testing
 /// The permit rules: keyword patterns, trades (and their accuracy on hand-labelled Austin
 /// permits), the explainable scorer and the tiers.
 @Suite struct PermitTests {
-    static let trades = try! TradeRules.load(trades: repoStages + "/tag/trades.csv", commercial: repoStages + "/tag/commercial.csv")
+    static let trades = try! TradeRules.load(directory: repoStages + "/tag")
     static let scorer = try! PermitScorer.load(directory: repoStages + "/score")
     static let now = Timestamp(iso8601: "2016-03-14T06:00:00Z")!
 
@@ -51,10 +51,21 @@ import Testing
         #expect(PermitTests.trades.classify(PermitTests.permit("")).category == "other")
     }
 
-    /// The accuracy on real Austin permits labelled by hand (fixtures/permits/austin-labelled.csv).
-    @Test func tradeAccuracyOnHandLabelledAustinPermits() throws {
-        // The file opens with # comment lines.
-        let rows = try CSVReader.readAll(repoStages + "/../fixtures/permits/austin-labelled.csv").filter { !($0.cells.first ?? "").hasPrefix("#") }
+    /// The labelled sets, what the rules were tuned on, and the share each must keep. The
+    /// figures are in the README; seattle-holdout.csv was never tuned on (its errors were never
+    /// looked at), so its floor is the figure it gave, not a target.
+    static let labelledSets: [(file: String, minimum: Double)] = [
+        ("austin-labelled.csv", 0.95),            // 320 Austin permits (tuned on)
+        ("labelled/san-antonio.csv", 0.97),       // 2,500 San Antonio permits by city type (98.8% before tuning)
+        ("labelled/seattle.csv", 0.88),           // 300 Seattle pre-applications (tuned on after its first figure)
+        ("labelled/seattle-2.csv", 0.90),         // 300 more (tuned on after its first figure)
+        ("labelled/seattle-holdout.csv", 0.82),   // 300 more, never tuned on
+    ]
+
+    @Test(arguments: PermitTests.labelledSets.map(\.file))
+    func tradeAccuracyOnLabelledPermits(_ file: String) throws {
+        // The files open with # comment lines.
+        let rows = try CSVReader.readAll(repoStages + "/../fixtures/permits/" + file).filter { !($0.cells.first ?? "").hasPrefix("#") }
         let header = rows[0].cells
         func column(_ name: String) -> Int { header.firstIndex(of: name)! }
         var right = 0, total = 0
@@ -71,9 +82,39 @@ import Testing
             }
         }
         let share = Double(right) / Double(total)
-        print("trade accuracy: \(right) of \(total) = \(String(format: "%.1f", share * 100))%")
+        let minimum = PermitTests.labelledSets.first { $0.file == file }!.minimum
+        print("trade accuracy on \(file): \(right) of \(total) = \(String(format: "%.1f", share * 100))%")
         #expect(total >= 300)
-        #expect(share >= 0.95, "\(misses.joined(separator: "\n"))")
+        // The misses are printed only for the sets the rules may be tuned on.
+        #expect(share >= minimum, "\(file.contains("holdout") ? "(misses of the holdout are not shown)" : misses.joined(separator: "\n"))")
+    }
+
+    @Test func tradeTagsNameEveryTradeAPermitTouches() {
+        let solarRoof = PermitTests.trades.classify(PermitTests.permit("Reroof and install roof-mounted solar PV system with battery", type: "BLDG - RESIDENTIAL ALT/ADD"))
+        #expect(solarRoof.category == "electrical", "solar decides the file: \(solarRoof.because)")
+        #expect(solarRoof.tags.starts(with: ["electrical"]) && solarRoof.tags.contains("solar") && solarRoof.tags.contains("roof")
+                && solarRoof.tags.contains("battery"), "\(solarRoof.tags)")
+        let ev = PermitTests.trades.classify(PermitTests.permit("Install Level 2 EVSE in garage", type: "ELEC - RESIDENTIAL ALTERATION"))
+        #expect(ev.category == "electrical" && ev.tags.contains("ev_charger") && ev.tags.contains("garage"), "\(ev.tags)")
+    }
+
+    @Test(arguments: [
+        ("BLDG - RESIDENTIAL ALT/ADD", "Add 300 sq ft master bedroom suite", "structural/addition"),
+        ("BLDG - RESIDENTIAL ALT/ADD", "Kitchen remodel, new cabinets", "structural/remodel"),
+        ("BLDG- NEW SNGL FAM DETACHED", "", "structural/new_construction"),
+        ("ELEC - NON-RESIDENTIAL ALTERATION", "Lighting retrofit", "commercial/commercial_electrical"),
+        ("PLBG - RESIDENTIAL ALTERATION", "REPLACE POLY WITH PEX", "home_systems/plumbing"),
+        ("MECH - RESIDENTIAL ALTERATION", "C/O 3 ton A/C and furnace", "home_systems/hvac"),
+        ("Residential Building App", "Residential Building App - Reroof", "home_exterior/roof"),
+        ("Residential", "concrete driveway replacement", "home_exterior/concrete"),
+        ("Residential", "Level foundation", "structural/foundation"),
+        ("Residential", "Replace water service line", "home_systems/plumbing"),
+        ("Residential", "New gutters and downspouts", "home_exterior/roof"),
+        ("SIGN - PERMANENT", "Monument sign", "other/other"),
+    ])
+    func theVocabularyOfOtherCities(_ type: String, _ description: String, _ expected: String) {
+        let trade = PermitTests.trades.classify(PermitTests.permit(description, type: type))
+        #expect(trade.group + "/" + trade.category == expected, "\(type) / \(description): \(trade.because)")
     }
 
     @Test func scoresAreExplainedRuleByRule() {
