@@ -84,7 +84,7 @@ endif
 # Each pipeline starts by settling its stores: a change a killed run left half made is
 # rolled back and its leftovers removed (lead-cleanup stores), so a run after a crash starts
 # clean; it changes nothing otherwise.
-LISTING_STORES := $(foreach p,$(LISTING_PIPELINES),$(call listing_dir,$p) $(LOGS)/$(call kind_of,$p)/photo-logs/$(call mls_of,$p))
+LISTING_STORES := $(foreach p,$(LISTING_PIPELINES),$(call listing_dir,$p) $(LOGS)/$(call kind_of,$p)/photo-logs/$(call mls_of,$p) $(LOGS)/$(call kind_of,$p)/photos/$(call mls_of,$p))
 .PHONY: settle-listings settle-leads settle-permits settle-events
 settle-listings: $(BIN)/.built
 	@$(BIN)/lead-cleanup stores -q $(LISTING_STORES)

@@ -61,7 +61,7 @@ extension LeadCleanup {
                 if !dryRun {
                     // Every folder the cleanup may rewrite, locked for the run and changed as one.
                     let layouts = chosen.map { ListingLayout(logs: logs, pipeline: $0) }
-                    let existing = layouts.flatMap { [$0.folder, $0.photoLogsDirectory] }.filter(Stage.fileExists)
+                    let existing = layouts.flatMap { [$0.folder, $0.photoLogsDirectory, $0.photosDirectory] }.filter(Stage.fileExists)
                     if !existing.isEmpty { try Store.open(existing, for: stage) }
                 }
                 for pipeline in chosen {

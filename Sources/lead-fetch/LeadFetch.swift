@@ -142,7 +142,7 @@ extension LeadFetch {
                 let rules = try ListingRules.load(directory: stage.rulesDirectory())
                 let pipeline = try rules.pipeline(self.pipeline)
                 let layout = ListingLayout(logs: logs, pipeline: pipeline)
-                try Store.open([layout.photoLogsDirectory], for: stage)  // the index and the photos it names
+                try Store.open([layout.photoLogsDirectory, layout.photosDirectory], for: stage)  // the index and the photos it names
                 var jobs: [PhotoJob] = []
                 try stage.forEachRecord(inputs) { record, _ in
                     guard let key = record.text("ListingKey") else { throw RecordRejected("listing without ListingKey") }
