@@ -23,6 +23,9 @@ public struct StandardAddress: Equatable, Sendable {
     public var city: String?
     public var state: String?
     public var zip: String?
+    /// The ZIP had lost leading zeros and was padded (`7073` -> `07073`); the caller checks the
+    /// padded ZIP belongs to the state (LeadNormalizer).
+    public var zipPadded = false
 
     public init() {}
 
@@ -137,6 +140,7 @@ public struct AddressNormalizer: Sendable {
             if let zip, !zip.trimmingSpaces.isEmpty {
                 guard let z = standardizeZIP(zip) else { return .failure(AddressProblem("malformed ZIP code '\(zip)'")) }
                 address.zip = z
+                address.zipPadded = zip.utf8.filter { $0 >= 48 && $0 <= 57 }.count < (z.utf8.count > 5 ? 9 : 5)
             }
             return .success(address)
         }
@@ -419,21 +423,21 @@ public struct AddressNormalizer: Sendable {
         var best: (address: StandardAddress, score: Int)?
         let memo = DeliveryMemo()
         // The last word may be a ZIP code, or the number of the box or house (PO BOX 11418).
-        var zipOptions: [(zip: String?, tokens: ArraySlice<Token>)] = [(nil, all[...])]
+        var zipOptions: [(zip: String?, tokens: ArraySlice<Token>, padded: Bool)] = [(nil, all[...], false)]
         if let last = all.last, let z = zipToken(last.text), all.count > 1 {
-            zipOptions.insert((z, all.dropLast()), at: 0)
+            zipOptions.insert((z, all.dropLast(), false), at: 0)
             // 12345 6789: ZIP+4 written with a space.
         }
         if all.count > 2, let last = all.last, last.text.count == 4, last.text.allSatisfy(\.isDigit),
            let z = zipToken(all[all.count - 2].text), z.count == 5 {
-            zipOptions.insert((z + "-" + last.text, all.dropLast(2)), at: 0)
+            zipOptions.insert((z + "-" + last.text, all.dropLast(2), false), at: 0)
         }
         if all.count > 2, let last = all.last, (3...4).contains(last.text.count), last.text.allSatisfy(\.isDigit),
            rules.states[all[all.count - 2].text] != nil {
             // A ZIP that lost its leading zeros (NJ 7073).
-            zipOptions.insert((String(repeating: "0", count: 5 - last.text.count) + last.text, all.dropLast()), at: 0)
+            zipOptions.insert((String(repeating: "0", count: 5 - last.text.count) + last.text, all.dropLast(), true), at: 0)
         }
-        for (zip, tokens) in zipOptions {
+        for (zip, tokens, padded) in zipOptions {
         // Candidate states: none, or the last one to three words when they name a state.
         var stateOptions: [(code: String?, start: Int)] = [(nil, tokens.endIndex)]
         for n in 1...rules.longestStateName where tokens.count > n {
@@ -506,6 +510,7 @@ public struct AddressNormalizer: Sendable {
                 address.city = cityName.isEmpty ? nil : cityName
                 address.state = option.code
                 address.zip = zip
+                address.zipPadded = padded
                 if best == nil || score > best!.score { best = (address, score) }
             }
             }

@@ -8,21 +8,51 @@ import StageKit
 /// later prefix may be only a city, state and ZIP (no street): those are standardised and kept.
 /// Then `address_key`, the dedupe key, is appended: the first prefix's standard delivery line,
 /// with every unit written `# id` (APT 4, UNIT 4 and # 4 are one unit), and its ZIP
-/// (`123 MAIN ST # 4|78701`), or its city and state when it has no ZIP.
+/// (`123 MAIN ST # 4|78701`), or its city and state when it has no ZIP, or the line alone
+/// when it has neither (`address_key_scope` says which: `zip`, `city` or `line`).
+/// Only the first prefix can reject a record: a later address that does not read (a
+/// mailing address without a house number) is kept as it came, with `P_address_error`
+/// saying why, and the lead goes on.
 public struct LeadNormalizer: Sendable {
     public let addresses: AddressNormalizer
     /// Address prefixes in order; the first must be present in every record.
     public let prefixes: [String]
 
-    public init(addresses: AddressNormalizer, prefixes: [String] = ["property", "mailing"]) {
+    /// The state of each ZIP code (zip-counties.csv): a ZIP that lost its leading zeros is
+    /// padded only when the padded ZIP is in the address's state. Empty: padded unchecked.
+    public let zipStates: [String: String]
+
+    public init(addresses: AddressNormalizer, prefixes: [String] = ["property", "mailing"], zipStates: [String: String] = [:]) {
         self.addresses = addresses
         self.prefixes = prefixes
+        self.zipStates = zipStates
+    }
+
+    /// A padded ZIP that is not the address's state's is kept as given, and the reason returned.
+    func checkPadding(_ address: inout StandardAddress, given: String) -> String? {
+        guard address.zipPadded, !zipStates.isEmpty, let zip = address.zip else { return nil }
+        let five = String(zip.prefix(5))
+        let state = zipStates[five]
+        if let state, state == address.state { return nil }
+        let digits = given.isEmpty ? String(five.drop { $0 == "0" }) : given.trimmingSpaces
+        address.zip = digits
+        let why: String
+        if let state, let own = address.state {
+            why = "\(five) is a ZIP of \(state), not \(own)"
+        } else if state != nil {
+            why = "the address has no state to check \(five) against"
+        } else {
+            why = "\(five) is not a ZIP code"
+        }
+        return "ZIP '\(digits)' has lost leading zeros, but \(why): kept as given"
     }
 
     public static let keyField = "address_key"
+    public static let keyScopeField = "address_key_scope"
 
     public func normalize(_ record: inout Record) throws(RecordRejected) {
         var key: String?
+        var scope = "zip"
         for (n, prefix) in prefixes.enumerated() {
             let lineField = prefix + "_address"
             let rawField = prefix + "_address_raw"
@@ -35,20 +65,27 @@ public struct LeadNormalizer: Sendable {
                 if n == 0 { throw RecordRejected("\(lineField) is empty") }
                 // Only a city, state or ZIP (an owner known as "AUSTIN TX 78703"): kept, each part
                 // in standard form where it reads as one, as it came where it does not.
-                if !(city + state + zip).trimmingSpaces.isEmpty {
-                    record[prefix + "_city"] = .string(addresses.standardizeCity(city))
-                    record[prefix + "_state"] = .string(addresses.standardizeState(state) ?? state.trimmingSpaces)
-                    record[prefix + "_zip"] = .string(addresses.standardizeZIP(zip) ?? zip.trimmingSpaces)
-                }
+                standardizeLocality(&record, prefix: prefix, city: city, state: state, zip: zip)
                 record[prefix + "_address_parts"] = .null
                 record[rawField] = raw
                 continue
             }
-            let address: StandardAddress
+            var address: StandardAddress
             switch addresses.standardize(line: line, city: city, state: state, zip: zip) {
             case .success(let a): address = a
-            case .failure(let problem): throw RecordRejected("\(lineField): \(problem)")
+            case .failure(let problem):
+                if n == 0 { throw RecordRejected("\(lineField): \(problem)") }
+                // A secondary address that does not read never loses the lead: it stays as it
+                // came, and the error says why (absentee() is then `unknown`).
+                record[lineField] = .string(line)
+                standardizeLocality(&record, prefix: prefix, city: city, state: state, zip: zip)
+                record[prefix + "_address_parts"] = .null
+                record[prefix + "_address_error"] = .string(problem.description)
+                record[rawField] = raw
+                continue
             }
+            record[prefix + "_address_error"] = nil
+            let zipProblem = checkPadding(&address, given: zip)
             let standardLine = address.line
             record[lineField] = .string(standardLine)
             record[prefix + "_city"] = .string(address.city ?? "")
@@ -56,6 +93,7 @@ public struct LeadNormalizer: Sendable {
             record[prefix + "_zip"] = .string(address.zip ?? "")
             record[prefix + "_address_parts"] = .object(address.parts)
             record[rawField] = raw
+            record[prefix + "_zip_error"] = zipProblem.map { .string($0) }
             if n == 0 {
                 // In the key every unit is `# id`: APT 4, UNIT 4 and # 4 at one address are one unit.
                 var keyed = address
@@ -63,13 +101,27 @@ public struct LeadNormalizer: Sendable {
                 let keyLine = keyed.line
                 if let zip = address.zip {
                     key = keyLine + "|" + zip.prefix(5)
+                    scope = "zip"
                 } else if let city = address.city, let state = address.state {
                     key = keyLine + "|" + city + "|" + state
+                    scope = "city"
                 } else {
-                    throw RecordRejected("\(lineField): '\(line)' has no ZIP and no city and state, so it cannot be told apart from the same street elsewhere")
+                    // No ZIP and no city: the line alone keys it (dedupe counts these).
+                    key = keyLine
+                    scope = "line"
                 }
             }
         }
         record[LeadNormalizer.keyField] = .string(key ?? "")
+        record[LeadNormalizer.keyScopeField] = .string(scope)
+    }
+
+    /// City, state and ZIP without a street: each part in standard form where it reads as
+    /// one, as it came where it does not.
+    private func standardizeLocality(_ record: inout Record, prefix: String, city: String, state: String, zip: String) {
+        guard !(city + state + zip).trimmingSpaces.isEmpty else { return }
+        record[prefix + "_city"] = .string(addresses.standardizeCity(city))
+        record[prefix + "_state"] = .string(addresses.standardizeState(state) ?? state.trimmingSpaces)
+        record[prefix + "_zip"] = .string(addresses.standardizeZIP(zip) ?? zip.trimmingSpaces)
     }
 }

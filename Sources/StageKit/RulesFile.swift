@@ -6,11 +6,22 @@ public struct RulesFile {
     public struct Row {
         public let file: String
         public let line: Int
-        public let values: [String: String]
+        /// The cells in column order, and each column's index (shared by the rows of a file).
+        let cells: [String]
+        let index: [String: Int]
+
+        /// The cells by column name.
+        public var values: [String: String] {
+            index.reduce(into: [:]) { out, entry in if entry.value < cells.count { out[entry.key] = cells[entry.value] } }
+        }
 
         /// The trimmed cell of `column`, "" when the column is missing or empty.
         public subscript(column: String) -> String {
-            (values[column] ?? "").trimmingSpaces
+            guard let i = index[column], i < cells.count else { return "" }
+            let cell = cells[i]
+            // Most cells have no space to trim.
+            if let first = cell.utf8.first, let last = cell.utf8.last, first != 32, first != 9, last != 32, last != 9 { return cell }
+            return cell.trimmingSpaces
         }
 
         /// The cell of `column`, which must not be empty.
@@ -61,6 +72,7 @@ public struct RulesFile {
         }
         defer { source.close() }
         var header: [String]?
+        var index: [String: Int] = [:]
         var rows: [Row] = []
         var failure: StageError?
         do {
@@ -72,7 +84,9 @@ public struct RulesFile {
                 case .row(let row):
                     if row.count > 0 && row.field(0).first == 35 { return }
                     guard let names = header else {
-                        header = (0..<row.count).map { row.string($0).trimmingSpaces }
+                        let names = (0..<row.count).map { row.string($0).trimmingSpaces }
+                        header = names
+                        for (i, name) in names.enumerated() where index[name] == nil { index[name] = i }
                         return
                     }
                     if row.count > names.count {
@@ -83,9 +97,7 @@ public struct RulesFile {
                             return
                         }
                     }
-                    var values: [String: String] = [:]
-                    for i in 0..<min(row.count, names.count) { values[names[i]] = row.string(i) }
-                    rows.append(Row(file: path, line: row.line, values: values))
+                    rows.append(Row(file: path, line: row.line, cells: (0..<min(row.count, names.count)).map { row.string($0) }, index: index))
                 }
             }
         } catch let error as StageError {

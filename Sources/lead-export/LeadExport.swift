@@ -126,7 +126,7 @@ extension LeadExport {
                 options.output = name.map { exports + "/lists/" + $0 + ".csv" } ?? "-"
             }
             Stage.run("export", command: "list", options: options) { stage in
-                let absentee = Absentee(counties: try ZIPCounties.load(stage.rulesFile("zip-counties.csv", stage: "tag")))
+                let absentee = try Absentee.load(directory: stage.rulesDirectory(stage: "tag"))
                 let list: SmartList
                 if let name {
                     let path = stage.rulesDirectory() + "/lists/" + name + ".list"

@@ -13,9 +13,12 @@ struct LeadNormalize: ParsableCommand {
         P_state and P_zip are rewritten in USPS standard form (uppercase, no punctuation, \
         directionals, street suffixes and unit designators abbreviated, states as codes, ZIP \
         or ZIP+4); P_address_parts and P_address_raw (the line as received) are appended, then \
-        address_key (standard line|ZIP5, or line|CITY|ST). A one-line address with empty \
-        city, state and zip is split into all four. A lead whose address cannot be read goes \
-        to the rejects file with the reason; the first prefix must be present.
+        address_key (standard line|ZIP5, or line|CITY|ST, or the line alone when it has no \
+        ZIP and no city) and address_key_scope (zip, city or line). A one-line address with \
+        empty city, state and zip is split into all four. A lead whose first address cannot \
+        be read goes to the rejects file with the reason; the first prefix must be present. A \
+        later address that cannot be read (a mailing address without a house number) is kept \
+        as it came, with P_address_error saying why, and the lead goes on.
 
         With --dedupe, leads with the same address_key are merged with each other and with the \
         master (--master): merge fills empty fields, update lets the newer lead win, skip keeps \
@@ -75,11 +78,33 @@ struct LeadNormalize: ParsableCommand {
     func run() throws {
         Stage.run("normalize", options: common) { stage in
             let rules = try AddressRules.load(directory: stage.rulesDirectory())
+            let tag = stage.rulesDirectory(stage: "tag")
+            let zipStates = try ZIPCodes.loadStates([tag + "/zip-counties.csv", tag + "/zip-counties-local.csv"])
             let normalizer = LeadNormalizer(addresses: AddressNormalizer(rules: rules),
-                                            prefixes: prefixes.isEmpty ? ["property", "mailing"] : prefixes)
+                                            prefixes: prefixes.isEmpty ? ["property", "mailing"] : prefixes, zipStates: zipStates)
             let standardize: (inout Record) throws -> Void = { lead in try normalizer.normalize(&lead) }
+            // A secondary address that does not read is warned about (the lead goes on), and
+            // leads keyed by their line alone (no ZIP, no city) are counted in the summary.
+            var unreadSecondary = 0, keyedByLine = 0
+            let check: (Record, SourceLocation) -> Void = { lead, location in
+                for prefix in normalizer.prefixes {
+                    if let problem = lead.text(prefix + "_zip_error") { stage.warn("\(prefix)_zip: \(problem)", at: location) }
+                    if let problem = lead.text(prefix + "_address_error") {
+                        unreadSecondary += 1
+                        stage.warn("\(prefix)_address: \(problem); kept as it came, in \(prefix)_address_error", at: location)
+                    }
+                }
+                if lead.text(LeadNormalizer.keyScopeField) == "line" { keyedByLine += 1 }
+            }
+            defer {
+                if unreadSecondary > 0 { stage.summary["unread_secondary_addresses"] = .int(unreadSecondary) }
+                if dedupe { stage.summary["keyed_by_line"] = .int(keyedByLine) }
+            }
             guard dedupe else {
-                try stage.forEachRecord(inputs, transform: standardize) { _, json, _ in try stage.writeLine(json) }
+                try stage.forEachRecord(inputs, transform: standardize) { lead, json, location in
+                    check(lead, location)
+                    try stage.writeLine(json)
+                }
                 return
             }
             let tracking = try TrackingRules.load(stage.rulesFile("listing-tracking.csv", stage: "flatten"))
@@ -99,6 +124,7 @@ struct LeadNormalize: ParsableCommand {
                 if lead["updated_at"] == nil { lead.append("updated_at", .string(now)) }
             }
             try stage.forEachRecord(inputs, transform: stamped) { lead, json, location in
+                check(lead, location)
                 if let errors = lead["tracking_errors"]?.object, !errors.isEmpty {
                     stage.warn(errors.fields.compactMap { $0.value.object?.text("error") }.joined(separator: "; ") + "; kept in tracking_errors", at: location)
                 }

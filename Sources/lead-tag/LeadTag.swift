@@ -24,7 +24,7 @@ struct TagStageRules {
 
     static func load(_ stage: Stage) throws -> TagStageRules {
         let catalogue = try TagCatalogue.load(stage.rulesFile("tags.csv"))
-        let absentee = Absentee(counties: try ZIPCounties.load(stage.rulesFile("zip-counties.csv")))
+        let absentee = try Absentee.load(directory: stage.rulesDirectory())
         let derived = try DerivedTag.load(stage.rulesFile("derived.csv"), catalogue: catalogue)
         let decay = try DecayRules.load(stage.rulesFile("decay.csv", stage: "score"), catalogue: catalogue)
         return TagStageRules(catalogue: catalogue, assigner: TagAssigner(catalogue: catalogue, derived: derived, absentee: absentee),
