@@ -25,7 +25,7 @@ SOURCES := $(shell find Sources -type f) Package.swift
 STAGES  := fetch flatten normalize tag score tier export cleanup diff
 BINARIES := $(STAGES:%=$(BIN)/lead-%)
 
-.PHONY: all build deps test unit cases e2e bench clean cases-record
+.PHONY: all build deps test unit cases e2e bench bench-addresses clean cases-record
 .SECONDEXPANSION:
 
 all: build pipelines
@@ -281,6 +281,15 @@ cases-record: build
 bench: build
 	@scripts/deps.sh bench
 	python3 bench/bench.py --records $(RECORDS) $(if $(BENCH),--only $(BENCH))
+
+# The address standardiser side by side with usaddress-scourgify on the labelled sets.
+bench-addresses: build
+	@scripts/deps.sh bench
+	@python3 -c "import scourgify" 2>/dev/null || pip install -q usaddress-scourgify
+	@mkdir -p bench/data/addresses
+	@swift build -c release --build-tests -q
+	@LEAD_ADDRESS_REPORT=$(CURDIR)/bench/data/addresses LEAD_BIN=$(CURDIR)/.build/release swift test -c release --skip-build --filter labelledAddresses -q >/dev/null
+	@python3 bench/addresses.py bench/data/addresses
 
 clean:
 	rm -rf .build local-logs exports bench/data

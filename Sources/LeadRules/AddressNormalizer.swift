@@ -213,11 +213,7 @@ public struct AddressNormalizer: Sendable {
                 return nil
             }
         }
-        for k in names.indices.dropLast().reversed() where rules.ordinals[names[k] + "-" + names[k + 1]] != nil {
-            names[k] += "-" + names[k + 1]
-            names.remove(at: k + 1)
-        }
-        address.street = names.map { rules.ordinals[$0] ?? $0 }.joined(separator: " ")
+        address.street = streetName(names)
         return address
     }
 
@@ -500,7 +496,9 @@ public struct AddressNormalizer: Sendable {
                 // STEEPLE TOWNHOMES, PORTLAND: words between the street and the city's comma name a building.
                 if option.code != nil, let suffix = candidate.address.suffix, majorSuffixes.contains(suffix) || candidate.address.postdirectional != nil,
                    let lastComma = city.lastIndex(where: \.commaBefore), lastComma > city.startIndex + 1,
-                   !city[..<lastComma].contains(where: \.commaBefore), city[lastComma...].count <= 3 {
+                   !city[..<lastComma].contains(where: \.commaBefore), city[lastComma...].count <= 3,
+                   // A building's name has a word of three letters or more (COUNTY RD AA NE, MOSINEE names none).
+                   city[..<lastComma].contains(where: { $0.text.count >= 3 && rules.directionals[$0.text] == nil }) {
                     cityWords = city[lastComma...]
                     score += 5
                     if rules.cityNames.contains(cityWords.map(\.text).joined(separator: " ")) { score += 3 + 2 * cityWords.count }
@@ -746,8 +744,20 @@ public struct AddressNormalizer: Sendable {
 
     func startsAddress(_ tokens: ArraySlice<Token>) -> Bool {
         guard let first = tokens.first else { return false }
-        return isHouseNumber(first.text) || parseBox(tokens) != nil
+        return isHouseNumber(first.text) || mileMarker(tokens) != nil || parseBox(tokens) != nil
     }
+
+    /// A mile marker in place of a house number (MILE K, MI 12, MP 101), followed by a street
+    /// of at least two words: the number of tokens it takes, or nil.
+    func mileMarker(_ tokens: ArraySlice<Token>) -> Int? {
+        guard tokens.count >= 4, Self.mileWords.contains(tokens[tokens.startIndex].text) else { return nil }
+        let marker = tokens[tokens.startIndex + 1]
+        guard !marker.commaBefore, !tokens[tokens.startIndex + 2].commaBefore,
+              marker.text.allSatisfy(\.isDigit) || (marker.text.count == 1 && marker.text.first!.isAlpha) else { return nil }
+        return 2
+    }
+
+    static let mileWords: Set<String> = ["MILE", "MI", "MP", "MILEPOST"]
 
     /// A house number: 123, 123A, 123-125, 12-A, N123W456, W1234, 6257A.
     func isHouseNumber(_ text: String) -> Bool {
@@ -985,10 +995,16 @@ public struct AddressNormalizer: Sendable {
     /// number [fraction] [predirectional] name... [suffix] [postdirectional] [units]
     func parseStreet(_ input: ArraySlice<Token>, leadingUnits: [(String, String?)], skipped: Int) -> Delivery? {
         var tokens = input
-        guard let numberToken = tokens.first, isHouseNumber(numberToken.text) else { return nil }
         var address = StandardAddress()
-        address.number = numberToken.text
-        tokens = tokens.dropFirst()
+        if let n = mileMarker(tokens) {
+            // MILE K BEACH RD: where Alaska has no house numbers, the mile marker stands for one.
+            address.number = tokens.prefix(n).map(\.text).joined(separator: " ")
+            tokens = tokens.dropFirst(n)
+        } else {
+            guard let numberToken = tokens.first, isHouseNumber(numberToken.text) else { return nil }
+            address.number = numberToken.text
+            tokens = tokens.dropFirst()
+        }
         if let fraction = tokens.first, isFraction(fraction.text) {
             address.number! += " " + fraction.text
             tokens = tokens.dropFirst()
@@ -1073,10 +1089,21 @@ public struct AddressNormalizer: Sendable {
             let token = input[i]
             // A box after the street (110 W EDWARDS PO BOX 5000) starts a delivery line of its own.
             if i > input.startIndex, parseBox(input[i...]) != nil, !highwayWords.contains(input[i - 1].text) { break }
-            // US HIGHWAY NO 130: the number sign after a route word before its number goes.
-            if i > input.startIndex, ["NO", "NUMBER"].contains(token.text), highwayWords.contains(input[i - 1].text),
+            // US HIGHWAY NO 130, STATE HIGHWAY #50: the number sign after a route word is not a unit.
+            // (After a highway word that ends a name, DIXIE HWY # 312, it is a unit.)
+            if i > input.startIndex, ["NO", "NUMBER", "#"].contains(token.text), highwayWords.contains(input[i - 1].text),
+               i - 1 == input.startIndex || rules.routeWords.contains(input[i - 2].text)
+                   || (i - 2 == input.startIndex && rules.directionals[input[i - 2].text] != nil),
                !token.commaBefore, i + 1 < input.endIndex, input[i + 1].text.first?.isDigit == true {
                 i += 1
+                continue
+            }
+            // OLD NUMBER 6 HIGHWAY: NUMBER and its number inside a name that goes on with a street type.
+            if i > input.startIndex, ["NO", "NUMBER"].contains(token.text), !token.commaBefore, i + 2 < input.endIndex,
+               input[i + 1].text.allSatisfy(\.isDigit), !input[i + 2].commaBefore,
+               rules.suffixes[input[i + 2].text] != nil || rules.routeWords.contains(input[i + 2].text) {
+                i += 2
+                end = i
                 continue
             }
             // ROUTE # A: the number sign between a route word and a letter is part of the name.
@@ -1146,12 +1173,12 @@ public struct AddressNormalizer: Sendable {
             return nil
         }
         var words = Array(input[input.startIndex..<end].enumerated().filter { k, token in
-            // Drop the NO or # that sat between a route word and its number.
+            // Drop the # that sat between a route word and its number (ROUTE #5 -> ROUTE 5); NO stays
+            // (US HIGHWAY NO 130 is the road's name).
             let j = input.startIndex + k
-            guard ["NO", "#", "NUMBER"].contains(token.text), j > input.startIndex, j + 1 < input.endIndex,
-                  highwayWords.contains(input[j - 1].text) else { return true }
-            let next = input[j + 1].text
-            return token.text == "#" ? !next.allSatisfy(\.isAlpha) : !(next.first?.isDigit == true)
+            return !(token.text == "#" && j > input.startIndex && j + 1 < input.endIndex && highwayWords.contains(input[j - 1].text)
+                     && (j - 1 == input.startIndex || rules.routeWords.contains(input[j - 2].text)
+                         || (j - 2 == input.startIndex && rules.directionals[input[j - 2].text] != nil)))
         }.map(\.element.text))
         var rest = input[i...]
         // A number after a finished street is an unlabelled unit (223 W JACKSON 512, 801 S CANAL
@@ -1178,7 +1205,8 @@ public struct AddressNormalizer: Sendable {
             let label = words[(words.count - 1 - labelWords)..<(words.count - 1)]
             let before = words[words.count - 2 - labelWords]
             if label.allSatisfy({ $0.allSatisfy(\.isAlpha) && rules.suffixes[$0] == nil && rules.directionals[$0] == nil
-                && !rules.routeWords.contains($0) }), rules.suffixes[before] != nil || rules.directionals[before] != nil {
+                && !rules.routeWords.contains($0) }), rules.suffixes[before] != nil || rules.directionals[before] != nil,
+               !(highwayWords.contains(before) && ["NO", "NUMBER"].contains(label.first!)) {
                 units.insert((label.joined(separator: " "), last), at: 0)
                 words.removeLast(labelWords + 1)
                 break
@@ -1243,6 +1271,13 @@ public struct AddressNormalizer: Sendable {
             parts.suffix = standard
             words.removeLast()
         }
+        // 3419 SAINT JOHN W ST: an abbreviated directional between the name and the suffix is
+        // the postdirectional, which goes after the suffix (spelled out, PARK WEST DR, it is a name word).
+        if parts.postdirectional == nil, parts.suffix != nil, words.count >= 2, let last = words.last, last.count <= 2,
+           let d = rules.directionals[last], words.dropLast().contains(where: { rules.directionals[$0] == nil }) {
+            parts.postdirectional = d
+            words.removeLast()
+        }
         // Predirectional, unless it is the whole name (200 NORTH ST).
         if words.count >= 2, let (dir, n) = directionalAtStart(words), words.count - n >= 1 {
             parts.predirectional = dir
@@ -1253,12 +1288,7 @@ public struct AddressNormalizer: Sendable {
         // A suffix word first (AVENUE OF THE AMERICAS, AVE H, VIA DE VENTURA) is part of the name; AVE
         // there is spelled out, so AVE F and AVENUE F are one street.
         if words.count >= 2, rules.suffixes[words[0]] == "AVE", let full = rules.suffixWords["AVE"] { words[0] = full }
-        // TWENTY FIRST -> 21ST, as TWENTY-FIRST.
-        for k in words.indices.dropLast().reversed() where rules.ordinals[words[k] + "-" + words[k + 1]] != nil {
-            words[k] += "-" + words[k + 1]
-            words.remove(at: k + 1)
-        }
-        parts.name = words.map { rules.ordinals[$0] ?? $0 }.joined(separator: " ")
+        parts.name = streetName(words)
         if parts.name.isEmpty { return nil }
         rest = parts.rest
         return parts
@@ -1266,10 +1296,21 @@ public struct AddressNormalizer: Sendable {
 
     func isDirectional(_ tokens: ArraySlice<Token>, at i: Int) -> Bool { rules.directionals[tokens[i].text] != nil }
 
+    /// The street name as written: ordinal words stay words (FIFTH AVE, as the USPS keeps
+    /// them), misspelt route words take their standard spelling (OLD HGWY 50 -> OLD HWY 50).
+    func streetName(_ words: [String]) -> String {
+        if rules.routeSpellings.isEmpty { return words.joined(separator: " ") }
+        return words.map { rules.routeSpellings[$0] ?? $0 }.joined(separator: " ")
+    }
+
     /// A route word at `k` makes the number after it part of the name (US HIGHWAY 278,
     /// COUNTY ROAD 183, ROAD 5). ROAD and RD do only where they start the name or follow a
     /// route word or a directional: in CAMERON RD 3 the number is a unit.
     func isRouteWord(_ words: [String], _ k: Int) -> Bool {
+        // US HIGHWAY NO 130: NO after a route word is part of the route's name.
+        if k > 0, k < words.count, ["NO", "NUMBER"].contains(words[k]), highwayWords.contains(words[k - 1]) || rules.routeWords.contains(words[k - 1]) {
+            return true
+        }
         guard k >= 0, k < words.count, rules.routeWords.contains(words[k]) else { return false }
         guard rules.suffixes[words[k]] == "RD", k > 0 else { return true }
         let previous = words[k - 1]
@@ -1364,7 +1405,8 @@ public struct AddressNormalizer: Sendable {
             boxUnits = [(box.address.boxType, box.address.box)] + box.address.units
         }
         let number = tokenize(c.number.joined(separator: " ")).map(\.text)
-        guard let first = number.first, isHouseNumber(first) else {
+        let marker = number.count == 2 && Self.mileWords.contains(number[0])
+        guard let first = number.first, isHouseNumber(first) || marker else {
             return .failure(AddressProblem("no house number"))
         }
         var address = StandardAddress()

@@ -20,6 +20,8 @@ public struct AddressRules: Sendable {
     public let ordinals: [String: String]
     /// Words after which a number is part of a route name (US HIGHWAY 278, COUNTY ROAD 183).
     public let routeWords: Set<String>
+    /// Misspelt route words and the spelling they take in a standard line (HGWY -> HWY).
+    public var routeSpellings: [String: String] = [:]
     /// Words that begin multi-word city names (ST LOUIS, N PALM BEACH).
     public let cityWords: Set<String>
     /// Words that join a street name's parts (VIA DE VENTURA, CAMINO DEL MAR): a suffix word
@@ -74,6 +76,7 @@ public struct AddressRules: Sendable {
         }
         var ordinals: [String: String] = [:]
         var routeWords = Set<String>()
+        var routeSpellings: [String: String] = [:]
         var joinerWords = Set<String>()
         var routeQualifiers = Set<String>()
         var referenceWords = Set<String>()
@@ -82,7 +85,11 @@ public struct AddressRules: Sendable {
         for row in try RulesFile(path: directory + "/street-name-words.csv", required: ["word", "standard", "kind"]).rows {
             switch row["kind"] {
             case "ordinal": ordinals[try row.required("word").uppercased()] = try row.required("standard").uppercased()
-            case "route": routeWords.insert(try row.required("word").uppercased())
+            case "route":
+                let word = try row.required("word").uppercased()
+                routeWords.insert(word)
+                let standard = row["standard"].uppercased()
+                if !standard.isEmpty && standard != word { routeSpellings[word] = standard }
             case "joiner": joinerWords.insert(try row.required("word").uppercased())
             case "route-qualifier": routeQualifiers.insert(try row.required("word").uppercased())
             case "reference": referenceWords.insert(try row.required("word").uppercased())
@@ -114,9 +121,11 @@ public struct AddressRules: Sendable {
         for row in try RulesFile(path: directory + "/city-words.csv", required: ["word"]).rows {
             cityWords.insert(try row.required("word").uppercased())
         }
-        return AddressRules(suffixes: suffixes, suffixWords: suffixWords, units: units, directionals: directionals,
-                            states: states, longestStateName: longest, ordinals: ordinals, routeWords: routeWords,
-                            cityWords: cityWords, joinerWords: joinerWords, routeQualifiers: routeQualifiers,
-                            referenceWords: referenceWords, buildingWords: buildingWords, cityNames: cityNames)
+        var rules = AddressRules(suffixes: suffixes, suffixWords: suffixWords, units: units, directionals: directionals,
+                                 states: states, longestStateName: longest, ordinals: ordinals, routeWords: routeWords,
+                                 cityWords: cityWords, joinerWords: joinerWords, routeQualifiers: routeQualifiers,
+                                 referenceWords: referenceWords, buildingWords: buildingWords, cityNames: cityNames)
+        rules.routeSpellings = routeSpellings
+        return rules
     }
 }

@@ -38,9 +38,9 @@ import Testing
         ("8 Court Street", "8 COURT ST"), ("3 Place Street", "3 PLACE ST"), ("17 Avenue C", "17 AVENUE C"),
         ("6 East Drive", "6 EAST DR"),
         // Numbered streets
-        ("5 Fifth Avenue", "5 5TH AVE"), ("12 5th St", "12 5TH ST"), ("300 W 42nd Street", "300 W 42ND ST"),
-        ("1 Twenty-First St", "1 21ST ST"), ("21 101st Ave", "21 101ST AVE"), ("8 First Street", "8 1ST ST"),
-        ("1 Twenty First St", "1 21ST ST"), ("3 Forty-Second Street", "3 42ND ST"), ("9 Ninety-Ninth Ave", "9 99TH AVE"),
+        ("5 Fifth Avenue", "5 FIFTH AVE"), ("12 5th St", "12 5TH ST"), ("300 W 42nd Street", "300 W 42ND ST"),
+        ("1 Twenty-First St", "1 TWENTY-FIRST ST"), ("21 101st Ave", "21 101ST AVE"), ("8 First Street", "8 FIRST ST"),
+        ("1 Twenty First St", "1 TWENTY FIRST ST"), ("3 Forty-Second Street", "3 FORTY-SECOND ST"), ("9 Ninety-Ninth Ave", "9 NINETY-NINTH AVE"),
         // House numbers: hyphenated, fractional, lettered, grid
         ("123-125 Main St", "123-125 MAIN ST"), ("12 1/2 Oak St", "12 1/2 OAK ST"), ("12A Oak St", "12A OAK ST"),
         ("N123W456 Main St", "N123W456 MAIN ST"), ("45-12 Queens Blvd", "45-12 QUEENS BLVD"),
@@ -72,6 +72,17 @@ import Testing
         ("12 Ranch Road 620", "12 RANCH ROAD 620"), ("9 Old Highway 40", "9 OLD HIGHWAY 40"),
         ("7310 Cameron Rd 3", "7310 CAMERON RD # 3"), ("1707 Pleasant Valley Rd 12", "1707 PLEASANT VALLEY RD # 12"),
         ("4507 Ave. F", "4507 AVENUE F"), ("4507 avenue f", "4507 AVENUE F"),
+        // What real lists write beyond Appendix C1, and the Pub 28 details of issue 14
+        ("12 Oak Crt", "12 OAK CT"), ("4500 Old Hgwy 50", "4500 OLD HWY 50"), ("15 Robin Ci", "15 ROBIN CIR"),
+        ("900 Lakeview Py", "900 LAKEVIEW PKWY"), ("123 Fifth Avenue", "123 FIFTH AVE"),
+        ("1220 Country Road 3668", "1220 COUNTRY ROAD 3668"), ("N1234 County Road AA NE", "N1234 COUNTY ROAD AA NE"),
+        ("9001 US Highway No. 130", "9001 US HIGHWAY NO 130"), ("1101 U.S. Highway No. 130 North", "1101 US HIGHWAY NO 130 N"),
+        ("1413 State Highway #50", "1413 STATE HIGHWAY 50"), ("17071 W Dixie Hwy # 312", "17071 W DIXIE HWY # 312"),
+        ("4400 E West Hwy # 718", "4400 E WEST HWY # 718"),
+        ("3419 Saint John W St", "3419 SAINT JOHN ST W"), ("3419 Saint John St W", "3419 SAINT JOHN ST W"),
+        ("100 Park West Dr", "100 PARK WEST DR"), ("12188 Old Number 6 Highway", "12188 OLD NUMBER 6 HWY"),
+        ("Mile K Beach Road # 1", "MILE K BEACH RD # 1"), ("MP 101 Sterling Hwy", "MP 101 STERLING HWY"),
+        ("500 Main St 2nd Fl.", "500 MAIN ST FL 2"),
         // Spanish names
         ("3 Via De Ventura", "3 VIA DE VENTURA"), ("77 Camino Del Mar", "77 CAMINO DEL MAR"),
         // Case, spacing and punctuation
