@@ -173,40 +173,54 @@ rescore: build
 	@scripts/previous.sh keep $(LOGS) $(EXPORTS)
 
 # ---- contractor permit leads: fetch -> flatten -> normalize -> trades -> score -> tier -> exports ----
-# Each city's permits are fetched since the watermark (fixtures/permits/<city>/ through the
-# <city>-fixtures sources of stages/fetch/permit-sources.csv), flattened with its column map,
-# then all cities go through one chain; every stage's output stays in $(PERMITS)/ for diffing,
-# and the exports tree under $(EXPORTS)/ keeps every scored permit not yet sold or delivered.
-# The fixtures are the week of 2016-03-07, so their clock is that week's end.
+# Every row of stages/fetch/permit-sources.csv is a source: a new city is one column map
+# (stages/flatten/permits-<city>.csv) and one row, with no change here. Each source's permits
+# are fetched since its watermark and flattened with the row's map, then all sources go
+# through one chain; every stage's output stays in $(PERMITS)/ for diffing, and the exports
+# tree under $(EXPORTS)/ keeps every scored permit not yet sold or delivered.
+# `make permits` runs every row of kind files (offline: the bundled fixtures are the week of
+# 2016-03-07, so their clock is PERMITS_NOW, that week's end); `make permits PERMITS_LIVE=1`
+# runs every row, live ones (Socrata) included, on the real clock (or NOW);
+# PERMIT_SOURCES="austin dallas" picks rows by name.
 
 PERMITS        := $(LOGS)/permits
 PERMITS_NOW    ?= 2016-03-14T06:00:00Z
-PERMIT_CITIES  := austin dallas collin
-PERMIT_FLAT    := $(PERMIT_CITIES:%=$(PERMITS)/flattened-%.jsonl)
+PERMITS_LIVE   ?=
+# source|kind|map|location of each row (the cells hold no commas or spaces).
+permit_rows    := $(shell awk -F, '/^[ \t]*\#/ || NF < 8 { next } !seen++ { next } { print $$1 "|" $$2 "|" $$8 "|" $$3 }' stages/fetch/permit-sources.csv)
+permit_cell     = $(word $2,$(subst |, ,$(filter $1|%,$(permit_rows))))
+PERMIT_SOURCES ?= $(foreach r,$(permit_rows),$(if $(or $(PERMITS_LIVE),$(filter files,$(word 2,$(subst |, ,$r)))),$(word 1,$(subst |, ,$r))))
+permit_map      = stages/flatten/$(call permit_cell,$1,3)
+permit_kind     = $(call permit_cell,$1,2)
+permits_now     = $(if $(PERMITS_LIVE),$(live_now),--now $(or $(NOW),$(PERMITS_NOW)))
+PERMIT_FLAT    := $(PERMIT_SOURCES:%=$(PERMITS)/flattened-%.jsonl)
 PERMIT_RULES   := stages/tag/trades.csv stages/tag/commercial.csv $(wildcard stages/score/permit-*.csv stages/tier/*.csv)
 REASONER       ?=
 REASONER_TIMEOUT ?= 30
 
-.PHONY: permits permits-retry
+.PHONY: permits permits-retry permits-live-fetch
 # The fetched rows are a stage output like the others: kept, never treated as intermediate.
-.SECONDARY: $(PERMIT_CITIES:%=$(PERMITS)/raw-%.jsonl)
+.SECONDARY: $(PERMIT_SOURCES:%=$(PERMITS)/raw-%.jsonl)
 permits: $(PERMITS)/report.json
 
 settle-permits: $(BIN)/.built
 	@$(BIN)/lead-cleanup stores -q $(PERMITS) $(EXPORTS)
 
-$(PERMITS)/raw-%.jsonl: $$(wildcard fixtures/permits/%/*.csv) stages/fetch/permit-sources.csv $(BIN)/.built | settle-permits
-	$(BIN)/lead-fetch permits --source $*-fixtures --state $(PERMITS)/fetch-$*.json --now $(PERMITS_NOW) -o $@
+# A files source is fetched again when its files change; a live one on every run.
+permits-live-fetch:
+$(PERMITS)/raw-%.jsonl: $$(if $$(filter files,$$(call permit_kind,$$*)),$$(wildcard $$(call permit_cell,$$*,4)/*.csv),permits-live-fetch) \
+		stages/fetch/permit-sources.csv $(BIN)/.built | settle-permits
+	$(BIN)/lead-fetch permits --source $* --state $(PERMITS)/fetch-$*.json $(permits_now) -o $@
 
-$(PERMITS)/flattened-%.jsonl: $(PERMITS)/raw-%.jsonl stages/flatten/permits-%.csv
-	$(BIN)/lead-flatten permits --map stages/flatten/permits-$*.csv --logs $(LOGS) --now $(PERMITS_NOW) $< -o $@
+$(PERMITS)/flattened-%.jsonl: $(PERMITS)/raw-%.jsonl $$(call permit_map,$$*)
+	$(BIN)/lead-flatten permits --map $(call permit_map,$*) --logs $(LOGS) $(permits_now) $< -o $@
 
 $(PERMITS)/report.json: $(PERMIT_FLAT) $(PERMIT_RULES) $(wildcard stages/normalize/*.csv) | settle-permits
-	$(BIN)/lead-normalize --now $(PERMITS_NOW) $(PERMIT_FLAT) -o $(PERMITS)/normalized.jsonl
-	$(BIN)/lead-tag trades --now $(PERMITS_NOW) $(PERMITS)/normalized.jsonl -o $(PERMITS)/tagged.jsonl
-	$(BIN)/lead-score permits --now $(PERMITS_NOW) $(if $(REASONER),--reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT)) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
-	$(BIN)/lead-tier --now $(PERMITS_NOW) $(PERMITS)/scored.jsonl -o $(PERMITS)/tiered.jsonl
-	$(BIN)/lead-export permits --now $(PERMITS_NOW) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
+	$(BIN)/lead-normalize $(permits_now) $(PERMIT_FLAT) -o $(PERMITS)/normalized.jsonl
+	$(BIN)/lead-tag trades $(permits_now) $(PERMITS)/normalized.jsonl -o $(PERMITS)/tagged.jsonl
+	$(BIN)/lead-score permits $(permits_now) $(if $(REASONER),--reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT)) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
+	$(BIN)/lead-tier $(permits_now) $(PERMITS)/scored.jsonl -o $(PERMITS)/tiered.jsonl
+	$(BIN)/lead-export permits $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
 
 # The retry cron job: the permits waiting in the retry queue (their own records, whatever run
 # they came from) scored again with REASONER, into their tiers; on the real clock, or NOW.
@@ -253,7 +267,7 @@ $(eval $(call event_run,2,1))
 # (it would throw away a change the store has committed, and the next run would redo it).
 .PRECIOUS: $(foreach p,$(LISTING_PIPELINES),$(call raw_of,$p) $(call flat_of,$p) $(call index_of,$p)) \
 	$(LEAD_IMPORTS) $(LEADS)/leads.jsonl $(LEADS)/expiring.jsonl $(SMART_LISTS:%=$(EXPORTS)/lists/%.csv) \
-	$(PERMIT_CITIES:%=$(PERMITS)/raw-%.jsonl) $(PERMIT_FLAT) $(PERMITS)/report.json \
+	$(PERMIT_SOURCES:%=$(PERMITS)/raw-%.jsonl) $(PERMIT_FLAT) $(PERMITS)/report.json \
 	$(EVENTS)/run-1/report.json $(EVENTS)/run-2/report.json
 
 # What the last run changed: each stage file against the newest kept run that differs

@@ -26,7 +26,7 @@ public struct PermitFetcher {
 
     public func run(_ stage: Stage) throws {
         let now = stage.clock.now
-        let start = try PermitWatermark.load(statePath, source: source.name) ?? source.lookbackDays.map { Timestamp(seconds: now.seconds - Int64($0) * 86_400) }
+        let start = try FetchWatermark.load(statePath, source: source.name) ?? source.lookbackDays.map { Timestamp(seconds: now.seconds - Int64($0) * 86_400) }
         var latest = start
         let sink = try stage.output()
         var skipped = 0, pages = 0
@@ -69,6 +69,7 @@ public struct PermitFetcher {
         case .files:
             let files = Directory.files(in: source.location, suffix: ".csv")
             guard !files.isEmpty else { throw StageError.usage("\(source.location): no CSV files for the source \(source.name)") }
+            if let encoding = source.encoding { stage.inputEncoding = encoding }
             try stage.forEachCSV(files) { row, header, location in
                 guard let column = header.firstIndex(of: source.dateField) else {
                     throw StageError.usage("\(location.path): no column \(source.dateField) (date_field of \(source.name))")
@@ -92,7 +93,7 @@ public struct PermitFetcher {
         stage.summary.append("not_after_watermark", .int(skipped))
         if let latest {
             let state = try stage.openOutput(statePath)
-            let record = PermitWatermark.record(source: source.name, watermark: latest, fetchedAt: now)
+            let record = FetchWatermark.record(source: source.name, watermark: latest, fetchedAt: now)
             state.buffer.append(record.json + "\n")
             stage.summary.append("watermark", .string(latest.iso8601))
         }

@@ -353,13 +353,26 @@ public struct ColumnMap: Sendable {
 
 /// A date pattern of a column map: `MM/dd/yyyy`, `yyyy-MM-dd`, `M/d/yy`, `yyyyMMdd`. `yyyy`
 /// is a four-digit year, `yy` a two-digit one (00-68 -> 2000s, 69-99 -> 1900s), `MM`/`dd` two
-/// digits, `M`/`d` one or two; anything else must appear as written.
+/// digits, `M`/`d` one or two; anything else must appear as written. Several patterns
+/// separated by `|` (`yyyy-MM-dd|MM/dd/yy`, for a column that mixes them) are tried in
+/// order: the first that matches wins.
 public struct DatePattern: Equatable, Sendable {
     enum Piece: Equatable, Sendable { case year4, year2, month2, month, day2, day, literal(Character) }
-    let pieces: [Piece]
+    let alternatives: [[Piece]]
     public let text: String
 
     public init?(_ text: String) {
+        var alternatives: [[Piece]] = []
+        for part in text.split(separator: "|", omittingEmptySubsequences: false) {
+            guard let pieces = DatePattern.pieces(String(part)) else { return nil }
+            alternatives.append(pieces)
+        }
+        guard !alternatives.isEmpty else { return nil }
+        self.alternatives = alternatives
+        self.text = text
+    }
+
+    static func pieces(_ text: String) -> [Piece]? {
         var pieces: [Piece] = []
         var rest = Substring(text)
         while let c = rest.first {
@@ -375,14 +388,20 @@ public struct DatePattern: Equatable, Sendable {
         let kinds = pieces.filter { $0 != .literal("-") }
         guard kinds.contains(where: { $0 == .year4 || $0 == .year2 }), kinds.contains(where: { $0 == .month2 || $0 == .month }),
               kinds.contains(where: { $0 == .day2 || $0 == .day }) else { return nil }
-        self.pieces = pieces
-        self.text = text
+        return pieces
     }
 
-    /// The date `text` holds, or nil when it does not match or is no calendar date.
-    /// A time after the date (`03/15/2024 00:00:00`) is ignored.
+    /// The date `text` holds under the first pattern that reads it, or nil when none matches
+    /// or it is no calendar date. A time after the date (`03/15/2024 00:00:00`) is ignored.
     public func parse(_ text: String) -> CivilDate? {
         let chars = Array(text.trimmingSpaces.utf8)
+        for pieces in alternatives {
+            if let date = DatePattern.parse(chars, pieces) { return date }
+        }
+        return nil
+    }
+
+    static func parse(_ chars: [UInt8], _ pieces: [Piece]) -> CivilDate? {
         var i = 0
         var year = 0, month = 0, day = 0
         func digits(min: Int, max: Int) -> Int? {

@@ -13,11 +13,13 @@ public struct PermitSource: Sendable {
     public let tokenVariable: String?
     public let lookbackDays: Int?
     public let map: String
+    /// The encoding of a files source's CSV files (the `encoding` column; empty: `--encoding`).
+    public let encoding: TextEncoding?
 
     /// The same source at another location (a test server, another directory).
     public func at(_ location: String) -> PermitSource {
         PermitSource(name: name, kind: kind, location: location, dateField: dateField, dateFormat: dateFormat,
-                     tokenVariable: tokenVariable, lookbackDays: lookbackDays, map: map)
+                     tokenVariable: tokenVariable, lookbackDays: lookbackDays, map: map, encoding: encoding)
     }
 
     public static func load(_ path: String, name: String) throws(StageError) -> PermitSource {
@@ -35,8 +37,15 @@ public struct PermitSource: Sendable {
             pattern = p
         }
         let lookback = row["lookback_days"].isEmpty ? nil : try row.integer("lookback_days")
+        var encoding: TextEncoding?
+        if !row["encoding"].isEmpty {
+            guard let e = TextEncoding(argument: row["encoding"]) else {
+                throw row.error("encoding must be utf8, cp1252 or latin1 (got '\(row["encoding"])')")
+            }
+            encoding = e
+        }
         return PermitSource(name: name, kind: kind, location: try row.required("location"), dateField: try row.required("date_field"),
                             dateFormat: pattern, tokenVariable: row["token_env"].isEmpty ? nil : row["token_env"],
-                            lookbackDays: lookback, map: row["map"])
+                            lookbackDays: lookback, map: row["map"], encoding: encoding)
     }
 }

@@ -44,15 +44,17 @@ public struct ListingFetchState {
     }
 }
 
-/// A permit source's watermark (`<logs>/permits/fetch-<city>.json`): the latest issue date
-/// fetched, written with the fetched rows in one commit, only when the whole fetch succeeded.
-public enum PermitWatermark {
+/// A fetch's watermark: for a permit source (`<logs>/permits/fetch-<source>.json`) the latest
+/// issue date fetched, for a RESO listings pipeline (`<logs>/<kind>/<mls>/watermark.json`)
+/// the latest ModificationTimestamp. Written with the fetched rows in one commit, only when
+/// the whole fetch succeeded.
+public enum FetchWatermark {
     /// The watermark of `source` at `path`, nil when there is none yet.
     public static func load(_ path: String, source: String) throws(StageError) -> Timestamp? {
         guard let bytes = try? ByteSource.readAll(path) else { return nil }
         guard let o = JSONValue(parsing: String(decoding: bytes, as: UTF8.self))?.object, let name = o["source"]?.string,
               let text = o["watermark"]?.string, let mark = Timestamp(iso8601: text) else {
-            throw .usage("\(path): not a permit fetch state file; delete it to fetch from the start")
+            throw .usage("\(path): not a fetch watermark file; delete it to fetch from the start")
         }
         guard name == source else { throw .usage("\(path): this state is for the source \(name), not \(source)") }
         return mark

@@ -45,7 +45,8 @@ public struct PermitStoreRules: Sendable {
 ///     <exports>/_delivered/YYYY-MM-DD/...  files handed to buyers
 ///
 /// The CSV files are views of the permits in status new, written again from the records on
-/// every rebuild (17 columns, rows by score descending then permit_id). A rebuild merges the
+/// every rebuild (the seed's 17 columns, then contractor_name and contractor_phone; rows by score
+/// descending then permit_id). A rebuild merges the
 /// incoming permits (which replace the stored ones of the same id) with the stored ones in
 /// permit_id order, re-ages the kept permits to the clock (days_old, and for rule-scored
 /// permits the whole score, reasoning and scored_at, then the tier), and applies the ledgers.
@@ -57,6 +58,10 @@ public struct PermitStore {
         "is_absentee", "score", "tier", "trade_group", "category", "reasoning", "ideal_contractor", "contact_priority",
         "flags", "scored_at",
     ]
+    /// After the seed's columns: the contractor the city names on the permit.
+    public static let contractorColumns = ["contractor_name", "contractor_phone"]
+    /// The columns of every view: the seed's 17, then the contractor's.
+    public static var viewColumns: [String] { columns + contractorColumns }
     public static let reviewColumn = "review_reasons"
     public static let flaggedFile = "flagged/needs_review.csv"
     public static let retryFile = "pending_retry/retry_queue.csv"
@@ -428,9 +433,9 @@ public struct PermitStore {
         let sink = try stage.openOutput(exports + "/" + relative)
         var csv = CSVWriter(out: sink.buffer, delimiter: 44, spreadsheetSafe: true, crlf: false)
         let flagged = relative == PermitStore.flaggedFile
-        csv.writeRow(flagged ? PermitStore.columns + [PermitStore.reviewColumn] : PermitStore.columns)
+        csv.writeRow(flagged ? PermitStore.viewColumns + [PermitStore.reviewColumn] : PermitStore.viewColumns)
         for record in rows {
-            var cells = PermitStore.columns.map { PermitStore.cell(record[$0]) }
+            var cells = PermitStore.viewColumns.map { PermitStore.cell(record[$0]) }
             if flagged { cells.append(PermitStore.cell(record[PermitStore.reviewColumn])) }
             csv.writeRow(cells)
             try sink.flushIfNeeded()

@@ -10,7 +10,8 @@ import Darwin
 /// Where a stage's input comes from: a file, or stdin for `-`. A path ending in `.gz` is
 /// decompressed (several gzip members one after another are read as one stream); stdin is
 /// decompressed when it starts with the gzip magic bytes. Reads return as soon as some
-/// bytes are available, so a stage keeps pace with a slow producer in a pipeline.
+/// bytes are available, so a stage keeps pace with a slow producer in a pipeline. With an
+/// `encoding` other than UTF-8 the (decompressed) bytes are turned into UTF-8 as they are read.
 public final class ByteSource {
     /// The path as given, or `-` for stdin.
     public let path: String
@@ -18,9 +19,14 @@ public final class ByteSource {
     private var inflater: GzipInflater?
     private var sniffStdin = false
     private var pending: [UInt8] = []
+    /// The encoding of the file's text; what `read` returns is always UTF-8.
+    public let encoding: TextEncoding
+    private var scratch: UnsafeMutablePointer<UInt8>?
+    private var scratchCapacity = 0
 
-    public init(path: String) throws(StageError) {
+    public init(path: String, encoding: TextEncoding = .utf8) throws(StageError) {
         self.path = path
+        self.encoding = encoding
         if path == "-" {
             fd = 0
             sniffStdin = true
@@ -37,7 +43,10 @@ public final class ByteSource {
         if path.hasSuffix(".gz") { inflater = try GzipInflater(name: path) }
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        scratch?.deallocate()
+    }
 
     /// A name for messages.
     public var displayName: String { path == "-" ? "stdin" : path }
@@ -57,8 +66,37 @@ public final class ByteSource {
         return out
     }
 
-    /// Reads up to `count` bytes; 0 means end of input.
+    /// Reads up to `count` bytes (UTF-8); 0 means end of input.
     public func read(into buffer: UnsafeMutablePointer<UInt8>, count: Int) throws(StageError) -> Int {
+        guard encoding != .utf8 else { return try readDecoded(into: buffer, count: count) }
+        guard count > 0 else { return 0 }
+        if !carry.isEmpty {
+            let n = min(count, carry.count)
+            for i in 0..<n { buffer[i] = carry[i] }
+            carry.removeFirst(n)
+            return n
+        }
+        // A single-byte encoding takes at most 3 UTF-8 bytes per byte.
+        let want = max(1, count / 3)
+        if scratchCapacity < want + 3 {
+            scratch?.deallocate()
+            scratch = .allocate(capacity: want + 3)
+            scratchCapacity = want + 3
+        }
+        let n = try readDecoded(into: scratch!, count: want)
+        if count >= 3 { return encoding.transcode(UnsafeBufferPointer(start: scratch!, count: n), into: buffer) }
+        // Too little room for one character: keep what does not fit for the next read.
+        var one = [UInt8](repeating: 0, count: 3 * n)
+        let m = one.withUnsafeMutableBufferPointer { encoding.transcode(UnsafeBufferPointer(start: scratch!, count: n), into: $0.baseAddress!) }
+        let give = min(count, m)
+        for i in 0..<give { buffer[i] = one[i] }
+        carry = Array(one[give..<m])
+        return give
+    }
+    private var carry: [UInt8] = []
+
+    /// Reads up to `count` bytes of the file's text, decompressed.
+    private func readDecoded(into buffer: UnsafeMutablePointer<UInt8>, count: Int) throws(StageError) -> Int {
         if sniffStdin {
             sniffStdin = false
             var head = [UInt8](repeating: 0, count: 2)

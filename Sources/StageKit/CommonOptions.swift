@@ -29,6 +29,11 @@ public struct CommonOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Read rules from this directory instead of stages/<stage>/.", valueName: "dir"))
     public var rules: String?
 
+    /// The character encoding of the input files (records are UTF-8 whatever it is).
+    @Option(help: ArgumentHelp("The input files' encoding: utf8 (default), cp1252 (Windows-1252) or latin1 (ISO-8859-1); read into UTF-8.",
+                               valueName: "name"))
+    public var encoding: TextEncoding = .utf8
+
     /// Fail instead of waiting when another run holds a store this stage needs.
     @Flag(help: "When another run holds a store this stage writes (its .lock), exit 2 naming it instead of waiting; LEAD_NO_WAIT=1 too.")
     public var noWait = false

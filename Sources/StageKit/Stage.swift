@@ -49,6 +49,8 @@ public final class Stage {
     public private(set) var recordsRejected = 0
     /// Extra members for the summary line, appended after the standard ones.
     public var summary = Record()
+    /// The encoding the inputs are read in (`--encoding`; a source may set its own).
+    public var inputEncoding: TextEncoding
 
     private var mainSink: ByteSink?
     private var extraSinks: [ByteSink] = []
@@ -67,6 +69,7 @@ public final class Stage {
         self.options = options
         self.clock = clock
         self.environment = environment
+        inputEncoding = options.encoding
         progress = Progress(label: "lead-\(name)" + (command.map { " " + $0 } ?? ""),
                             enabled: !options.quiet && isatty(2) != 0)
     }
@@ -195,6 +198,8 @@ public final class Stage {
 
     /// Sends one record to the rejects file: where it came from, why, and its raw text.
     public func reject(_ reason: String, at location: SourceLocation, raw: UnsafeBufferPointer<UInt8>) throws(StageError) {
+        var reason = reason
+        if inputEncoding == .utf8 && reason.hasPrefix("invalid UTF-8") { reason += "; " + TextEncoding.notUTF8Hint }
         recordsRejected += 1
         if rejectsSink == nil { rejectsSink = try ByteSink(path: rejectsPath) }
         let out = rejectsSink!.buffer
@@ -260,7 +265,7 @@ public final class Stage {
                             _ body: (JSONTape, SourceLocation) throws -> Void) throws {
         let parser = JSONParser()
         for path in try inputs(paths) {
-            let source = try ByteSource(path: path)
+            let source = try ByteSource(path: path, encoding: inputEncoding)
             defer { source.close() }
             let lines = LineReader(source: source)
             let reader = JSONTextReader(lines: lines)
@@ -407,7 +412,7 @@ public final class Stage {
         }
 
         for path in try inputs(paths) {
-            let source = try ByteSource(path: path)
+            let source = try ByteSource(path: path, encoding: inputEncoding)
             defer { source.close() }
             let reader = JSONTextReader(lines: LineReader(source: source))
             try reader.forEach { event in
@@ -481,7 +486,7 @@ public final class Stage {
     public func forEachCSV(_ paths: [String], delimiter: UInt8 = 44,
                            _ body: (CSVReader.Row, [String], SourceLocation) throws -> Void) throws {
         for path in try inputs(paths) {
-            let source = try ByteSource(path: path)
+            let source = try ByteSource(path: path, encoding: inputEncoding)
             defer { source.close() }
             let reader = CSVReader(lines: LineReader(source: source), delimiter: delimiter)
             var header: [String]?

@@ -342,7 +342,7 @@ import Glibc
         #expect(queued > 10)
         // The next day: new permits arrive (the Austin files are fetched from the watermark's
         // day again) and are scored; the queue's permits are not in that run's input.
-        try FileManager.default.removeItem(atPath: tree.logs + "/permits/raw-austin.jsonl")
+        try FileManager.default.removeItem(atPath: tree.logs + "/permits/raw-austin-fixtures.jsonl")
         let day2 = try RunsOverTimeTests.make(["permits", "PERMITS_NOW=2016-03-15T06:00:00Z", "REASONER=\(reasoners)steady.sh"], tree: tree)
         #expect(day2.status == 0, "\(day2.stdout.suffix(2000))")
         let stillQueued = try String(contentsOfFile: queue, encoding: .utf8).split(separator: "\n").count - 1

@@ -81,6 +81,24 @@ import Testing
         #expect(result.stdout.contains("--output"))
     }
 
+    /// A provider file that is not UTF-8 is named as such, with the option that reads it; with
+    /// the option, the same file loses nothing.
+    @Test func aFileThatIsNotUTF8NamesTheEncodingToUse() throws {
+        let dir = try scratch()
+        defer { try? fm.removeItem(atPath: dir) }
+        fm.createFile(atPath: dir + "/owners.csv", contents: Data(Array("id,owner\n1,Ann\n2,Jos".utf8) + [0xE9] + Array(" Pe".utf8) + [0xF1, 0x61, 10]))
+        let plain = try run(["csv", "owners.csv", "-o", "out.jsonl"], in: dir)
+        #expect(plain.status == 0)
+        #expect(plain.stderr.contains("owners.csv:3: invalid UTF-8 in field 2; the file is read as UTF-8 (--encoding utf8); a Windows-1252 or Latin-1 export reads with --encoding cp1252"), "\(plain.stderr)")
+        let rejects = try String(contentsOfFile: dir + "/out.rejects.jsonl", encoding: .utf8)
+        #expect(rejects.contains(#""line":3"#) && rejects.contains("raw_base64"))
+        let decoded = try run(["csv", "--encoding", "cp1252", "owners.csv", "-o", "out.jsonl"], in: dir)
+        #expect(decoded.status == 0 && decoded.stderr.contains(#""rejected":0"#), "\(decoded.stderr)")
+        #expect(try String(contentsOfFile: dir + "/out.jsonl", encoding: .utf8).contains(#"{"id":"2","owner":"Jos\#u{E9} Pe\#u{F1}a"}"#))
+        let unknown = try run(["csv", "--encoding", "ebcdic", "owners.csv"], in: dir)
+        #expect(unknown.status == 2 && unknown.stderr.contains("cp1252"), "\(unknown.stderr)")
+    }
+
     @Test func usageErrorsExitTwo() throws {
         let result = try run(["json", "--no-such-option"], in: NSTemporaryDirectory())
         #expect(result.status == 2)

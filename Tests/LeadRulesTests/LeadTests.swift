@@ -119,6 +119,17 @@ let derived = try! DerivedTag.load(rulesFile("derived.csv", """
         #expect(DatePattern("yyyy-MM") == nil, "a pattern needs a day")
         #expect(DatePattern("dd.MM.yyyy")?.parse("15.03.2026")?.description == "2026-03-15")
     }
+
+    @Test func severalPatternsTheFirstThatReadsWins() throws {
+        let p = try #require(DatePattern("yyyy-MM-dd|MM/dd/yy|M/d/yyyy"))
+        #expect(p.parse("2016-03-09")?.description == "2016-03-09")
+        #expect(p.parse("03/10/16")?.description == "2016-03-10")
+        #expect(p.parse("3/1/2016")?.description == "2016-03-01", "MM/dd/yy does not read 3/1/2016; M/d/yyyy does")
+        #expect(p.parse("03/10/2016")?.description == "2016-03-10", "not read as 2020 by MM/dd/yy: the rest must be a time")
+        #expect(p.parse("10 March 2016") == nil)
+        #expect(p.parse("2016-02-30") == nil, "no pattern makes a calendar date of it")
+        #expect(DatePattern("yyyy-MM-dd|") == nil && DatePattern("yyyy-MM-dd|MM/yy") == nil, "every alternative must be a date pattern")
+    }
 }
 
 @Suite struct LeadMergeTests {

@@ -103,6 +103,47 @@ func csvRows(_ text: String, delimiter: UInt8 = 44) throws -> [String] {
     }
 }
 
+@Suite struct TextEncodingTests {
+    /// The bytes of `path` read back through a ByteSource in `encoding`, `chunk` bytes at a time.
+    func read(_ bytes: [UInt8], _ encoding: TextEncoding, chunk: Int) throws -> String {
+        let path = tempFile(bytes, suffix: ".csv")
+        defer { unlink(path) }
+        let source = try ByteSource(path: path, encoding: encoding)
+        var out: [UInt8] = []
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try source.read(into: buffer, count: chunk)
+            if n == 0 { break }
+            #expect(n <= chunk)
+            out += UnsafeBufferPointer(start: buffer, count: n)
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static let bytes: [UInt8] = Array("Jos".utf8) + [0xE9, 0x20, 0x96, 0x20, 0x80, 0x20, 0x93, 0x71, 0x94, 0x20, 0x9F, 0x81, 0xFF]
+
+    @Test(arguments: [1, 2, 3, 7, 1 << 16]) func windows1252AndLatin1BecomeUTF8(_ chunk: Int) throws {
+        #expect(try read(TextEncodingTests.bytes, .cp1252, chunk: chunk) == "Jos\u{E9} \u{2013} \u{20AC} \u{201C}q\u{201D} \u{178}\u{81}\u{FF}")
+        #expect(try read(TextEncodingTests.bytes, .latin1, chunk: chunk) == "Jos\u{E9} \u{96} \u{80} \u{93}q\u{94} \u{9F}\u{81}\u{FF}")
+    }
+
+    @Test func spellingsOfTheOption() {
+        #expect(TextEncoding(argument: "Windows-1252") == .cp1252 && TextEncoding(argument: "ISO-8859-1") == .latin1)
+        #expect(TextEncoding(argument: "UTF-8") == .utf8 && TextEncoding(argument: "ebcdic") == nil)
+    }
+
+    @Test func aCSVReadInItsEncodingHasNoBrokenRows() throws {
+        let path = tempFile(Array("a,b\n1,Pe".utf8) + [0xF1, 0x61, 10], suffix: ".csv")
+        defer { unlink(path) }
+        var rows: [String] = []
+        try CSVReader(lines: LineReader(source: try ByteSource(path: path, encoding: .latin1), chunkSize: 4)).forEach { event in
+            if case .row(let row) = event { rows.append(row.string(1)) }
+        }
+        #expect(rows == ["b", "Pe\u{F1}a"])
+    }
+}
+
 @Suite struct CSVWriterTests {
     func row(_ fields: [String], safe: Bool = false) -> String {
         let out = ByteBuffer()

@@ -74,7 +74,8 @@ public enum Binaries {
     public static func start(_ binary: String, _ arguments: [String], in directory: String,
                              environment: [String: String] = [:], stdin: String? = nil) throws -> Running {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.directory + "/" + binary)
+        // A stage by name (lead-<stage>), or any program by absolute path (/usr/bin/make).
+        process.executableURL = URL(fileURLWithPath: binary.hasPrefix("/") ? binary : Binaries.directory + "/" + binary)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var env = ProcessInfo.processInfo.environment

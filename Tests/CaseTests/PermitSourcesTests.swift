@@ -1,0 +1,86 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// A city is added to `make permits` as a user adds one: a column map and a row of
+/// stages/fetch/permit-sources.csv, in a copy of the project, with no edit to the Makefile.
+@Suite(.serialized) struct PermitSourcesTests {
+    /// A copy of the project's Makefile, scripts, rules and permit fixtures.
+    static func project() throws -> String {
+        let root = try Binaries.scratch("new-city")
+        for item in ["Makefile", "scripts", "stages"] {
+            try FileManager.default.copyItem(atPath: Binaries.repoRoot + "/" + item, toPath: root + "/" + item)
+        }
+        try FileManager.default.createDirectory(atPath: root + "/fixtures", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Binaries.repoRoot + "/fixtures/permits", toPath: root + "/fixtures/permits")
+        return root
+    }
+
+    static func make(_ arguments: [String], in root: String) throws -> Binaries.Result {
+        try Binaries.run("/usr/bin/make", ["--no-print-directory", "-C", root, "LEAD_PREBUILT=1", "BIN=\(Binaries.directory)",
+                                           "LOGS=\(root)/local-logs", "EXPORTS=\(root)/exports"] + arguments,
+                         in: root, environment: ["LEAD_STAGES": root + "/stages", "MAKEFLAGS": "", "NOW": "", "LEAD_NOW": ""])
+    }
+
+    /// A Windows-1252 export with two date layouts in one column, CRLF line ends and the
+    /// contractor on every row.
+    static let springfield: [UInt8] = Array("Permit No,Site Address,Site Zip,Work,Desc,Issued,Value,Contractor Name,Contractor Phone\r\n".utf8)
+        + Array("SP-1,12 Elm St,62701,Reroof,Tear off and re-roof house ".utf8) + [0x96] + Array(" 30 sq,2016-03-09,12000,Jos".utf8) + [0xE9]
+        + Array(" Roofing,217-555-0100\r\n".utf8)
+        + Array("SP-2,14 Oak St,62702,Water Heater,Replace 50 gal water heater,03/10/16,1800,Caf".utf8) + [0xE9]
+        + Array(" Plumbing,217-555-0101\r\n".utf8)
+        + Array("SP-3,16 Ash St,62702,Fence,New 6 ft cedar fence,10 March 2016,2500,,\r\n".utf8)
+
+    static let map = """
+        # Springfield permits (a city added by a test).
+        field,column,format
+        permit_id,Permit No
+        city,\"\"\"Springfield\"\"\"
+        property_address,Site Address
+        property_city,\"\"\"Springfield\"\"\"
+        property_state,\"\"\"IL\"\"\"
+        property_zip,Site Zip
+        project_description,Desc
+        permit_type,Work
+        job_value,Value,money
+        issued_at,Issued,date:yyyy-MM-dd|MM/dd/yy
+        contractor_name,Contractor Name
+        contractor_phone,Contractor Phone
+
+        """
+
+    @Test func aNewCityIsOneMapAndOneRow() throws {
+        let root = try PermitSourcesTests.project()
+        try FileManager.default.createDirectory(atPath: root + "/fixtures/permits/springfield", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: root + "/fixtures/permits/springfield/week.csv", contents: Data(PermitSourcesTests.springfield))
+        try PermitSourcesTests.map.write(toFile: root + "/stages/flatten/permits-springfield.csv", atomically: true, encoding: .utf8)
+        let row = "springfield-files,files,fixtures/permits/springfield,Issued,date:yyyy-MM-dd|MM/dd/yy,,,permits-springfield.csv,cp1252\n"
+        let sources = root + "/stages/fetch/permit-sources.csv"
+        try (try String(contentsOfFile: sources, encoding: .utf8) + row).write(toFile: sources, atomically: true, encoding: .utf8)
+
+        let run = try PermitSourcesTests.make(["permits"], in: root)
+        #expect(run.status == 0, "\(run.stderr.suffix(2000))")
+        #expect(run.stdout.contains("--source springfield-files"), "the new row is fetched")
+        // The third row's date reads under neither pattern: rejected, naming file and line.
+        let rejects = try String(contentsOfFile: root + "/local-logs/permits/raw-springfield-files.rejects.jsonl", encoding: .utf8)
+        #expect(rejects.contains(#""line":4"#) && rejects.contains("'10 March 2016' does not match yyyy-MM-dd|MM/dd/yy"), "\(rejects)")
+        // Both readable permits reach the exports, decoded from Windows-1252, with their contractor.
+        var exported: [String] = []
+        for file in try FileManager.default.subpathsOfDirectory(atPath: root + "/exports") where file.hasSuffix(".csv") {
+            let text = try String(contentsOfFile: root + "/exports/" + file, encoding: .utf8)
+            exported += text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("SP-") }
+            if file.hasSuffix("tier_c.csv") || file.hasSuffix("tier_b.csv") {
+                #expect(text.hasPrefix("permit_id,city,property_address,owner_name,project_description,market_value,days_old,is_absentee,score,tier,trade_group,category,reasoning,ideal_contractor,contact_priority,flags,scored_at,contractor_name,contractor_phone\n"), "\(file)")
+            }
+        }
+        #expect(exported.count == 2, "\(exported)")
+        #expect(exported.contains { $0.hasPrefix("SP-1,Springfield,12 ELM ST,") && $0.contains("re-roof house \u{2013} 30 sq") && $0.hasSuffix(",Jos\u{E9} Roofing,217-555-0100") }, "\(exported)")
+        #expect(exported.contains { $0.hasPrefix("SP-2,") && $0.hasSuffix(",Caf\u{E9} Plumbing,217-555-0101") }, "\(exported)")
+        // Offline, the live rows are not asked for; PERMIT_SOURCES picks rows by name.
+        #expect(!run.stdout.contains("--source austin "))
+        let one = try PermitSourcesTests.make(["-n", "permits", "PERMIT_SOURCES=springfield-files", "LOGS=\(root)/dry-run"], in: root)
+        #expect(one.status == 0 && !one.stdout.contains("flattened-austin-fixtures") && one.stdout.contains("flattened-springfield-files"), "\(one.stdout)")
+        let live = try PermitSourcesTests.make(["-n", "permits", "PERMITS_LIVE=1", "LOGS=\(root)/dry-run"], in: root)
+        #expect(live.stdout.contains("--source austin ") && live.stdout.contains("permits-austin-live.csv") && live.stdout.contains("--source dallas "), "\(live.stdout)")
+    }
+}
