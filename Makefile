@@ -53,10 +53,12 @@ pipelines: build listings cleanup leads permits events
 
 # ---- MLS listings: fetch -> flatten -> photos, per pipeline; then cleanup ----
 # SOURCE=replay (default) reads fixtures/listings/<pipeline>/; SOURCE=spark or SOURCE=reso
-# fetch live (SPARK_API_TOKEN must be set), always, since the remote data changes.
+# fetch live (the MLS's credentials must be set: SPARK_API_TOKEN, or the variables its
+# mls.csv row names), always, since the remote data changes. LISTING_PIPELINES picks the
+# pipelines (a pipeline of listing-pipelines.csv per MLS and kind).
 
 SOURCE   ?= replay
-LISTING_PIPELINES := active-gps active-crmls closed-gps closed-crmls expired-gps expired-crmls
+LISTING_PIPELINES ?= active-gps active-crmls closed-gps closed-crmls expired-gps expired-crmls
 FETCH_RULES   := $(wildcard stages/fetch/*.csv)
 FLATTEN_RULES := $(wildcard stages/flatten/listing-*.csv) stages/cleanup/retention.csv $(FETCH_RULES)
 
@@ -75,7 +77,11 @@ fetch_deps   = $(wildcard fixtures/listings/$1/*.json)
 photo_source = --replay fixtures/listings/photos
 listing_now  = $(call fixture_now,$(FIXTURE_NOW))
 else
-fetch_source = --api $(if $(filter reso,$(SOURCE)),reso,spark) $(if $(BASE_URL),--base-url $(BASE_URL))
+# An MLS fetched under replication rules (mls.csv replication column) keeps a
+# ModificationTimestamp watermark: each run asks only for what changed since the last.
+replication_mls := $(shell awk -F, '/^[ \t]*\#/ { next } !seen++ { for (i = 1; i <= NF; i++) if ($$i == "replication") c = i; next } c && $$c != "" { print $$1 }' stages/fetch/mls.csv)
+fetch_source = --api $(if $(filter reso,$(SOURCE)),reso,spark) $(if $(BASE_URL),--base-url $(BASE_URL)) \
+	$(if $(and $(filter reso,$(SOURCE)),$(filter $(call mls_of,$1),$(replication_mls))),--watermark $(call listing_dir,$1)/watermark.json)
 fetch_deps   = FORCE
 photo_source =
 listing_now  = $(live_now)

@@ -29,6 +29,9 @@ public final class APIClient {
     public private(set) var requests = 0
     public private(set) var retries = 0
 
+    /// Supplies the Authorization header (an OAuth token) when it is not among `headers`.
+    public var authorizer: Authorizer?
+
     /// Where the headers may go; nil: anywhere (no credential in them).
     public let origin: URLOrigin?
     /// Redirects followed within the origin, at most.
@@ -51,13 +54,25 @@ public final class APIClient {
         var attempt = 0
         var target = url
         var hops = 0
+        var refreshed = false, refresh = false
         while true {
             attempt += 1
+            var sent = headers
+            if let authorizer {
+                sent.append(("Authorization", try authorizer.authorization(refresh: refresh)))
+                refresh = false
+            }
             limiter?.wait()
             requests += 1
             var retryAfter: Double?
             let problem: String
-            switch transport.send(HTTPRequest(url: target, headers: headers, timeout: timeout)) {
+            switch transport.send(HTTPRequest(url: target, headers: sent, timeout: timeout)) {
+            case .success(let response) where response.status == 401 && authorizer != nil && !refreshed:
+                // The token expired early or was revoked: one new token, one more try.
+                refreshed = true
+                refresh = true
+                attempt -= 1
+                continue
             case .success(let response) where (300..<400).contains(response.status) && response.header("Location") != nil:
                 guard let next = resolveURL(response.header("Location")!, against: target) else {
                     throw .io("\(target): HTTP \(response.status) to an unreadable Location '\(response.header("Location")!)'")

@@ -4,16 +4,20 @@ import Foundation
 import FoundationNetworking
 #endif
 
-/// One GET request.
+/// One request: a GET, or a POST with a body (an OAuth token request, a PostHog query).
 public struct HTTPRequest: Sendable {
     public var url: String
     public var headers: [(String, String)]
     public var timeout: Double
+    public var method: String
+    public var body: [UInt8]?
 
-    public init(url: String, headers: [(String, String)] = [], timeout: Double = 30) {
+    public init(url: String, headers: [(String, String)] = [], timeout: Double = 30, method: String = "GET", body: [UInt8]? = nil) {
         self.url = url
         self.headers = headers
         self.timeout = timeout
+        self.method = method
+        self.body = body
     }
 }
 
@@ -188,7 +192,8 @@ public final class URLSessionTransport: HTTPTransport, @unchecked Sendable {
             return .failure(.invalidURL(request.url))
         }
         var urlRequest = URLRequest(url: url)
-        urlRequest.httpMethod = "GET"
+        urlRequest.httpMethod = request.method
+        if let body = request.body { urlRequest.httpBody = Data(body) }
         urlRequest.timeoutInterval = request.timeout
         for (name, value) in request.headers { urlRequest.setValue(value, forHTTPHeaderField: name) }
         let transfer = Transfer(limit: maxResponseBytes)

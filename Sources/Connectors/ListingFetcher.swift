@@ -15,12 +15,26 @@ public struct ListingFetcher {
     /// Names the search in the state file, so a state is never resumed for another search.
     public let label: String
     public let statePath: String?
+    /// Which received listings are written (a replication fetch asks the server for more than
+    /// the pipeline's listings); nil: all. The others are counted as not_in_pipeline.
+    public var keep: ((JSONValue) -> Bool)?
+    /// Where the latest `ModificationTimestamp` received is kept (with the output, on
+    /// success), for the next run to ask only for listings modified after it.
+    public var watermarkPath: String?
 
-    public init(source: ListingSource, client: APIClient, label: String, statePath: String?) {
+    public init(source: ListingSource, client: APIClient, label: String, statePath: String?,
+                keep: ((JSONValue) -> Bool)? = nil, watermarkPath: String? = nil) {
         self.source = source
         self.client = client
         self.label = label
         self.statePath = statePath
+        self.keep = keep
+        self.watermarkPath = watermarkPath
+    }
+
+    /// The listing's `ModificationTimestamp` (RESO), if it has a readable one.
+    static func modified(_ listing: JSONValue) -> Timestamp? {
+        listing.object?["ModificationTimestamp"]?.string.flatMap { Timestamp(iso8601: $0) }
     }
 
     /// Fetches into the stage's output; counts listings received (in) and written (out).
@@ -29,7 +43,11 @@ public struct ListingFetcher {
         var cursor: PageCursor? = source.first
         var pages = 0
         var seen = Set<String>()
-        var duplicates = 0
+        var duplicates = 0, notInPipeline = 0
+        var latest: Timestamp?
+        func saw(_ listing: JSONValue) {
+            if watermarkPath != nil, let at = ListingFetcher.modified(listing), latest.map({ at > $0 }) ?? true { latest = at }
+        }
         let sink: ByteSink
         if let statePath {
             let state = try ListingFetchState.load(statePath, query: query)
@@ -41,7 +59,7 @@ public struct ListingFetcher {
                 cursor = next
                 pages = state.pages
                 let output = stage.options.output!
-                seen = try keysInPartial(ByteSink.partialPath(for: output), upTo: state.outputBytes)
+                seen = try keysInPartial(ByteSink.partialPath(for: output), upTo: state.outputBytes, saw)
                 stage.recordsIn += seen.count
                 stage.recordsOut += seen.count
                 stage.warn("resuming \(label) at page \(pages + 1) (\(seen.count) listings already written)",
@@ -66,6 +84,11 @@ public struct ListingFetcher {
             }
             for (key, listing) in page.listings {
                 stage.recordsIn += 1
+                saw(listing)
+                if let keep, !keep(listing) {
+                    notInPipeline += 1
+                    continue
+                }
                 guard seen.insert(key).inserted else {
                     duplicates += 1
                     continue
@@ -90,10 +113,18 @@ public struct ListingFetcher {
         stage.summary.append("requests", .int(client.requests))
         stage.summary.append("retries", .int(client.retries))
         stage.summary.append("duplicates", .int(duplicates))
+        if keep != nil { stage.summary.append("not_in_pipeline", .int(notInPipeline)) }
+        if let watermarkPath {
+            if let latest {
+                let state = try stage.openOutput(watermarkPath)
+                state.buffer.append(FetchWatermark.record(source: label, watermark: latest, fetchedAt: stage.clock.now).json + "\n")
+            }
+            stage.summary.append("watermark", latest.map { .string($0.iso8601) } ?? .null)
+        }
         if let statePath { stage.removeOnSuccess(statePath) }
     }
 
-    func keysInPartial(_ path: String, upTo bytes: Int) throws(StageError) -> Set<String> {
+    func keysInPartial(_ path: String, upTo bytes: Int, _ saw: (JSONValue) -> Void) throws(StageError) -> Set<String> {
         guard let content = readWholeFile(path), content.count >= bytes else {
             throw .io("\(path): the partial output of the interrupted fetch is missing or shorter than its state says")
         }
@@ -103,6 +134,7 @@ public struct ListingFetcher {
                 throw .io("\(path): unreadable line in the partial output; delete it and the state file to start over")
             }
             keys.insert(key)
+            saw(listing)
         }
         return keys
     }

@@ -107,16 +107,18 @@ public struct SparkListingSource: ListingSource {
     }
 }
 
-/// The RESO Web API (OData): `GET {base}/Reso/OData/Property?$filter=…&$expand=Media&$top=N`,
-/// answered by `{"value":[…],"@odata.nextLink":"…"}`; pages are followed by their next link.
+/// The RESO Web API (OData): `GET {root}/Property?$filter=…&$expand=Media&$top=N`, where the
+/// root is the server's OData service root (Spark: `https://sparkapi.com/Reso/OData`, MLS
+/// Grid: `https://api.mlsgrid.com/v2`), answered by `{"value":[…],"@odata.nextLink":"…"}`;
+/// pages are followed by their next link (absolute, or relative to the root).
 public struct ResoListingSource: ListingSource {
-    public let base: String
+    public let root: String
     public let filter: String
     public let expandMedia: Bool
     public let top: Int
 
-    public init(base: String, filter: String, expandMedia: Bool, top: Int) {
-        self.base = base.hasSuffix("/") ? String(base.dropLast()) : base
+    public init(root: String, filter: String, expandMedia: Bool, top: Int) {
+        self.root = root.hasSuffix("/") ? String(root.dropLast()) : root
         self.filter = filter
         self.expandMedia = expandMedia
         self.top = top
@@ -128,7 +130,7 @@ public struct ResoListingSource: ListingSource {
         var query = [("$filter", filter)]
         if expandMedia { query.append(("$expand", "Media")) }
         query.append(("$top", String(top)))
-        return base + "/Reso/OData/Property?" + encodeQuery(query)
+        return root + "/Property?" + encodeQuery(query)
     }
 
     public func url(for cursor: PageCursor) -> String {
@@ -163,18 +165,18 @@ public struct ResoListingSource: ListingSource {
         return .done(page)
     }
 
-    /// An absolute next link as is; a relative one against the base URL.
+    /// An absolute next link as is; `/path` on the root's host; anything else under the root.
     func resolve(_ link: String) -> String {
         if link.hasPrefix("http://") || link.hasPrefix("https://") { return link }
         if link.hasPrefix("/") {
-            // scheme://host[:port] of the base
-            if let schemeEnd = base.range(of: "://"),
-               let pathStart = base[schemeEnd.upperBound...].firstIndex(of: "/") {
-                return String(base[..<pathStart]) + link
+            // scheme://host[:port] of the root
+            if let schemeEnd = root.range(of: "://"),
+               let pathStart = root[schemeEnd.upperBound...].firstIndex(of: "/") {
+                return String(root[..<pathStart]) + link
             }
-            return base + link
+            return root + link
         }
-        return base + "/Reso/OData/" + link
+        return root + "/" + link
     }
 }
 
@@ -226,7 +228,8 @@ public func percentDecode(_ text: String) -> String {
 
 /// Recorded responses instead of the network, for offline runs and tests. Listing pages are
 /// `page-0001.json`, `page-0002.json`, … in `directory`: a Spark request for `_page=K` gets
-/// page K; a RESO request with `$skip=S&$top=T` gets page S/T+1, the first request page 1.
+/// page K; a RESO request (a `/Property` path, under any root) with `$skip=S&$top=T` gets
+/// page S/T+1, the first request page 1.
 /// Any other URL (a photo) is served from the file named like its last path component.
 /// A missing file is a 404.
 public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
@@ -246,12 +249,12 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
         if url.contains("/v1/listings") {
             return String(format: "page-%04d.json", Int(queryValue(url, "_page") ?? "1") ?? 1)
         }
-        if url.contains("/Reso/OData/") {
+        let path = url.split(separator: "?").first.map(String.init) ?? url
+        if path.hasSuffix("/Property") {
             let skip = Int(queryValue(url, "$skip") ?? "0") ?? 0
             let top = max(1, Int(queryValue(url, "$top") ?? "1") ?? 1)
             return String(format: "page-%04d.json", skip / top + 1)
         }
-        let path = url.split(separator: "?").first.map(String.init) ?? url
         return path.split(separator: "/").last.map(String.init) ?? "index"
     }
 

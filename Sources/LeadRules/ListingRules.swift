@@ -17,6 +17,8 @@ public struct ListingPipeline: Sendable, Equatable {
     public let windowDays: Int?
     public let expand: String?
     public let photos: Bool
+    /// How the pipeline's MLS is reached over RESO (mls.csv).
+    public var server = MLSServer()
 
     /// Midnight UTC `windowDays` before `now`: the earliest date_field fetched.
     public func windowStart(now: Timestamp) -> Timestamp? {
@@ -39,13 +41,39 @@ public struct ListingPipeline: Sendable, Equatable {
         return parts.filter { !$0.isEmpty }.joined(separator: " And ")
     }
 
-    /// The RESO Web API OData `$filter` for the same listings.
-    public func resoFilter(now: Timestamp) -> String {
-        var parts = ["MlsId eq '\(mlsId)'"]
+    /// The RESO Web API OData `$filter` for the same listings: the MLS by
+    /// `OriginatingSystemName` (when mls.csv names one) or `MlsId`, then property types,
+    /// statuses and the date window; `ModificationTimestamp gt <watermark>` after a first run.
+    /// Under MLS Grid's replication rules only what replication allows is asked
+    /// (`OriginatingSystemName eq '…' and MlgCanView eq true and ModificationTimestamp gt …`,
+    /// from the window's start on a first run); `matches` then picks the pipeline's listings.
+    public func resoFilter(now: Timestamp, modifiedAfter watermark: Timestamp? = nil) -> String {
+        var parts: [String] = []
+        if let system = server.originatingSystem { parts.append("OriginatingSystemName eq '\(system)'") } else if !mlsId.isEmpty {
+            parts.append("MlsId eq '\(mlsId)'")
+        }
+        if server.replication == .mlsgrid {
+            parts.append("MlgCanView eq true")
+            if let since = watermark ?? windowStart(now: now) { parts.append("ModificationTimestamp gt \(since.iso8601)") }
+            return parts.joined(separator: " and ")
+        }
         parts.append(ListingPipeline.anyOf("PropertyType", resoPropertyTypes, eq: "eq", or: "or"))
         parts.append(ListingPipeline.anyOf("StandardStatus", statuses, eq: "eq", or: "or"))
         if let field = dateField, let literal = dateLiteral(now: now) { parts.append("\(field) ge \(literal)") }
+        if let watermark { parts.append("ModificationTimestamp gt \(watermark.iso8601)") }
         return parts.filter { !$0.isEmpty }.joined(separator: " and ")
+    }
+
+    /// Whether a RESO Property belongs to the pipeline (its property type, status and date
+    /// window): what a replication fetch, which cannot ask the server, keeps.
+    public func matches(_ property: Record, now: Timestamp) -> Bool {
+        if !resoPropertyTypes.isEmpty, !resoPropertyTypes.contains(property["PropertyType"]?.text ?? "") { return false }
+        if !statuses.contains(property["StandardStatus"]?.text ?? "") { return false }
+        if let field = dateField, let start = windowStart(now: now) {
+            guard let text = property[field]?.text else { return false }
+            guard let at = Timestamp(iso8601: text), at >= start else { return false }
+        }
+        return true
     }
 
     static func anyOf(_ field: String, _ values: [String], eq: String, or: String) -> String {
@@ -69,10 +97,15 @@ public struct ListingRules: Sendable {
     public static func load(directory: String) throws(StageError) -> ListingRules {
         let mlsFile = try RulesFile(path: directory + "/mls.csv", required: ["mls", "mls_id"])
         var mlsIds: [String: String] = [:]
+        var servers: [String: MLSServer] = [:]
         for row in mlsFile.rows {
             let mls = try row.required("mls")
             if mlsIds[mls] != nil { throw row.error("MLS '\(mls)' is listed twice") }
-            mlsIds[mls] = try row.required("mls_id")
+            servers[mls] = try MLSServer(row: row)
+            mlsIds[mls] = row["mls_id"]
+            if mlsIds[mls]!.isEmpty && servers[mls]!.originatingSystem == nil {
+                throw row.error("an MLS needs its mls_id (Spark) or its originating_system (RESO)")
+            }
         }
         let file = try RulesFile(path: directory + "/listing-pipelines.csv",
                                  required: ["pipeline", "kind", "mls", "spark_property_types", "statuses"])
@@ -102,7 +135,7 @@ public struct ListingRules: Sendable {
                 sparkPropertyTypes: row.list("spark_property_types"), resoPropertyTypes: row.list("reso_property_types"),
                 statuses: try nonEmpty(row.list("statuses"), row, "statuses"),
                 dateField: dateField, dateIsTimestamp: dateType == "timestamp", windowDays: window,
-                expand: row["expand"].isEmpty ? nil : row["expand"], photos: photos == "yes"))
+                expand: row["expand"].isEmpty ? nil : row["expand"], photos: photos == "yes", server: servers[mls]!))
         }
         let settings = try FetchSettings(file: RulesFile(path: directory + "/settings.csv", required: ["setting", "value"]))
         return ListingRules(pipelines: pipelines, settings: settings)
@@ -122,9 +155,60 @@ private func nonEmpty(_ list: [String], _ row: RulesFile.Row, _ column: String) 
     return list
 }
 
+/// How an MLS is reached over the RESO Web API: the optional columns of its mls.csv row.
+/// `reso_root` is the OData service root (requests go to `<root>/Property`; empty: the
+/// settings' `reso_root`, Spark's). `auth` is `bearer` (the token in the variable
+/// `token_env`, SPARK_API_TOKEN by default) or `oauth2` (client credentials: a token from
+/// `token_url` for the id and secret in the variables `client_id_env` and
+/// `client_secret_env`, with `scope`). `replication` `mlsgrid` fetches under MLS Grid's
+/// replication rules for `originating_system`.
+public struct MLSServer: Sendable, Equatable {
+    public enum Auth: String, Sendable { case bearer, oauth2 }
+    public enum Replication: String, Sendable { case mlsgrid }
+    public var resoRoot: String?
+    public var auth = Auth.bearer
+    public var tokenVariable = "SPARK_API_TOKEN"
+    public var tokenURL: String?
+    public var clientIDVariable: String?
+    public var clientSecretVariable: String?
+    public var scope: String?
+    public var replication: Replication?
+    public var originatingSystem: String?
+
+    public init() {}
+
+    init(row: RulesFile.Row) throws(StageError) {
+        func cell(_ name: String) -> String? { row[name].isEmpty ? nil : row[name] }
+        resoRoot = cell("reso_root").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        if let text = cell("auth") {
+            guard let a = Auth(rawValue: text) else { throw row.error("auth must be bearer or oauth2, not '\(text)'") }
+            auth = a
+        }
+        tokenVariable = cell("token_env") ?? tokenVariable
+        tokenURL = cell("token_url")
+        clientIDVariable = cell("client_id_env")
+        clientSecretVariable = cell("client_secret_env")
+        scope = cell("scope")
+        if let text = cell("replication") {
+            guard let r = Replication(rawValue: text) else { throw row.error("replication must be mlsgrid or empty, not '\(text)'") }
+            replication = r
+        }
+        originatingSystem = cell("originating_system")
+        if let system = originatingSystem, system.contains("'") { throw row.error("originating_system may not contain a quote") }
+        if auth == .oauth2 && (tokenURL == nil || clientIDVariable == nil || clientSecretVariable == nil) {
+            throw row.error("auth oauth2 needs token_url, client_id_env and client_secret_env")
+        }
+        if replication == .mlsgrid && originatingSystem == nil {
+            throw row.error("MLS Grid replication needs originating_system (the OriginatingSystemName, e.g. actris)")
+        }
+    }
+}
+
 /// How lead-fetch talks to APIs: `stages/fetch/settings.csv`.
 public struct FetchSettings: Sendable, Equatable {
     public var sparkBaseURL = "https://sparkapi.com"
+    /// The RESO Web API's OData service root when mls.csv gives none.
+    public var resoRoot = "https://sparkapi.com/Reso/OData"
     public var ratePerSecond = 10.0
     public var pageSize = 25
     public var maxAttempts = 6
@@ -139,7 +223,7 @@ public struct FetchSettings: Sendable, Equatable {
     public var maxResponseMB = 64.0
 
     public static let names: Set<String> = [
-        "spark_base_url", "rate_per_second", "page_size", "max_attempts", "backoff_base_seconds",
+        "spark_base_url", "reso_root", "rate_per_second", "page_size", "max_attempts", "backoff_base_seconds",
         "backoff_max_seconds", "retry_after_max_seconds", "timeout_seconds", "photo_workers", "photo_delay_seconds", "photo_sizes",
         "max_response_mb",
     ]
@@ -155,6 +239,7 @@ public struct FetchSettings: Sendable, Equatable {
             return v
         }
         if let row = s["spark_base_url"] { sparkBaseURL = try row.required("value") }
+        if let row = s["reso_root"] { resoRoot = try row.required("value") }
         ratePerSecond = try positive("rate_per_second", ratePerSecond)
         pageSize = Int(try positive("page_size", Double(pageSize)))
         maxAttempts = Int(try positive("max_attempts", Double(maxAttempts)))

@@ -23,7 +23,7 @@ struct SourceOptions: ParsableArguments {
     var replay: String?
 
     /// The API base URL.
-    @Option(help: ArgumentHelp("API base URL (default from stages/fetch/settings.csv: https://sparkapi.com).", valueName: "url"))
+    @Option(help: ArgumentHelp("API base URL: Spark's (default https://sparkapi.com), or for --api reso the OData service root (default the MLS's reso_root in mls.csv, else https://sparkapi.com/Reso/OData).", valueName: "url"))
     var baseURL: String?
 
     /// Requests per second.
@@ -39,8 +39,16 @@ extension LeadFetch {
             discussion: """
             The pipeline (stages/fetch/listing-pipelines.csv) gives the MLS, property types, \
             statuses and date window; the filter is built from them and --now. Spark native \
-            (--api spark) pages with _page; RESO (--api reso) follows @odata.nextLink. The bearer \
-            token comes from SPARK_API_TOKEN, never the command line. Requests are rate limited \
+            (--api spark) pages with _page; RESO (--api reso) asks <root>/Property of the MLS's \
+            OData root (mls.csv reso_root, or --base-url) and follows @odata.nextLink. The bearer \
+            token comes from the MLS's token_env (SPARK_API_TOKEN), or with auth oauth2 from \
+            token_url for the client id and secret in client_id_env and client_secret_env (renewed \
+            before it expires); never from the command line, never printed. An MLS with \
+            replication mlsgrid is fetched under MLS Grid's rules: OriginatingSystemName, \
+            MlgCanView eq true and ModificationTimestamp gt the --watermark (the window's start \
+            on a first run), the pipeline's types, statuses and window applied to what comes \
+            back. With --watermark any RESO fetch asks only for listings modified since the last \
+            run. Requests are rate limited \
             and retried with backoff on timeouts, 5xx, 429 (Retry-After) and Spark code 1550; \
             after max_attempts tries the stage exits 3 naming the URL. With --state the fetch \
             resumes where a killed run stopped.
@@ -69,10 +77,15 @@ extension LeadFetch {
         @Option(help: ArgumentHelp("Record progress here after each page; a killed fetch run again resumes.", valueName: "file"))
         var state: String?
 
+        /// The ModificationTimestamp watermark (RESO).
+        @Option(help: ArgumentHelp("RESO: keep the latest ModificationTimestamp here; the next run asks only for listings modified after it.", valueName: "file"))
+        var watermark: String?
+
         @OptionGroup var common: CommonOptions
 
         func validate() throws {
             guard api == "spark" || api == "reso" else { throw ValidationError("--api must be spark or reso") }
+            if watermark != nil && api != "reso" { throw ValidationError("--watermark is for --api reso (ModificationTimestamp)") }
             if let pageSize, pageSize < 1 { throw ValidationError("--page-size must be at least 1") }
             if let rate = source.rate, rate <= 0 { throw ValidationError("--rate must be more than 0") }
         }
@@ -82,16 +95,26 @@ extension LeadFetch {
                 let rules = try ListingRules.load(directory: stage.rulesDirectory())
                 let pipeline = try rules.pipeline(self.pipeline)
                 let settings = rules.settings
-                let base = source.baseURL ?? settings.sparkBaseURL
+                let server = pipeline.server
+                let base = source.baseURL ?? (api == "reso" ? server.resoRoot ?? settings.resoRoot : settings.sparkBaseURL)
                 let size = pageSize ?? settings.pageSize
                 let now = stage.clock.now
+                // The state, the watermark and the partial output are the listing folder's: one fetch at a time.
+                let folders = Set([state, watermark].compactMap { $0 }.map { AtomicFiles.directory(of: $0) })
+                if !folders.isEmpty { try Store.open(folders.sorted(), for: stage) }
+                var since: Timestamp?
+                if let watermark { since = try FetchWatermark.load(watermark, source: pipeline.name) }
                 let listingSource: ListingSource = api == "reso"
-                    ? ResoListingSource(base: base, filter: pipeline.resoFilter(now: now), expandMedia: pipeline.expand != nil, top: size)
+                    ? ResoListingSource(root: base, filter: pipeline.resoFilter(now: now, modifiedAfter: since),
+                                        expandMedia: pipeline.expand != nil, top: size)
                     : SparkListingSource(base: base, filter: pipeline.sparkFilter(now: now), expand: pipeline.expand, limit: size)
-                let client = try makeClient(source, base: base, settings: settings, stage: stage)
-                // The state and its partial output are the listing folder's: one fetch at a time.
-                if let state { try Store.open([AtomicFiles.directory(of: state)], for: stage) }
-                try ListingFetcher(source: listingSource, client: client, label: pipeline.name, statePath: state).run(stage)
+                let client = try makeClient(source, base: base, server: server, settings: settings, stage: stage)
+                var keep: ((JSONValue) -> Bool)?
+                if api == "reso" && server.replication == .mlsgrid {
+                    keep = { listing in listing.object.map { pipeline.matches($0, now: now) } ?? false }
+                }
+                try ListingFetcher(source: listingSource, client: client, label: pipeline.name, statePath: state,
+                                   keep: keep, watermarkPath: watermark).run(stage)
             }
         }
     }
@@ -175,18 +198,35 @@ extension LeadFetch {
     }
 }
 
-/// The API client for a fetch: replay files, or the network with the token from the
-/// environment (checked before any request), rate limit and retries from the rules; the
-/// token goes only to `base`'s origin.
-func makeClient(_ source: SourceOptions, base: String, settings: FetchSettings, stage: Stage) throws -> APIClient {
+/// The API client for a listings fetch: replay files, or the network with the MLS's
+/// credentials from the environment (checked before any request: a bearer token, or an
+/// OAuth2 client id and secret), rate limit and retries from the rules; the credentials go
+/// only to `base`'s origin (and the client secret only to the token URL).
+func makeClient(_ source: SourceOptions, base: String, server: MLSServer, settings: FetchSettings, stage: Stage) throws -> APIClient {
     if source.replay != nil {
         return try makeClient(replay: source.replay, rate: source.rate, settings: settings, stage: stage, headers: [], origin: base)
     }
-    guard let token = stage.environment["SPARK_API_TOKEN"], !token.isEmpty else {
-        throw StageError.usage("SPARK_API_TOKEN is not set: export the Spark API bearer token, or use --replay DIR to read recorded pages")
+    func variable(_ name: String, _ what: String) throws -> String {
+        guard let value = stage.environment[name], !value.isEmpty else {
+            throw StageError.usage("\(name) is not set: export \(what), or use --replay DIR to read recorded pages")
+        }
+        return value
     }
-    return try makeClient(replay: nil, rate: source.rate, settings: settings, stage: stage,
-                          headers: [("Authorization", "Bearer \(token)"), ("X-SparkApi-User-Agent", LeadETL.userAgent)], origin: base)
+    switch server.auth {
+    case .bearer:
+        let token = try variable(server.tokenVariable, "the API's bearer token")
+        return try makeClient(replay: nil, rate: source.rate, settings: settings, stage: stage,
+                              headers: [("Authorization", "Bearer \(token)"), ("X-SparkApi-User-Agent", LeadETL.userAgent)], origin: base)
+    case .oauth2:
+        let id = try variable(server.clientIDVariable!, "the OAuth2 client id")
+        let secret = try variable(server.clientSecretVariable!, "the OAuth2 client secret")
+        let client = try makeClient(replay: nil, rate: source.rate, settings: settings, stage: stage, headers: [], origin: base)
+        guard URLOrigin(server.tokenURL!) != nil else { throw StageError.usage("token_url is not an http(s) URL: \(server.tokenURL!)") }
+        client.authorizer = OAuthClientCredentials(
+            tokenURL: server.tokenURL!, clientID: id, clientSecret: secret, scope: server.scope, transport: client.transport,
+            timeout: settings.timeoutSeconds, policy: client.policy)
+        return client
+    }
 }
 
 /// The same with the given auth headers (User-Agent and Accept are added), sent only to the

@@ -74,11 +74,16 @@ import Testing
     }
 
     @Test func resoNextLinks() {
-        let reso = ResoListingSource(base: "https://sparkapi.com", filter: "City eq 'Irvine'", expandMedia: true, top: 10)
+        let reso = ResoListingSource(root: "https://sparkapi.com/Reso/OData/", filter: "City eq 'Irvine'", expandMedia: true, top: 10)
         #expect(reso.url(for: reso.first) == "https://sparkapi.com/Reso/OData/Property?%24filter=City%20eq%20%27Irvine%27&%24expand=Media&%24top=10")
         let page = #"{"value":[{"ListingKey":"R1"}],"@odata.nextLink":"/Reso/OData/Property?$skip=10"}"#
         guard case .done(let p) = reso.interpret(response(page), at: reso.first) else { Issue.record("not done"); return }
         #expect(p.next == .url("https://sparkapi.com/Reso/OData/Property?$skip=10"))
+        let relative = #"{"value":[],"@odata.nextLink":"Property?$skip=20"}"#
+        guard case .done(let q) = reso.interpret(response(relative), at: reso.first) else { Issue.record("not done"); return }
+        #expect(q.next == .url("https://sparkapi.com/Reso/OData/Property?$skip=20"), "a relative link is under the root")
+        let grid = ResoListingSource(root: "https://api.mlsgrid.com/v2", filter: "MlgCanView eq true", expandMedia: false, top: 1000)
+        #expect(grid.url(for: grid.first) == "https://api.mlsgrid.com/v2/Property?%24filter=MlgCanView%20eq%20true&%24top=1000")
         guard case .fail = reso.interpret(response(#"{"error":{"code":"400","message":"bad filter"}}"#), at: reso.first) else {
             Issue.record("OData error should fail"); return
         }
@@ -101,6 +106,8 @@ import Testing
         #expect((try? ok.get())?.body == Array("{\"n\":2}".utf8))
         let reso = replay.send(HTTPRequest(url: "https://x/Reso/OData/Property?$top=5&$skip=10"))
         #expect((try? reso.get())?.body == Array("{\"n\":3}".utf8))
+        let grid = replay.send(HTTPRequest(url: "https://api.mlsgrid.com/v2/Property?$top=5&$skip=5"))
+        #expect((try? grid.get())?.body == Array("{\"n\":2}".utf8), "any OData root")
         #expect((try? replay.send(HTTPRequest(url: "https://sparkapi.com/v1/listings?_page=9")).get())?.status == 404)
     }
 }

@@ -25,7 +25,8 @@ import Testing
 
     func listings(_ server: TestHTTPServer, api: String, rules: String) throws -> Binaries.Result {
         let dir = try Binaries.scratch("cred")
-        return try Binaries.run("lead-fetch", ["listings", "--pipeline", "expired-gps", "--api", api, "--base-url", server.baseURL,
+        return try Binaries.run("lead-fetch", ["listings", "--pipeline", "expired-gps", "--api", api,
+                                               "--base-url", server.baseURL + (api == "reso" ? "/Reso/OData" : ""),
                                                "--rules", rules, "--now", "2026-11-23T06:00:00Z", "-o", "out.jsonl"],
                                 in: dir, environment: ["SPARK_API_TOKEN": "secret-token"])
     }

@@ -48,7 +48,9 @@ import Testing
 
     func fetch(_ server: TestHTTPServer, rules: String, in dir: String, extra: [String] = [],
                token: String? = ListingFetchTests.token) throws -> Binaries.Result {
-        try Binaries.run("lead-fetch", ["listings", "--pipeline", "expired-gps", "--base-url", server.baseURL,
+        // A RESO fetch's base URL is the OData service root.
+        let root = server.baseURL + (extra.contains("reso") ? "/Reso/OData" : "")
+        return try Binaries.run("lead-fetch", ["listings", "--pipeline", "expired-gps", "--base-url", root,
                                         "--rules", rules, "--now", "2026-11-23T06:00:00Z", "-o", "out.jsonl"] + extra,
                          in: dir, environment: token.map { ["SPARK_API_TOKEN": $0] } ?? [:])
     }

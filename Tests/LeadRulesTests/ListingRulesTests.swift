@@ -56,6 +56,49 @@ let now = Timestamp(iso8601: "2026-11-23T06:00:00Z")!
         }
     }
 
+    /// An MLS reached by OriginatingSystemName, and one under MLS Grid's replication rules.
+    @Test func resoServersOfMLSRows() throws {
+        let dir = NSTemporaryDirectory() + "rules-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try """
+        mls,mls_id,name,reso_root,auth,token_env,token_url,client_id_env,client_secret_env,scope,originating_system,replication
+        nw,,Northwest,https://reso.example/odata/,bearer,NW_TOKEN,,,,,nwmls,
+        grid,,Grid,https://api.mlsgrid.com/v2,oauth2,,https://auth.example/token,ID,SECRET,api,actris,mlsgrid
+
+        """.write(toFile: dir + "/mls.csv", atomically: true, encoding: .utf8)
+        try """
+        pipeline,kind,mls,spark_property_types,reso_property_types,statuses,date_field,date_type,window_days
+        expired-nw,expired,nw,,Residential,Expired,StatusChangeTimestamp,timestamp,90
+        expired-grid,expired,grid,,Residential,Expired|Canceled,StatusChangeTimestamp,timestamp,90
+
+        """.write(toFile: dir + "/listing-pipelines.csv", atomically: true, encoding: .utf8)
+        try "setting,value\n".write(toFile: dir + "/settings.csv", atomically: true, encoding: .utf8)
+        let rules = try ListingRules.load(directory: dir)
+        let nw = try rules.pipeline("expired-nw")
+        #expect(nw.server.resoRoot == "https://reso.example/odata" && nw.server.tokenVariable == "NW_TOKEN")
+        #expect(nw.resoFilter(now: now) == "OriginatingSystemName eq 'nwmls' and PropertyType eq 'Residential' and StandardStatus eq 'Expired' and StatusChangeTimestamp ge 2026-08-25T00:00:00Z")
+        let mark = Timestamp(iso8601: "2026-11-20T10:00:00Z")!
+        #expect(nw.resoFilter(now: now, modifiedAfter: mark).hasSuffix(" and ModificationTimestamp gt 2026-11-20T10:00:00Z"))
+        let grid = try rules.pipeline("expired-grid")
+        #expect(grid.server.auth == .oauth2 && grid.server.replication == .mlsgrid && grid.server.scope == "api")
+        #expect(grid.resoFilter(now: now) == "OriginatingSystemName eq 'actris' and MlgCanView eq true and ModificationTimestamp gt 2026-08-25T00:00:00Z")
+        #expect(grid.resoFilter(now: now, modifiedAfter: mark) == "OriginatingSystemName eq 'actris' and MlgCanView eq true and ModificationTimestamp gt 2026-11-20T10:00:00Z")
+        let listing = { (status: String, type: String, changed: String) -> Record in
+            JSONValue(parsing: #"{"StandardStatus":"\#(status)","PropertyType":"\#(type)","StatusChangeTimestamp":"\#(changed)"}"#)!.object!
+        }
+        #expect(grid.matches(listing("Canceled", "Residential", "2026-09-01T00:00:00Z"), now: now))
+        #expect(!grid.matches(listing("Active", "Residential", "2026-09-01T00:00:00Z"), now: now))
+        #expect(!grid.matches(listing("Expired", "Land", "2026-09-01T00:00:00Z"), now: now))
+        #expect(!grid.matches(listing("Expired", "Residential", "2026-08-24T23:59:59Z"), now: now), "before the window")
+
+        try "mls,mls_id,auth,token_url\nx,1,oauth2,https://a/token\n".write(toFile: dir + "/mls.csv", atomically: true, encoding: .utf8)
+        #expect(throws: StageError.rules(file: dir + "/mls.csv", line: 2, message: "auth oauth2 needs token_url, client_id_env and client_secret_env")) {
+            try ListingRules.load(directory: dir)
+        }
+        try "mls,mls_id,replication\nx,1,mlsgrid\n".write(toFile: dir + "/mls.csv", atomically: true, encoding: .utf8)
+        #expect(throws: StageError.self) { try ListingRules.load(directory: dir) }
+    }
+
     @Test func layoutIsTheSeedsTree() throws {
         let layout = ListingLayout(logs: "local-logs", pipeline: try rules().pipeline("expired-gps"))
         #expect(layout.raw == "local-logs/expired/gps/all_gps_expired_listings_with_expansions.jsonl")

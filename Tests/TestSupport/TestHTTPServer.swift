@@ -8,6 +8,8 @@ public final class TestHTTPServer: @unchecked Sendable {
         public let method: String
         public let target: String
         public let headers: [String: String]
+        /// The request body (Content-Length bytes after the head).
+        public var body: [UInt8] = []
         /// Seconds since the server started.
         public let at: Double
 
@@ -124,8 +126,17 @@ public final class TestHTTPServer: @unchecked Sendable {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        let request = Request(method: String(requestLine[0]), target: String(requestLine[1]), headers: headers,
+        var request = Request(method: String(requestLine[0]), target: String(requestLine[1]), headers: headers,
                               at: Date().timeIntervalSince(started))
+        if let length = headers["content-length"].flatMap({ Int($0) }), length > 0 {
+            var rest = Array(data[(data.headEnd ?? data.count)...])
+            while rest.count < length {
+                let n = read(client, &buffer, buffer.count)
+                if n <= 0 { break }
+                rest += buffer[0..<n]
+            }
+            request.body = Array(rest.prefix(length))
+        }
         lock.lock()
         let before = recorded.filter { $0.target == request.target }.count
         recorded.append(request)
@@ -152,9 +163,12 @@ public final class TestHTTPServer: @unchecked Sendable {
 }
 
 extension Array where Element == UInt8 {
-    var containsHeaderEnd: Bool {
-        guard count >= 4 else { return false }
-        for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 { return true }
-        return false
+    var containsHeaderEnd: Bool { headEnd != nil }
+
+    /// The offset just after the blank line that ends the head.
+    var headEnd: Int? {
+        guard count >= 4 else { return nil }
+        for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 { return i + 4 }
+        return nil
     }
 }
