@@ -50,6 +50,15 @@ public final class APIClient {
     /// Fetches `url` until `interpret` accepts a response, a response says to stop, or the
     /// tries run out.
     public func get<T>(_ url: String, _ interpret: (HTTPResponse) -> ResponseVerdict<T>) throws(StageError) -> T {
+        try send(url, method: "GET", body: nil, interpret)
+    }
+
+    /// POSTs `body` (JSON) to `url` with the same rules: a query API's request.
+    public func post<T>(_ url: String, json body: [UInt8], _ interpret: (HTTPResponse) -> ResponseVerdict<T>) throws(StageError) -> T {
+        try send(url, method: "POST", body: body, interpret)
+    }
+
+    func send<T>(_ url: String, method: String, body: [UInt8]?, _ interpret: (HTTPResponse) -> ResponseVerdict<T>) throws(StageError) -> T {
         try checkOrigin(url, reachedFrom: nil)
         var attempt = 0
         var target = url
@@ -66,7 +75,8 @@ public final class APIClient {
             requests += 1
             var retryAfter: Double?
             let problem: String
-            switch transport.send(HTTPRequest(url: target, headers: sent, timeout: timeout)) {
+            if body != nil { sent.append(("Content-Type", "application/json")) }
+            switch transport.send(HTTPRequest(url: target, headers: sent, timeout: timeout, method: method, body: body)) {
             case .success(let response) where response.status == 401 && authorizer != nil && !refreshed:
                 // The token expired early or was revoked: one new token, one more try.
                 refreshed = true

@@ -6,7 +6,15 @@ import StageKit
 /// the PostHog events API or from exported files, and writes the run record, then each
 /// event as received, once (an event whose id was already written is a duplicate).
 ///
-/// PostHog: `GET <base>/api/projects/<id>/events/?event=<name>&after=..&before=..&limit=N` for
+/// PostHog's query API (the default): `POST <base>/api/projects/<id>/query/` with a HogQL
+/// `SELECT uuid, event, distinct_id, timestamp, properties FROM events WHERE event IN (…)
+/// AND timestamp > '<from>' AND timestamp <= '<to>' ORDER BY timestamp, uuid LIMIT N` for each
+/// slice of the window, paged by the last (timestamp, uuid) seen (PostHog advises keyset
+/// paging over OFFSET), answered by `{"columns":[…],"results":[[…],…],"hasMore":…}`; each row
+/// is written as an event object `{uuid, event, distinct_id, timestamp, properties}`.
+///
+/// PostHog's events API (deprecated by PostHog, `--endpoint events`):
+/// `GET <base>/api/projects/<id>/events/?event=<name>&after=..&before=..&limit=N` for
 /// each event name of the catalogue and each slice of the window, following `next` until it
 /// is null. `after` is exclusive as the window's start is; `before` is asked a second past the
 /// window's end and events after the end are left for the next run, so an event exactly on
@@ -19,6 +27,7 @@ import StageKit
 public struct EventFetcher {
     public enum Source {
         case posthog(client: APIClient, baseURL: String, project: String)
+        case posthogQuery(client: APIClient, baseURL: String, project: String)
         case files([String])
     }
 
@@ -38,7 +47,7 @@ public struct EventFetcher {
         let state = try EventState.load(statePath)
         let sourceName: String
         switch source {
-        case .posthog(_, _, let project): sourceName = "posthog:" + project
+        case .posthog(_, _, let project), .posthogQuery(_, _, let project): sourceName = "posthog:" + project
         case .files: sourceName = "files"
         }
         let run = try state.window(now: stage.clock.now, lookbackDays: settings.lookbackDays, source: sourceName)
@@ -98,6 +107,44 @@ public struct EventFetcher {
             stage.summary.append("pages", .int(pages))
             stage.summary.append("requests", .int(client.requests))
             stage.summary.append("retries", .int(client.retries))
+        case .posthogQuery(let client, let baseURL, let project):
+            var base = baseURL
+            while base.hasSuffix("/") { base.removeLast() }
+            let endpoint = base + "/api/projects/" + percentEncode(project) + "/query/"
+            let sink = try stage.output()
+            var pages = 0
+            var sliceStart = run.from
+            while sliceStart < run.to {
+                let sliceEnd = min(sliceStart.adding(days: settings.sliceDays), run.to)
+                var after: (timestamp: String, uuid: String)?
+                while true {
+                    let sql = EventFetcher.hogQL(names: catalog.names, from: sliceStart, to: sliceEnd, after: after, limit: settings.pageLimit)
+                    let body: Record = ["query": ["kind": "HogQLQuery", "query": .string(sql)], "name": "leadetl-events"]
+                    let page: (rows: [Record], more: Bool) = try client.post(endpoint, json: Array(body.json.utf8)) { response in
+                        EventFetcher.queryPage(response)
+                    }
+                    pages += 1
+                    for event in page.rows {
+                        stage.recordsIn += 1
+                        if let text = event["timestamp"]?.string, let at = Timestamp(iso8601: text), !run.contains(at) {
+                            if run.to < at { early += 1 } else { late += 1 }
+                            continue
+                        }
+                        guard isNew(event) else { continue }
+                        JSONWriter.writeLine(event, into: sink.buffer)
+                        stage.recordsOut += 1
+                        try sink.flushIfNeeded()
+                    }
+                    guard page.more || page.rows.count >= settings.pageLimit, let last = page.rows.last,
+                          let ts = last["timestamp"]?.string, let uuid = last["uuid"]?.text else { break }
+                    if let previous = after, previous == (ts, uuid) { throw StageError.io("\(endpoint): the next page starts where this one did; stopping") }
+                    after = (ts, uuid)
+                }
+                sliceStart = sliceEnd
+            }
+            stage.summary.append("pages", .int(pages))
+            stage.summary.append("requests", .int(client.requests))
+            stage.summary.append("retries", .int(client.retries))
         case .files(let paths):
             try stage.forEachRecord(paths, transform: { _ in }, encoding: .json) { event, line, _ in
                 guard let text = event["timestamp"]?.text else { throw RecordRejected("no timestamp") }
@@ -120,5 +167,49 @@ public struct EventFetcher {
         stage.summary.append("duplicates", .int(duplicates))
         stage.summary.append("before_window", .int(late))
         stage.summary.append("after_window", .int(early))
+    }
+
+    /// The HogQL of one page: the catalogue's events in (from, to], ordered by (timestamp,
+    /// uuid), after the last row of the page before.
+    public static func hogQL(names: [String], from: Timestamp, to: Timestamp, after: (timestamp: String, uuid: String)?,
+                             limit: Int) -> String {
+        func literal(_ text: String) -> String {
+            "'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        }
+        var sql = "SELECT uuid, event, distinct_id, timestamp, properties FROM events WHERE event IN ("
+            + names.map(literal).joined(separator: ", ") + ")"
+            + " AND timestamp > toDateTime(\(literal(from.iso8601))) AND timestamp <= toDateTime(\(literal(to.iso8601)))"
+        if let after {
+            let t = "toDateTime(\(literal(after.timestamp)))"
+            sql += " AND (timestamp > \(t) OR (timestamp = \(t) AND uuid > toUUID(\(literal(after.uuid)))))"
+        }
+        return sql + " ORDER BY timestamp ASC, uuid ASC LIMIT \(limit)"
+    }
+
+    /// The rows of a query response as event objects, and whether PostHog says more follow.
+    static func queryPage(_ response: HTTPResponse) -> ResponseVerdict<(rows: [Record], more: Bool)> {
+        guard let o = parseJSON(response.body)?.object else { return .retry("the query response is not a JSON object") }
+        if let status = o["query_status"]?.object, status["error"]?.bool == true {
+            return .fail("PostHog query failed: \(status["error_message"]?.text ?? "no message")")
+        }
+        guard let results = o["results"]?.array, let columns = o["columns"]?.array?.compactMap({ $0.string }) else {
+            if let detail = o["detail"]?.text { return .fail("PostHog: \(detail)") }
+            return .retry("the query response has no columns and results")
+        }
+        var rows: [Record] = []
+        for result in results {
+            guard let cells = result.array, cells.count == columns.count else { return .retry("a query row does not have one value per column") }
+            var event = Record()
+            for (name, cell) in zip(columns, cells) {
+                // HogQL returns properties as JSON text.
+                if name == "properties", let text = cell.string, let parsed = JSONValue(parsing: text), parsed.object != nil {
+                    event.append(name, parsed)
+                } else {
+                    event.append(name, cell)
+                }
+            }
+            rows.append(event)
+        }
+        return .done((rows, o["hasMore"]?.bool ?? false))
     }
 }

@@ -323,9 +323,11 @@ extension LeadFetch {
             reaches back lookback_days (stages/fetch/events.csv: 365). A --now that ends a run \
             already applied fetches that run's window again. The output starts with the run record \
             ({"kind":"run","run_id","source","from","to"}), then each event as received, once \
-            (by event id). PostHog: GET <base>/api/projects/<id>/events/ for each event name of \
-            stages/flatten/events.csv, in slices of slice_days, following next; the personal API \
-            key comes from POSTHOG_API_KEY; rate limit and retries as the listings fetch (exit 3 \
+            (by event id). PostHog: its query API (POST <base>/api/projects/<id>/query/, a HogQL \
+            SELECT over the events of stages/flatten/events.csv in (from, to], in slices of \
+            slice_days, page_limit rows per page paged by the last timestamp and uuid), or with \
+            --endpoint events the deprecated GET <base>/api/projects/<id>/events/ for each event \
+            name, following next; the personal API key (query:read) comes from POSTHOG_API_KEY; rate limit and retries as the listings fetch (exit 3 \
             after max_attempts). --from reads exported events (JSONL or a JSON array); an event \
             outside the window goes to the rejects with the reason.
 
@@ -340,6 +342,9 @@ extension LeadFetch {
 
         @Option(help: ArgumentHelp("The PostHog project id.", valueName: "id"))
         var project: String?
+
+        @Option(help: ArgumentHelp("PostHog API: query (POST /query/ with HogQL, the default) or events (the deprecated GET /events/).", valueName: "api"))
+        var endpoint = "query"
 
         @Option(help: ArgumentHelp("PostHog base URL (default from stages/fetch/events.csv: https://us.posthog.com).", valueName: "url"))
         var baseURL: String?
@@ -364,6 +369,7 @@ extension LeadFetch {
             if kind == "posthog" && !files.isEmpty { throw ValidationError("--from reads files: leave out --source posthog") }
             if kind == "files" && files.isEmpty { throw ValidationError("--source files needs --from FILE...") }
             if let rate, rate <= 0 { throw ValidationError("--rate must be more than 0") }
+            guard endpoint == "query" || endpoint == "events" else { throw ValidationError("--endpoint must be query or events") }
         }
 
         func run() throws {
@@ -380,7 +386,8 @@ extension LeadFetch {
                     let base = baseURL ?? settings.baseURL
                     let client = try makeClient(replay: nil, rate: rate, settings: rules.settings, stage: stage,
                                                 headers: [("Authorization", "Bearer \(key)")], origin: base)
-                    eventSource = .posthog(client: client, baseURL: base, project: project)
+                    eventSource = endpoint == "events" ? .posthog(client: client, baseURL: base, project: project)
+                        : .posthogQuery(client: client, baseURL: base, project: project)
                 } else {
                     eventSource = .files(files)
                 }
