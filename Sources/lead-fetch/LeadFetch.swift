@@ -214,7 +214,7 @@ func makeClient(_ source: SourceOptions, base: String, server: MLSServer, settin
     }
     switch server.auth {
     case .bearer:
-        let token = try variable(server.tokenVariable, "the API's bearer token")
+        let token = try variable(server.tokenVariable, server.tokenVariable == "SPARK_API_TOKEN" ? "the Spark API bearer token" : "the API's bearer token")
         return try makeClient(replay: nil, rate: source.rate, settings: settings, stage: stage,
                               headers: [("Authorization", "Bearer \(token)"), ("X-SparkApi-User-Agent", LeadETL.userAgent)], origin: base)
     case .oauth2:
