@@ -674,10 +674,19 @@ let derived = try! DerivedTag.load(rulesFile("derived.csv", """
 /// its script from real San Antonio, Austin and Seattle addresses, each class from where the
 /// address was taken): normalised as lead-normalize does, classified as lead-tag does.
 @Suite struct AbsenteeAccuracyTests {
-    @Test func bexarCountyParcels() throws {
+    /// The county sets and the share each keeps: bexar-parcels.csv was tuned on (95.3% before),
+    /// travis-parcels.csv was built after the rules were last changed and never tuned on.
+    static let sets: [(file: String, minimum: Double, size: Int)] = [
+        ("bexar-parcels.csv", 0.97, 1000),
+        ("travis-parcels.csv", 0.99, 500),  // its figure, never tuned on (99.2%)
+    ]
+
+    @Test(arguments: AbsenteeAccuracyTests.sets.map(\.file))
+    func countyParcels(_ file: String) throws {
+        let set = AbsenteeAccuracyTests.sets.first { $0.file == file }!
         let normalizer = LeadNormalizer(addresses: AddressNormalizer(rules: try AddressRules.load(directory: repoStages + "/normalize")))
         let absentee = try Absentee.load(directory: repoStages + "/tag")
-        let rows = try CSVReader.readAll(repoStages + "/../fixtures/absentee/bexar-parcels.csv")
+        let rows = try CSVReader.readAll(repoStages + "/../fixtures/absentee/" + file)
         let header = rows[0].cells
         func column(_ name: String) -> Int { header.firstIndex(of: name)! }
         var right = 0, total = 0
@@ -706,10 +715,11 @@ let derived = try! DerivedTag.load(rulesFile("derived.csv", """
             }
         }
         let share = Double(right) / Double(total)
-        print("absentee accuracy on bexar-parcels.csv: \(right) of \(total) = \(String(format: "%.1f", share * 100))%; "
+        print("absentee accuracy on \(file): \(right) of \(total) = \(String(format: "%.1f", share * 100))%; "
               + byClass.keys.sorted().map { "\($0) \(byClass[$0]!.right)/\(byClass[$0]!.total)" }.joined(separator: ", "))
-        #expect(total == 1000)
+        #expect(total == set.size)
         #expect(Set(byClass.keys) == ["none", "in-county", "out-of-county", "out-of-state"])
-        #expect(share >= 0.97, "\(misses.joined(separator: "\n"))")
+        // The misses are shown only for a set the rules may be tuned on.
+        #expect(share >= set.minimum, "\(file.hasPrefix("travis") ? "(misses of the untuned set are not shown)" : misses.joined(separator: "\n"))")
     }
 }
