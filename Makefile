@@ -25,7 +25,7 @@ SOURCES := $(shell find Sources -type f) Package.swift
 STAGES  := fetch flatten normalize tag score tier export cleanup diff
 BINARIES := $(STAGES:%=$(BIN)/lead-%)
 
-.PHONY: all build deps test unit cases e2e bench bench-addresses clean cases-record
+.PHONY: all build deps test unit cases e2e bench bench-addresses clean cases-record install
 .SECONDEXPANSION:
 
 all: build pipelines
@@ -313,3 +313,13 @@ bench-addresses: build
 
 clean:
 	rm -rf .build local-logs exports bench/data
+
+# The stages and their rules, installed: PREFIX/bin/lead-* find their rules in
+# PREFIX/share/leadetl/stages (or $$LEAD_STAGES, or stages/ in the working directory).
+PREFIX ?= /usr/local
+install: $(BIN)/.built
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/leadetl
+	install -m 0755 $(BINARIES) $(DESTDIR)$(PREFIX)/bin/
+	rm -rf $(DESTDIR)$(PREFIX)/share/leadetl/stages
+	cp -R stages $(DESTDIR)$(PREFIX)/share/leadetl/stages
+	chmod -R u=rwX,go=rX $(DESTDIR)$(PREFIX)/share/leadetl/stages

@@ -34,6 +34,11 @@ public struct CommonOptions: ParsableArguments {
                                valueName: "name"))
     public var encoding: TextEncoding = .utf8
 
+    /// One of n processes running side by side: every side file gets a path of its own.
+    @Option(help: ArgumentHelp("This is shard i of n processes running side by side (also $LEAD_SHARD): rejects and other side files get <name>.shard-<i>-of-<n>.<ext>.",
+                               valueName: "i/n"))
+    public var shard: String?
+
     /// Fail instead of waiting when another run holds a store this stage needs.
     @Flag(help: "When another run holds a store this stage writes (its .lock), exit 2 naming it instead of waiting; LEAD_NO_WAIT=1 too.")
     public var noWait = false

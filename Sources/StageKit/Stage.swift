@@ -51,6 +51,11 @@ public final class Stage {
     public var summary = Record()
     /// The encoding the inputs are read in (`--encoding`; a source may set its own).
     public var inputEncoding: TextEncoding
+    /// Which of several processes side by side this is (`--shard`, `LEAD_SHARD`), if any.
+    public let shard: Shard?
+    /// When the run started, on the wall clock: a rejects file written after it is another
+    /// process's.
+    private let startedAt = Clock.systemNow()
 
     private var mainSink: ByteSink?
     private var extraSinks: [ByteSink] = []
@@ -63,7 +68,8 @@ public final class Stage {
     /// The number of reject messages printed on stderr before they are only counted.
     public static let rejectMessageLimit = 10
 
-    init(name: String, command: String?, options: CommonOptions, clock: Clock, environment: [String: String]) {
+    init(name: String, command: String?, options: CommonOptions, clock: Clock, environment: [String: String], shard: Shard?) {
+        self.shard = shard
         self.name = name
         self.command = command
         self.options = options
@@ -82,10 +88,17 @@ public final class Stage {
         signal(SIGPIPE, SIG_IGN)
         let program = "lead-\(name)"
         let stage: Stage
-        do {
+        do throws(StageError) {
             let environment = ProcessInfoLite.environment
             let clock = try Clock.resolve(option: options.now, environment: environment)
-            stage = Stage(name: name, command: command, options: options, clock: clock, environment: environment)
+            var shard: Shard?
+            if let text = options.shard ?? environment["LEAD_SHARD"].flatMap({ $0.isEmpty ? nil : $0 }) {
+                guard let parsed = Shard(text) else {
+                    throw StageError.usage("--shard / LEAD_SHARD must be i/n with 1 <= i <= n (got '\(text)')")
+                }
+                shard = parsed
+            }
+            stage = Stage(name: name, command: command, options: options, clock: clock, environment: environment, shard: shard)
         } catch {
             fail(error, program: program, status: errorStatus)
         }
@@ -176,8 +189,14 @@ public final class Stage {
 
     // MARK: Rejects
 
-    /// The rejects file path of this run.
-    public var rejectsPath: String {
+    /// The rejects file path of this run (its shard's, with `--shard`).
+    public var rejectsPath: String { sidePath(unshardedRejectsPath) }
+
+    /// The path of a side file this run writes (rejects, replaced rows, a report): `path`,
+    /// or with `--shard i/n` the shard's own, `<name>.shard-<i>-of-<n>.<ext>`.
+    public func sidePath(_ path: String) -> String { shard.map { $0.path(path) } ?? path }
+
+    private var unshardedRejectsPath: String {
         if let path = options.rejects { return path }
         if let out = options.output, out != "-" {
             // Not beside /dev/null or a FIFO: there is no directory of outputs there.
@@ -565,15 +584,21 @@ public final class Stage {
 
     /// The directory holding a stage's rules: for this stage `--rules` when given; else
     /// `$LEAD_STAGES/<stage>`, else `stages/<stage>` in the current directory, else the
-    /// checkout the executable was built in. Rules this stage shares with another (the
+    /// install prefix's `share/leadetl/stages/<stage>` (`make install`) or `stages/<stage>`
+    /// beside the executable, else the checkout the executable was built in. Rules this stage shares with another (the
     /// pipeline list in stages/fetch/) come from that stage's directory.
     public func rulesDirectory(stage: String? = nil) -> String {
         let stageName = stage ?? name
         if stageName == name, let dir = options.rules { return dir }
-        if let root = environment["LEAD_STAGES"] { return root + "/" + stageName }
+        if let root = environment["LEAD_STAGES"], !root.isEmpty { return root + "/" + stageName }
         let local = "stages/" + stageName
         if Stage.isDirectory(local) { return local }
         if let exe = Stage.executableDirectory() {
+            // Installed: PREFIX/bin/lead-x -> PREFIX/share/leadetl/stages; or stages/ beside the binary.
+            let prefix = AtomicFiles.splitPath(exe).dir
+            for candidate in [prefix + "/share/leadetl/stages/" + stageName, exe + "/stages/" + stageName] where Stage.isDirectory(candidate) {
+                return candidate
+            }
             // .build/<config>/lead-x -> checkout root
             var root = exe
             for _ in 0..<2 { root = AtomicFiles.splitPath(root).dir }
@@ -657,9 +682,13 @@ public final class Stage {
         if let sink = rejectsSink {
             try sink.commit()
         } else {
-            // No rejects this run: a rejects file from an earlier run would mislead.
+            // No rejects this run: a rejects file from an earlier run would mislead. One
+            // written since this run started is another process's, running beside it: kept.
             var st = stat()
-            if stat(rejectsPath, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { unlink(rejectsPath) }
+            if stat(rejectsPath, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+                && Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) < startedAt.seconds * 1_000_000_000 + Int64(startedAt.nanoseconds) {
+                unlink(rejectsPath)
+            }
         }
     }
 

@@ -384,7 +384,7 @@ extension LeadFlatten {
                 var city = String(map.split(separator: "/").last ?? "permits")
                 if city.hasSuffix(".csv") { city.removeLast(4) }
                 if city.hasPrefix("permits-") { city.removeFirst(8) }
-                let log = try stage.openOutput(logs + "/permits/replaced-" + city + ".jsonl")
+                let log = try stage.openOutput(stage.sidePath(logs + "/permits/replaced-" + city + ".jsonl"))
                 for entry in replaced { JSONWriter.writeLine(entry, into: log.buffer) }
                 stage.summary.append("replaced", .int(replaced.count))
             }

@@ -99,6 +99,67 @@ import Testing
         #expect(unknown.status == 2 && unknown.stderr.contains("cp1252"), "\(unknown.stderr)")
     }
 
+    /// Processes side by side in one directory (xargs -P, RDD.pipe), each writing to stdout:
+    /// with --shard (or LEAD_SHARD) each keeps its own rejects, and a process without rejects
+    /// never removes a rejects file another process wrote meanwhile.
+    @Test func shardsKeepTheirOwnRejects() throws {
+        let dir = try scratch()
+        defer { try? fm.removeItem(atPath: dir) }
+        try "{\"id\":1}\nnot json 1\n".write(toFile: dir + "/a.jsonl", atomically: true, encoding: .utf8)
+        try "{\"id\":2}\nnot json 2\nnot json 3\n".write(toFile: dir + "/b.jsonl", atomically: true, encoding: .utf8)
+        try "{\"id\":3}\n".write(toFile: dir + "/c.jsonl", atomically: true, encoding: .utf8)
+        let a = try run(["json", "--shard", "1/3", "a.jsonl"], in: dir)
+        let b = try run(["json", "b.jsonl"], in: dir, environment: ["LEAD_SHARD": "2/3"])
+        let c = try run(["json", "--shard", "3/3", "c.jsonl"], in: dir)
+        #expect(a.status == 0 && b.status == 0 && c.status == 0, "\(a.stderr)\(b.stderr)")
+        let one = try String(contentsOfFile: dir + "/lead-flatten.rejects.shard-1-of-3.jsonl", encoding: .utf8)
+        let two = try String(contentsOfFile: dir + "/lead-flatten.rejects.shard-2-of-3.jsonl", encoding: .utf8)
+        #expect(one.split(separator: "\n").count == 1 && two.split(separator: "\n").count == 2)
+        #expect(!fm.fileExists(atPath: dir + "/lead-flatten.rejects.shard-3-of-3.jsonl"))
+        #expect(b.stderr.contains(#""rejects":"lead-flatten.rejects.shard-2-of-3.jsonl""#), "\(b.stderr)")
+        let bad = try run(["json", "--shard", "4/3", "c.jsonl"], in: dir)
+        #expect(bad.status == 2 && bad.stderr.contains("i/n"), "\(bad.stderr)")
+
+        // Unsharded, one directory: a run without rejects that started before another
+        // process wrote its rejects leaves them.
+        let slow = Process()
+        slow.executableURL = URL(fileURLWithPath: CaseRunner.binDir + "/lead-flatten")
+        slow.arguments = ["json", "-q", "-o", "slow.jsonl"]
+        slow.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let input = Pipe()
+        slow.standardInput = input
+        try slow.run()
+        input.fileHandleForWriting.write(Data("{\"id\":5}\n".utf8))
+        usleep(200_000)
+        let writer = try run(["json", "a.jsonl"], in: dir)
+        #expect(writer.status == 0 && fm.fileExists(atPath: dir + "/lead-flatten.rejects.jsonl"))
+        try input.fileHandleForWriting.close()
+        slow.waitUntilExit()
+        #expect(slow.terminationStatus == 0)
+        #expect(fm.fileExists(atPath: dir + "/lead-flatten.rejects.jsonl"), "the slower run without rejects left the other's")
+        try "{\"id\":4}\n".write(toFile: dir + "/d.jsonl", atomically: true, encoding: .utf8)
+        let later = try run(["json", "d.jsonl"], in: dir)
+        #expect(later.status == 0 && !fm.fileExists(atPath: dir + "/lead-flatten.rejects.jsonl"), "a later run without rejects removes the earlier run's file")
+    }
+
+    /// `make install PREFIX=...` puts the stages and their rules where an installed stage
+    /// finds them, run from any directory without the checkout.
+    @Test func installedStagesFindTheirRules() throws {
+        let prefix = try scratch()
+        let elsewhere = try scratch()
+        defer { try? fm.removeItem(atPath: prefix); try? fm.removeItem(atPath: elsewhere) }
+        let install = try run(["--no-print-directory", "-C", Binaries.repoRoot, "install", "PREFIX=\(prefix)", "LEAD_PREBUILT=1",
+                               "BIN=\(CaseRunner.binDir)"], in: elsewhere, binary: "/usr/bin/make", environment: ["MAKEFLAGS": ""])
+        #expect(install.status == 0, "\(install.stderr)")
+        #expect(fm.isExecutableFile(atPath: prefix + "/bin/lead-tier"))
+        #expect(fm.fileExists(atPath: prefix + "/share/leadetl/stages/tier/tiers.csv"))
+        let scored = #"{"permit_id":"P1","score":85,"trade_group":"luxury_outdoor","category":"pool"}"# + "\n"
+        try scored.write(toFile: elsewhere + "/scored.jsonl", atomically: true, encoding: .utf8)
+        let tier = try run(["--now", "2016-03-14T06:00:00Z", "scored.jsonl"], in: elsewhere, binary: prefix + "/bin/lead-tier",
+                           environment: ["LEAD_STAGES": ""])
+        #expect(tier.status == 0 && tier.stdout.contains(#""tier":"A""#), "\(tier.stderr)")
+    }
+
     @Test func usageErrorsExitTwo() throws {
         let result = try run(["json", "--no-such-option"], in: NSTemporaryDirectory())
         #expect(result.status == 2)
@@ -107,11 +168,12 @@ import Testing
         #expect(missing.status == 2)
     }
 
-    func run(_ arguments: [String], in dir: String, binary: String = "lead-flatten") throws
+    func run(_ arguments: [String], in dir: String, binary: String = "lead-flatten", environment: [String: String] = [:]) throws
         -> (status: Int32, stdout: String, stderr: String)
     {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: CaseRunner.binDir + "/" + binary)
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        process.executableURL = URL(fileURLWithPath: binary.hasPrefix("/") ? binary : CaseRunner.binDir + "/" + binary)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: dir)
         let out = Pipe(), err = Pipe()

@@ -103,6 +103,18 @@ func csvRows(_ text: String, delimiter: UInt8 = 44) throws -> [String] {
     }
 }
 
+@Suite struct ShardTests {
+    @Test func sidePathsOfAShard() throws {
+        let shard = try #require(Shard("2/4"))
+        #expect(shard.path("out.rejects.jsonl") == "out.rejects.shard-2-of-4.jsonl")
+        #expect(shard.path("logs/permits/replaced-austin.jsonl") == "logs/permits/replaced-austin.shard-2-of-4.jsonl")
+        #expect(shard.path("dir.v2/x.jsonl.gz") == "dir.v2/x.shard-2-of-4.jsonl.gz")
+        #expect(shard.path("dir.v2/README") == "dir.v2/README.shard-2-of-4")
+        #expect(shard.path(".hidden") == ".hidden.shard-2-of-4")
+        for bad in ["0/4", "5/4", "2", "2/0", "a/b", "2/4/1", ""] { #expect(Shard(bad) == nil, "\(bad)") }
+    }
+}
+
 @Suite struct TextEncodingTests {
     /// The bytes of `path` read back through a ByteSource in `encoding`, `chunk` bytes at a time.
     func read(_ bytes: [UInt8], _ encoding: TextEncoding, chunk: Int) throws -> String {
