@@ -39,6 +39,16 @@ public struct CommonOptions: ParsableArguments {
                                valueName: "i/n"))
     public var shard: String?
 
+    /// Headerless chunks of a CSV split by lines: the header comes from this file.
+    @Option(help: ArgumentHelp("CSV inputs are headerless chunks (a CSV split by lines): their columns are named by this file's first row.",
+                               valueName: "file"))
+    public var headerFrom: String?
+
+    /// The line of the whole file a chunk starts on.
+    @Option(help: ArgumentHelp("The line of the whole CSV the input starts on (with --header-from), so rejects name the original line.",
+                               valueName: "N"))
+    public var firstLine: Int?
+
     /// Fail instead of waiting when another run holds a store this stage needs.
     @Flag(help: "When another run holds a store this stage writes (its .lock), exit 2 naming it instead of waiting; LEAD_NO_WAIT=1 too.")
     public var noWait = false

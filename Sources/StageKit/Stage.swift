@@ -502,25 +502,31 @@ public final class Stage {
     /// Reads CSV files with a header row. `body` gets each data row and the file's header
     /// (duplicate names get `_2`, `_3`, ...; an empty name becomes the column number). Rows
     /// with a different number of fields than the header, and unreadable rows, are rejected.
+    /// With `--header-from FILE` the inputs are headerless chunks of a CSV split by lines and
+    /// FILE's first row names their columns; `--first-line N` says which line of the whole
+    /// file a chunk starts on, so locations name the line of the original.
     public func forEachCSV(_ paths: [String], delimiter: UInt8 = 44,
                            _ body: (CSVReader.Row, [String], SourceLocation) throws -> Void) throws {
+        let given = try options.headerFrom.map { file throws in try Stage.headerNames(Stage.firstCSVRow(file, delimiter: delimiter, encoding: inputEncoding)) }
+        if let first = options.firstLine, first < 1 { throw StageError.usage("--first-line must be 1 or more (got \(first))") }
+        let offset = (options.firstLine ?? 1) - 1
         for path in try inputs(paths) {
             let source = try ByteSource(path: path, encoding: inputEncoding)
             defer { source.close() }
             let reader = CSVReader(lines: LineReader(source: source), delimiter: delimiter)
-            var header: [String]?
+            var header: [String]? = given
             try reader.forEach { event in
                 switch event {
                 case .broken(let raw, let line, let reason):
                     recordsIn += 1
-                    try reject(reason, at: SourceLocation(path: path, line: line), raw: raw)
+                    try reject(reason, at: SourceLocation(path: path, line: line + offset), raw: raw)
                 case .row(let row):
                     guard let header else {
-                        header = Stage.headerNames(row)
+                        header = Stage.headerNames((0..<row.count).map { row.string($0) })
                         return
                     }
                     recordsIn += 1
-                    let location = SourceLocation(path: path, line: row.line)
+                    let location = SourceLocation(path: path, line: row.line + offset)
                     if row.count != header.count {
                         var raw = row.raw
                         while let last = raw.last, last == 10 || last == 13 { raw = UnsafeBufferPointer(rebasing: raw.dropLast()) }
@@ -541,11 +547,31 @@ public final class Stage {
         }
     }
 
-    static func headerNames(_ row: CSVReader.Row) -> [String] {
+    /// The cells of the first row of a CSV file (a header for headerless chunks).
+    static func firstCSVRow(_ path: String, delimiter: UInt8, encoding: TextEncoding) throws -> [String] {
+        let source = try ByteSource(path: path, encoding: encoding)
+        defer { source.close() }
+        var cells: [String]?
+        struct Done: Error {}
+        do {
+            try CSVReader(lines: LineReader(source: source), delimiter: delimiter).forEach { event in
+                switch event {
+                case .broken(_, let line, let reason): throw StageError.usage("\(path):\(line): the header cannot be read: \(reason)")
+                case .row(let row):
+                    cells = (0..<row.count).map { row.string($0) }
+                    throw Done()
+                }
+            }
+        } catch is Done {}
+        guard let cells else { throw StageError.usage("\(path): no header row (--header-from)") }
+        return cells
+    }
+
+    static func headerNames(_ cells: [String]) -> [String] {
         var names: [String] = []
         var seen: [String: Int] = [:]
-        for i in 0..<row.count {
-            var name = row.string(i)
+        for (i, cell) in cells.enumerated() {
+            var name = cell
             if name.isEmpty { name = String(i + 1) }
             if let n = seen[name] {
                 var k = n + 1

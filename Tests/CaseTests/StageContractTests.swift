@@ -160,6 +160,29 @@ import Testing
         #expect(tier.status == 0 && tier.stdout.contains(#""tier":"A""#), "\(tier.stderr)")
     }
 
+    /// A CSV split by lines (as Spark or split(1) would) flattens chunk by chunk to what the
+    /// whole file gives, and a reject names the line of the original file.
+    @Test func headerlessChunksOfACSV() throws {
+        let dir = try scratch()
+        defer { try? fm.removeItem(atPath: dir) }
+        var lines = ["id,owner,city"]
+        for n in 1...9 { lines.append(n == 6 ? "6,Owner 6" : "\(n),Owner \(n),Austin") }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/all.csv", atomically: true, encoding: .utf8)
+        try (lines[0] + "\n").write(toFile: dir + "/header.csv", atomically: true, encoding: .utf8)
+        try (lines[1...4].joined(separator: "\n") + "\n").write(toFile: dir + "/part-1.csv", atomically: true, encoding: .utf8)
+        try (lines[5...9].joined(separator: "\n") + "\n").write(toFile: dir + "/part-2.csv", atomically: true, encoding: .utf8)
+        let whole = try run(["csv", "all.csv", "--rejects", "whole.rejects.jsonl"], in: dir)
+        let one = try run(["csv", "--header-from", "header.csv", "--first-line", "2", "--shard", "1/2", "part-1.csv"], in: dir)
+        let two = try run(["csv", "--header-from", "header.csv", "--first-line", "6", "--shard", "2/2", "part-2.csv"], in: dir)
+        #expect(whole.status == 0 && one.status == 0 && two.status == 0, "\(one.stderr)\(two.stderr)")
+        #expect(one.stdout + two.stdout == whole.stdout && whole.stdout.split(separator: "\n").count == 8)
+        #expect(two.stderr.contains("part-2.csv:7:") && whole.stderr.contains("all.csv:7:"), "the broken row is line 7 of the file: \(two.stderr)")
+        #expect(!fm.fileExists(atPath: dir + "/lead-flatten.rejects.shard-1-of-2.jsonl"))
+        #expect(try String(contentsOfFile: dir + "/lead-flatten.rejects.shard-2-of-2.jsonl", encoding: .utf8).contains(#""line":7"#))
+        let bad = try run(["csv", "--header-from", "header.csv", "--first-line", "0", "part-1.csv"], in: dir)
+        #expect(bad.status == 2 && bad.stderr.contains("--first-line"), "\(bad.stderr)")
+    }
+
     @Test func usageErrorsExitTwo() throws {
         let result = try run(["json", "--no-such-option"], in: NSTemporaryDirectory())
         #expect(result.status == 2)
