@@ -1,7 +1,9 @@
 /// Writes CSV as RFC 4180 describes: a field holding the delimiter, a quote, CR or LF is
 /// quoted and its quotes doubled. Rows end in `\n` (or `\r\n` with `crlf`).
 /// With `spreadsheetSafe`, a cell that a spreadsheet would run as a formula (starting with
-/// `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`; plain numbers such as `-12.5` are left alone.
+/// `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`; plain numbers such as `-12.5` and
+/// phone numbers such as `+1 512-555-0100` (digits, spaces, `-`, `.`, `(`, `)` after the sign:
+/// nothing a spreadsheet could run) are left alone, so dialers and skip-trace uploads read them.
 public struct CSVWriter {
     public let out: ByteBuffer
     public var delimiter: UInt8
@@ -68,9 +70,24 @@ public struct CSVWriter {
         guard let first = bytes.first else { return false }
         switch first {
         case 61, 64, 9, 13: return true
-        case 43, 45: return !isPlainNumber(bytes)
+        case 43, 45: return !isPlainNumber(bytes) && !isPhoneNumber(bytes)
         default: return false
         }
+    }
+
+    /// A sign, then only digits, spaces, `-`, `.`, `(` and `)`, with at least 7 digits:
+    /// `+1 512-555-0100`, `+44 (20) 7946 0958`.
+    public static func isPhoneNumber(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var digits = 0
+        for (i, c) in b.enumerated() {
+            switch c {
+            case 48...57: digits += 1
+            case 32, 40, 41, 45, 46: continue
+            case 43 where i == 0: continue
+            default: return false
+            }
+        }
+        return digits >= 7
     }
 
     /// `[+-]digits[.digits][e[+-]digits]`.

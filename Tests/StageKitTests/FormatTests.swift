@@ -171,6 +171,9 @@ func csvRows(_ text: String, delimiter: UInt8 = 44) throws -> [String] {
     @Test func formulaInjection() {
         #expect(row(["=1+1", "@x", "+1 512", "-12.5", "+5", "\tx", "-", "1e5", "safe"], safe: true)
                 == "'=1+1,'@x,'+1 512,-12.5,+5,'\tx,'-,1e5,safe\n")
+        // Phone numbers reach dialers as written; anything else after a sign is guarded.
+        #expect(row(["+1 512-555-0100", "+44 (20) 7946 0958", "-555-0100 99", "+1 512 555 0100x2", "+1-512-555-0100+cmd"], safe: true)
+                == "+1 512-555-0100,+44 (20) 7946 0958,-555-0100 99,'+1 512 555 0100x2,'+1-512-555-0100+cmd\n")
         #expect(row(["=1,2"], safe: true) == "\"'=1,2\"\n")
     }
 
