@@ -12,6 +12,7 @@ struct LeadCleanup: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-cleanup",
         abstract: "Remove records past their retention from the staged tree; settle stores after a crash.",
+        version: LeadETL.version,
         subcommands: [Listings.self, Stores.self]
     )
 

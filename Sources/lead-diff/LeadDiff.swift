@@ -30,7 +30,8 @@ struct LeadDiff: ParsableCommand {
         Examples:
           lead-diff old/leads.jsonl local-logs/leads/leads.jsonl --key address_key --ignore updated_at
           lead-diff a.csv b.jsonl --key ListingKey --summary
-        """
+        """,
+        version: LeadETL.version,
     )
 
     static func main() { stageMain() }

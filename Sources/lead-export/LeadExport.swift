@@ -7,6 +7,7 @@ struct LeadExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-export",
         abstract: "Deliver records: CSV, smart lists, the permits tree, the events analytics.",
+        version: LeadETL.version,
         subcommands: [CSV.self, List.self, Permits.self, Deliver.self, Sold.self, Events.self]
     )
 

@@ -9,6 +9,7 @@ struct LeadFetch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-fetch",
         abstract: "Fetch raw records: MLS listings (Spark, RESO), photos, building permits (Socrata), engagement events (PostHog).",
+        version: LeadETL.version,
         subcommands: [Listings.self, Photos.self, Permits.self, Events.self]
     )
 

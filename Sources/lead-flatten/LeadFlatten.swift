@@ -8,6 +8,7 @@ struct LeadFlatten: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-flatten",
         abstract: "Turn raw input (nested JSON, CSV) into flat JSONL records.",
+        version: LeadETL.version,
         subcommands: [JSON.self, CSV.self, Listings.self, Leads.self, Permits.self, Events.self]
     )
 

@@ -37,7 +37,8 @@ struct LeadNormalize: ParsableCommand {
         Examples:
           lead-normalize imported.jsonl -o normalized.jsonl
           lead-normalize --dedupe --master local-logs/leads/leads.jsonl imported/*.jsonl -o normalized.jsonl
-        """
+        """,
+        version: LeadETL.version
     )
 
     /// Address prefixes.

@@ -12,6 +12,7 @@ struct LeadScore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-score",
         abstract: "Score leads: tagged property leads, building permits, engagement events.",
+        version: LeadETL.version,
         subcommands: [Tags.self, Permits.self, Events.self]
     )
 

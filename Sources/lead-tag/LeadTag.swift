@@ -8,6 +8,7 @@ struct LeadTag: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-tag",
         abstract: "Tag leads: assignments with per-assignment expiry, derived tags, retroactive changes, bulk edits.",
+        version: LeadETL.version,
         subcommands: [Leads.self, Retro.self, Add.self, Remove.self, SetFields.self, Expiring.self, Trades.self]
     )
 

@@ -8,6 +8,7 @@ struct LeadTier: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-tier",
         abstract: "Put scored leads into tiers (A, B, C, RETRY) and mark the ones to review; review flagged permits.",
+        version: LeadETL.version,
         subcommands: [Tier.self, Review.self],
         defaultSubcommand: Tier.self
     )

@@ -183,6 +183,14 @@ import Testing
         #expect(bad.status == 2 && bad.stderr.contains("--first-line"), "\(bad.stderr)")
     }
 
+    @Test(arguments: ["lead-fetch", "lead-flatten", "lead-normalize", "lead-tag", "lead-score", "lead-tier", "lead-export", "lead-cleanup", "lead-diff"])
+    func everyStageSaysItsVersion(_ binary: String) throws {
+        let result = try run(["--version"], in: NSTemporaryDirectory(), binary: binary)
+        let source = try String(contentsOfFile: Binaries.repoRoot + "/Sources/StageKit/LeadETL.swift", encoding: .utf8)
+        let version = source.components(separatedBy: "version = \"").dropFirst().first?.components(separatedBy: "\"").first
+        #expect(result.status == 0 && result.stdout == (version ?? "?") + "\n", "\(result.stdout)\(result.stderr)")
+    }
+
     @Test func usageErrorsExitTwo() throws {
         let result = try run(["json", "--no-such-option"], in: NSTemporaryDirectory())
         #expect(result.status == 2)
