@@ -10,7 +10,7 @@ import StageKit
 ///
 /// `where:` is a filter (see `LeadFilter`; it may go on over the following lines);
 /// `columns:` lists the CSV columns, each a field or any filter expression, `EXPR as NAME`
-/// to name it (default: the address, owner, mailing address, county, score and active tags);
+/// (or `EXPR as "First Name"` for a header with spaces) to name it (default: the address, owner, mailing address, county, score and active tags);
 /// `sort:` fields or expressions with `asc`/`desc` (default: score desc, then address_key);
 /// `limit:` the most rows to write. Lines starting with `#` are comments.
 public struct SmartList: Sendable {
@@ -98,7 +98,11 @@ public struct SmartList: Sendable {
             var expression = piece.text
             var header = piece.text.trimmingSpaces
             let words = piece.text.split(separator: " ", omittingEmptySubsequences: true)
-            if words.count >= 3, words[words.count - 2].lowercased() == "as" {
+            if let (named, name) = SmartList.quotedName(header) {
+                // `EXPR as "First Name"`: a header with spaces or punctuation.
+                header = name
+                expression = named
+            } else if words.count >= 3, words[words.count - 2].lowercased() == "as" {
                 header = String(words.last!)
                 expression = words.dropLast(2).joined(separator: " ")
             }
@@ -130,6 +134,28 @@ public struct SmartList: Sendable {
         } else {
             limit = nil
         }
+    }
+
+    /// `EXPR as "NAME"` split into the expression and the name (quotes doubled inside it).
+    static func quotedName(_ text: String) -> (String, String)? {
+        guard text.hasSuffix("\""), text.count >= 2 else { return nil }
+        let chars = Array(text)
+        var i = chars.count - 2
+        var name = ""
+        while i >= 0 {
+            if chars[i] == "\"" {
+                if i > 0, chars[i - 1] == "\"" { name.insert("\"", at: name.startIndex); i -= 2; continue }
+                break
+            }
+            name.insert(chars[i], at: name.startIndex)
+            i -= 1
+        }
+        guard i >= 0 else { return nil }
+        let before = String(chars[..<i]).trimmingSpaces
+        guard before.lowercased().hasSuffix(" as") || before.lowercased() == "as" else { return nil }
+        let expression = String(before.dropLast(2)).trimmingSpaces
+        guard !expression.isEmpty, !name.isEmpty else { return nil }
+        return (expression, name)
     }
 
     /// Splits at commas outside quotes, brackets and parentheses; each piece with its offset.

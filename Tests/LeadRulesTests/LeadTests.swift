@@ -535,6 +535,15 @@ let derived = try! DerivedTag.load(rulesFile("derived.csv", """
         #expect(list.limit == 2)
     }
 
+    @Test func quotedHeadersMayHoldSpaces() throws {
+        let text = #"where: score > 0\#ncolumns: owner_name as "Owner Name", upper(property_city) as "City, State", score as "Lead ""Score""", tag as tags\#n"#
+        let list = try SmartList(name: "x", text: text, path: "x.list", functions: [])
+        #expect(list.columns.map(\.name) == ["Owner Name", "City, State", #"Lead "Score""#, "tags"])
+        let lead = parse(#"{"owner_name":"Ann","property_city":"Austin","score":5}"#)
+        let context = FilterContext(now: t("2026-11-23T06:00:00Z"))
+        #expect(list.columns.map { SmartList.cell($0.value.evaluate(lead, context: context)) } == ["Ann", "AUSTIN", "5", ""])
+    }
+
     @Test func sortsAndFormatsCells() throws {
         let list = try SmartList(name: "x", text: Self.text, path: "x.list", functions: Absentee.functions)
         let context = FilterContext(now: t("2026-11-23T06:00:00Z"))
