@@ -314,12 +314,43 @@ bench-addresses: build
 clean:
 	rm -rf .build local-logs exports bench/data
 
-# The stages and their rules, installed: PREFIX/bin/lead-* find their rules in
-# PREFIX/share/leadetl/stages (or $$LEAD_STAGES, or stages/ in the working directory).
+# Man pages (from the argument parser, by swift-argument-parser's generate-manual plugin)
+# and bash, zsh and fish completions, into $(BIN)/man and $(BIN)/completions.
+MAN_DIR  := $(BIN)/man
+COMP_DIR := $(BIN)/completions
+PROGRAMS := $(STAGES:%=lead-%)
+.PHONY: man completions uninstall
+man: $(BIN)/.built
+	@mkdir -p $(MAN_DIR)
+	$(SWIFT) package --allow-writing-to-directory $(MAN_DIR) generate-manual --output-directory $(MAN_DIR) >/dev/null
+completions: $(BIN)/.built
+	@mkdir -p $(COMP_DIR)/bash $(COMP_DIR)/zsh $(COMP_DIR)/fish
+	@for p in $(PROGRAMS); do \
+		$(BIN)/$$p --generate-completion-script bash >$(COMP_DIR)/bash/$$p && \
+		$(BIN)/$$p --generate-completion-script zsh >$(COMP_DIR)/zsh/_$$p && \
+		$(BIN)/$$p --generate-completion-script fish >$(COMP_DIR)/fish/$$p.fish || exit 1; \
+	done
+
+# The stages, their man pages, completions and rules, installed: PREFIX/bin/lead-* find
+# their rules in PREFIX/share/leadetl/stages (or $$LEAD_STAGES, or stages/ in the working
+# directory). With LEAD_PREBUILT=1 the man pages are installed if `make man` made them.
 PREFIX ?= /usr/local
-install: $(BIN)/.built
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/leadetl
-	install -m 0755 $(BINARIES) $(DESTDIR)$(PREFIX)/bin/
-	rm -rf $(DESTDIR)$(PREFIX)/share/leadetl/stages
-	cp -R stages $(DESTDIR)$(PREFIX)/share/leadetl/stages
-	chmod -R u=rwX,go=rX $(DESTDIR)$(PREFIX)/share/leadetl/stages
+DEST   := $(DESTDIR)$(PREFIX)
+install: $(BIN)/.built completions $(if $(LEAD_PREBUILT),,man)
+	install -d $(DEST)/bin $(DEST)/share/leadetl $(DEST)/share/man/man1 $(DEST)/share/bash-completion/completions \
+		$(DEST)/share/zsh/site-functions $(DEST)/share/fish/vendor_completions.d
+	install -m 0755 $(BINARIES) $(DEST)/bin/
+	rm -rf $(DEST)/share/leadetl/stages
+	cp -R stages $(DEST)/share/leadetl/stages
+	chmod -R u=rwX,go=rX $(DEST)/share/leadetl/stages
+	install -m 0644 VERSION $(DEST)/share/leadetl/VERSION
+	@if ls $(MAN_DIR)/*.1 >/dev/null 2>&1; then install -m 0644 $(MAN_DIR)/*.1 $(DEST)/share/man/man1/; fi
+	install -m 0644 $(COMP_DIR)/bash/* $(DEST)/share/bash-completion/completions/
+	install -m 0644 $(COMP_DIR)/zsh/* $(DEST)/share/zsh/site-functions/
+	install -m 0644 $(COMP_DIR)/fish/* $(DEST)/share/fish/vendor_completions.d/
+
+uninstall:
+	rm -f $(PROGRAMS:%=$(DEST)/bin/%) $(PROGRAMS:%=$(DEST)/share/man/man1/%.1) \
+		$(PROGRAMS:%=$(DEST)/share/man/man1/%.*.1) $(PROGRAMS:%=$(DEST)/share/bash-completion/completions/%) \
+		$(PROGRAMS:%=$(DEST)/share/zsh/site-functions/_%) $(PROGRAMS:%=$(DEST)/share/fish/vendor_completions.d/%.fish)
+	rm -rf $(DEST)/share/leadetl

@@ -158,6 +158,13 @@ import Testing
         let tier = try run(["--now", "2016-03-14T06:00:00Z", "scored.jsonl"], in: elsewhere, binary: prefix + "/bin/lead-tier",
                            environment: ["LEAD_STAGES": ""])
         #expect(tier.status == 0 && tier.stdout.contains(#""tier":"A""#), "\(tier.stderr)")
+        #expect(fm.fileExists(atPath: prefix + "/share/bash-completion/completions/lead-tier"))
+        #expect(fm.fileExists(atPath: prefix + "/share/zsh/site-functions/_lead-fetch"))
+        #expect(fm.fileExists(atPath: prefix + "/share/fish/vendor_completions.d/lead-export.fish"))
+        let uninstall = try run(["--no-print-directory", "-C", Binaries.repoRoot, "uninstall", "PREFIX=\(prefix)", "LEAD_PREBUILT=1",
+                                 "BIN=\(CaseRunner.binDir)"], in: elsewhere, binary: "/usr/bin/make", environment: ["MAKEFLAGS": ""])
+        #expect(uninstall.status == 0 && !fm.fileExists(atPath: prefix + "/bin/lead-tier") && !fm.fileExists(atPath: prefix + "/share/leadetl"),
+                "\(uninstall.stderr)")
     }
 
     /// A CSV split by lines (as Spark or split(1) would) flattens chunk by chunk to what the
@@ -186,9 +193,9 @@ import Testing
     @Test(arguments: ["lead-fetch", "lead-flatten", "lead-normalize", "lead-tag", "lead-score", "lead-tier", "lead-export", "lead-cleanup", "lead-diff"])
     func everyStageSaysItsVersion(_ binary: String) throws {
         let result = try run(["--version"], in: NSTemporaryDirectory(), binary: binary)
-        let source = try String(contentsOfFile: Binaries.repoRoot + "/Sources/StageKit/LeadETL.swift", encoding: .utf8)
-        let version = source.components(separatedBy: "version = \"").dropFirst().first?.components(separatedBy: "\"").first
-        #expect(result.status == 0 && result.stdout == (version ?? "?") + "\n", "\(result.stdout)\(result.stderr)")
+        // One version for the project: the VERSION file, which StageKit's LeadETL.version repeats.
+        let version = try String(contentsOfFile: Binaries.repoRoot + "/VERSION", encoding: .utf8)
+        #expect(result.status == 0 && result.stdout == version, "\(result.stdout)\(result.stderr)")
     }
 
     @Test func usageErrorsExitTwo() throws {
