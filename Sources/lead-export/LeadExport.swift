@@ -6,9 +6,9 @@ import StageKit
 struct LeadExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lead-export",
-        abstract: "Deliver records: CSV, smart lists, the permits tree, the events analytics.",
+        abstract: "Deliver records: CSV, smart lists, delivery profiles, the permits tree, the events analytics.",
         version: LeadETL.version,
-        subcommands: [CSV.self, List.self, Permits.self, Deliver.self, Sold.self, Events.self]
+        subcommands: [CSV.self, List.self, Profile.self, Permits.self, Deliver.self, Sold.self, Events.self]
     )
 
     static func main() { stageMain() }

@@ -732,3 +732,49 @@ let derived = try! DerivedTag.load(rulesFile("derived.csv", """
         #expect(share >= set.minimum, "\(file.hasPrefix("travis") ? "(misses of the untuned set are not shown)" : misses.joined(separator: "\n"))")
     }
 }
+
+/// Owner names split for delivery services, phones in E.164, emails as senders take them.
+@Suite struct DeliveryRulesTests {
+    static let names = try! OwnerNames.load(repoStages + "/export/names.csv")
+
+    @Test(arguments: [
+        ("JOHN SMITH", "JOHN", "SMITH", false),
+        ("John A. Smith Jr.", "JOHN", "SMITH", false),
+        ("SMITH, JOHN A", "JOHN", "SMITH", false),
+        ("SMITH JR, JOHN", "JOHN", "SMITH", false),
+        ("JOHN & MARY SMITH", "JOHN", "SMITH", false),
+        ("JOHN SMITH AND MARY JONES", "JOHN", "SMITH", false),
+        ("SMITH, JOHN & MARY", "JOHN", "SMITH", false),
+        ("MR. AND MRS. JOHN SMITH", "JOHN", "SMITH", false),
+        ("Dr. Maria de la Cruz", "MARIA", "DE LA CRUZ", false),
+        ("LUDWIG VAN BEETHOVEN III", "LUDWIG", "VAN BEETHOVEN", false),
+        ("SMITH FAMILY TRUST", "", "SMITH FAMILY TRUST", true),
+        ("ACME HOLDINGS LLC", "", "ACME HOLDINGS LLC", true),
+        ("Estate of Jane Doe", "", "Estate of Jane Doe", true),
+        ("City of Austin", "", "City of Austin", true),
+        ("JANE DOE ET AL", "JANE", "DOE", false),
+        ("CHER", "CHER", "", false),
+        ("", "", "", false),
+    ])
+    func ownerNames(_ name: String, _ first: String, _ last: String, _ entity: Bool) {
+        #expect(DeliveryRulesTests.names.split(name) == OwnerNames.Split(first: first, last: last, isEntity: entity), "\(name)")
+    }
+
+    @Test func phonesInE164() {
+        #expect(PhoneNumbers.e164("(512) 555-0100") == "+15125550100")
+        #expect(PhoneNumbers.e164("512.555.0100") == "+15125550100")
+        #expect(PhoneNumbers.e164("+1 512-555-0100") == "+15125550100")
+        #expect(PhoneNumbers.e164("1-512-555-0100") == "+15125550100")
+        #expect(PhoneNumbers.e164("+44 20 7946 0958") == "+442079460958")
+        for bad in ["555-0100", "512-555-010", "112-555-0100", "512-155-0100", "512 555 0100 x12", "call me", "", "+1 512 555 01000"] {
+            #expect(PhoneNumbers.e164(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func emails() {
+        #expect(EmailAddresses.normalized("  Ann.Lee@Example.COM ") == "ann.lee@example.com")
+        for bad in ["ann", "ann@", "@example.com", "ann@example", "ann lee@example.com", "a@b@c.com", "ann@.com"] {
+            #expect(EmailAddresses.normalized(bad) == nil, "\(bad)")
+        }
+    }
+}
