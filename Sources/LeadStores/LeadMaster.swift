@@ -58,6 +58,8 @@ public struct LeadDeduper {
     var order: [String] = []
     let scratch = ByteBuffer(capacity: 1 << 12)
     let now: String
+    /// Incoming leads only update the master's: one with a key the master lacks is rejected.
+    public var existingOnly = false
 
     public init(stage: Stage, merge: LeadMerge) throws(StageError) {
         self.stage = stage
@@ -140,9 +142,23 @@ public struct LeadDeduper {
                 try stage.write(try absorb(record, keptOrigin: LeadDeduper.origin(record, fallback: location.description), group: g, from: 0))
             }
         }
-        var newLeads = 0
+        var newLeads = 0, notInMaster = 0
         for (g, key) in order.enumerated() where !done[groups[key]!] {
             let group = members[g]
+            if existingOnly {
+                for member in group {
+                    notInMaster += 1
+                    try spool.read(member.span, into: scratch)
+                    let colon = member.origin.lastIndex(of: ":")
+                    let location = SourceLocation(path: colon.map { String(member.origin[..<$0]) } ?? member.origin,
+                                                  line: colon.flatMap { Int(member.origin[member.origin.index(after: $0)...]) } ?? 0)
+                    let bytes = Array(scratch.bytes)
+                    try bytes.withUnsafeBufferPointer { raw throws(StageError) in
+                        try stage.reject("no lead with address_key '\(key)' in the master (--existing-only)", at: location, raw: raw)
+                    }
+                }
+                continue
+            }
             newLeads += 1
             if group.count == 1 {
                 try spool.read(group[0].span, into: scratch)
@@ -154,6 +170,7 @@ public struct LeadDeduper {
         store.appendLog(entries, to: logPath)
         stage.summary.append("master", .int(masterCount))
         stage.summary.append("new", .int(newLeads))
+        if existingOnly { stage.summary.append("not_in_master", .int(notInMaster)) }
         stage.summary.append("duplicates", .int(duplicates))
         stage.summary.append("changed", .int(changedLeads))
         stage.summary.append("policy", .string(merge.rules.policy.rawValue))

@@ -54,6 +54,9 @@ struct LeadNormalize: ParsableCommand {
     var master: String?
 
     /// The duplicate policy.
+    @Flag(help: "With --dedupe: incoming leads only update leads the master has (skip-trace results, enrichment); one whose address_key the master lacks goes to the rejects.")
+    var existingOnly = false
+
     @Option(help: ArgumentHelp("merge, update or skip (default: on_duplicate in stages/normalize/dedupe.csv).", valueName: "policy"))
     var onDuplicate: String?
 
@@ -73,7 +76,7 @@ struct LeadNormalize: ParsableCommand {
         if let onDuplicate, DuplicatePolicy(rawValue: onDuplicate) == nil {
             throw ValidationError("--on-duplicate must be merge, update or skip")
         }
-        if !dedupe && (master != nil || onDuplicate != nil) { throw ValidationError("--master and --on-duplicate need --dedupe") }
+        if !dedupe && (master != nil || onDuplicate != nil || existingOnly) { throw ValidationError("--master, --on-duplicate and --existing-only need --dedupe") }
     }
 
     func run() throws {
@@ -115,6 +118,7 @@ struct LeadNormalize: ParsableCommand {
             let logPath = leads.dedupeLogPath
             let store = try leads.open(stage)
             var deduper = try LeadDeduper(stage: stage, merge: LeadMerge(rules: dedupeRules))
+            deduper.existingOnly = existingOnly
             let clock = stage.clock.now
             let now = clock.iso8601
             let stamped: (inout Record) throws -> Void = { lead in

@@ -90,6 +90,47 @@ import Testing
             """, "a sold permit and a tier B one stay out; the description is guarded, the phone is not: \(out)")
     }
 
+    /// Leads go out to Tracerfy and its results come back into the master: phone, email and
+    /// skipTraced in the leads they belong to, each change in status_history, and a result
+    /// for an address the master does not have rejected rather than made a lead.
+    @Test func skipTraceResultsComeBackIntoTheMaster() throws {
+        let dir = try Binaries.scratch("skiptrace")
+        let now = ["--now", "2026-11-23T06:00:00Z"]
+        try "property_address,property_city,property_state,property_zip,owner_name\n1 Elm St,Austin,TX,78701,JOHN SMITH\n2 Oak St,Austin,TX,78702,MARY JONES\n"
+            .write(toFile: dir + "/list.csv", atomically: true, encoding: .utf8)
+        let flat = try Binaries.run("lead-flatten", ["csv", "list.csv", "-o", "list.jsonl"], in: dir)
+        let master = try Binaries.run("lead-normalize", ["--dedupe", "--logs", "logs", "list.jsonl", "-o", "master.jsonl"] + now, in: dir)
+        let upload = try Binaries.run("lead-export", ["profile", "tracerfy", "--input", "master.jsonl", "-o", "upload.csv"] + now, in: dir)
+        #expect(flat.status == 0 && master.status == 0 && upload.status == 0, "\(master.stderr)\(upload.stderr)")
+        // The result file echoes the upload and adds what the trace found.
+        let uploaded = try String(contentsOfFile: dir + "/upload.csv", encoding: .utf8).split(separator: "\n").map(String.init)
+        var result = [uploaded[0] + ",primary_phone,primary_phone_type,primary_phone_dnc,email_1"]
+        result.append(uploaded[1] + ",(512) 555-0101,Mobile,false,john@example.com")
+        result.append(uploaded[2] + ",,,,")
+        result.append("X,Y,9 Nowhere Ln,Austin,TX,78799,,,,,512-555-0199,Landline,true,")
+        try (result.joined(separator: "\n") + "\n").write(toFile: dir + "/results.csv", atomically: true, encoding: .utf8)
+        let later = ["--now", "2026-11-25T06:00:00Z"]
+        let back = try Binaries.run("lead-flatten", ["leads", "--map", Binaries.repoRoot + "/stages/flatten/skiptrace-tracerfy.csv", "--logs", "logs",
+                                                     "results.csv", "-o", "results.jsonl"] + later, in: dir)
+        #expect(back.status == 0, "\(back.stderr)")
+        let merged = try Binaries.run("lead-normalize", ["--dedupe", "--existing-only", "--master", "master.jsonl", "--logs", "logs",
+                                                         "results.jsonl", "-o", "master.jsonl"] + later, in: dir)
+        #expect(merged.status == 0 && merged.stderr.contains(#""master":2,"new":0"#) && merged.stderr.contains(#""not_in_master":1"#), "\(merged.stderr)")
+        let leads = try String(contentsOfFile: dir + "/master.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(leads.count == 2)
+        let john = try #require(leads.first { $0.contains("1 ELM ST") })
+        #expect(john.contains(#""ownerPhone":"(512) 555-0101""#) && john.contains(#""ownerEmail":"john@example.com""#) && john.contains(#""skipTraced":true"#), "\(john)")
+        #expect(john.contains(#"{"field":"ownerPhone","old":null,"new":"(512) 555-0101","at":"2026-11-25T06:00:00Z","by":"import:skiptrace-tracerfy"}"#), "\(john)")
+        let mary = try #require(leads.first { $0.contains("2 OAK ST") })
+        #expect(!mary.contains("555-01"), "an empty result fills nothing")
+        let rejects = try String(contentsOfFile: dir + "/master.rejects.jsonl", encoding: .utf8)
+        #expect(rejects.contains("9 NOWHERE LN") && rejects.contains("--existing-only"), "\(rejects)")
+        // The phone goes on to the voicemail drop in E.164.
+        let drop = try Binaries.run("lead-export", ["profile", "dropcowboy", "--input", "master.jsonl", "-o", "drop.csv"] + later, in: dir)
+        let dropped = try String(contentsOfFile: dir + "/drop.csv", encoding: .utf8)
+        #expect(drop.status == 0 && dropped.contains("+15125550101,JOHN,SMITH,"), "\(drop.stderr)\(dropped)")
+    }
+
     @Test func anUnknownProfileNamesTheOthers() throws {
         let (result, _, _) = try export("fax", rules: nil)
         #expect(result.status == 2 && result.stderr.contains("tracerfy, dropcowboy, resend, lob, buyer-csv"), "\(result.stderr)")
