@@ -25,6 +25,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")
 DATA = os.path.join(ROOT, "bench", "data")
 PY = [sys.executable, os.path.join(ROOT, "bench", "peers.py")]
+DF = [sys.executable, os.path.join(ROOT, "bench", "peers_df.py")]
+
+
+def have(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
 
 
 def ensure_data(records):
@@ -81,14 +90,16 @@ def stream_section(records, skip_peers):
             ("LeadETL", [BIN + "/lead-flatten", "csv", "-q", csvfile]),
             ("Miller", ["mlr", "--icsv", "--ojsonl", "cat", csvfile]),
             ("Python", PY + ["flatten-csv", csvfile]),
-        ]),
+        ] + ([("DuckDB", DF + ["duckdb-flatten-csv", csvfile])] if have("duckdb") else [])
+          + ([("polars", DF + ["polars-flatten-csv", csvfile])] if have("polars") else [])),
         ("lead-export csv", flat, [
             ("LeadETL", [BIN + "/lead-export", "csv", "-q", flat]),
             ("Miller", ["mlr", "--ijsonl", "--ocsv", "unsparsify", flat]),
             ("Python", PY + ["export-csv", flat]),
-        ]),
+        ] + ([("DuckDB", DF + ["duckdb-export-csv", flat])] if have("duckdb") else [])
+          + ([("polars", DF + ["polars-export-csv", flat])] if have("polars") else [])),
     ]
-    rows = [("stage", "tool", "seconds", "MB/s", "records/s", "peak RSS MB", "x Python", "x Miller", "same output as Python")]
+    rows = [("stage", "tool", "seconds", "MB/s", "records/s", "peak RSS MB", "x Python", "x Miller", "peer s / LeadETL s", "same output as Python")]
     verdicts = []
     for stage, path, contenders in tasks:
         size_mb = os.path.getsize(path) / 1e6
@@ -104,8 +115,11 @@ def stream_section(records, skip_peers):
             xp = results["Python"][0] / seconds if "Python" in results else None
             xm = results["Miller"][0] / seconds if "Miller" in results else None
             same = "" if tool == "Python" or "Python" not in results else ("yes" if digest == results["Python"][2] else "no")
+            if tool in ("DuckDB", "polars"):
+                same = "-"  # their own JSON/CSV spelling (types, key order, quoting)
+            ratio = "-" if tool == "LeadETL" else "%.2f" % (seconds / ours[0])
             rows.append((stage, tool, "%.2f" % seconds, "%.1f" % (size_mb / seconds), "{:,.0f}".format(records / seconds),
-                         "%.1f" % rss, "%.1f" % xp if xp else "-", "%.1f" % xm if xm else "-", same))
+                         "%.1f" % rss, "%.1f" % xp if xp else "-", "%.1f" % xm if xm else "-", ratio, same))
         if "Python" in results and "Miller" in results:
             xp = results["Python"][0] / ours[0]
             xm = results["Miller"][0] / ours[0]
@@ -119,6 +133,9 @@ def stream_section(records, skip_peers):
     print()
     for v in verdicts:
         print("  " + v)
+    for module in ("duckdb", "polars"):
+        if not have(module):
+            print("  %s is not installed: its rows are missing (scripts/deps.sh bench installs it)" % module)
 
 
 def listings_section(records, skip_peers):
