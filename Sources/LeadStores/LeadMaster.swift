@@ -125,15 +125,21 @@ public struct LeadDeduper {
             }
             return lead
         }
+        var otherShards = 0
         if let master, master != "-", Stage.fileExists(master) {
             let clock = stage.clock.now
             try stage.readRecords(master) { original, location in
+                guard let key = original.text(LeadNormalizer.keyField) else {
+                    throw StageError.io("\(location): a master lead without address_key (was it made by lead-normalize --dedupe?)")
+                }
+                // With --shard, this run writes its shard of the master: the leads whose key it owns.
+                if let shard = stage.shard, !shard.owns(key) {
+                    otherShards += 1
+                    return
+                }
                 masterCount += 1
                 var record = original
                 merge.rules.tracking.stampEdits(&record, at: clock, by: "hand edit")
-                guard let key = record.text(LeadNormalizer.keyField) else {
-                    throw StageError.io("\(location): a master lead without address_key (was it made by lead-normalize --dedupe?)")
-                }
                 guard let g = groups[key], !done[g] else {
                     try stage.write(record)
                     return
@@ -171,6 +177,10 @@ public struct LeadDeduper {
         stage.summary.append("master", .int(masterCount))
         stage.summary.append("new", .int(newLeads))
         if existingOnly { stage.summary.append("not_in_master", .int(notInMaster)) }
+        if let shard = stage.shard {
+            stage.summary.append("shard", .string(shard.description))
+            stage.summary.append("master_other_shards", .int(otherShards))
+        }
         stage.summary.append("duplicates", .int(duplicates))
         stage.summary.append("changed", .int(changedLeads))
         stage.summary.append("policy", .string(merge.rules.policy.rawValue))

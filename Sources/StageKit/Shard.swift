@@ -17,6 +17,21 @@ public struct Shard: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(index)/\(count)" }
 
+    /// The shard a key belongs to, 1 ... n: FNV-1a 64 of the key's UTF-8 bytes, mod n, plus
+    /// one. The same hash everywhere, so a driver can partition by it and a store sharded
+    /// with it merges shard by shard.
+    public static func of(_ key: String, count: Int) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return Int(hash % UInt64(count)) + 1
+    }
+
+    /// Whether this shard handles `key`.
+    public func owns(_ key: String) -> Bool { Shard.of(key, count: count) == index }
+
     /// `dir/out.rejects.jsonl` -> `dir/out.rejects.shard-2-of-4.jsonl` (a `.gz` stays last:
     /// `x.jsonl.gz` -> `x.shard-2-of-4.jsonl.gz`; a name without extension gets the tag at
     /// the end).

@@ -32,7 +32,11 @@ struct LeadNormalize: ParsableCommand {
         address: a duplicate's other mailing address is logged, not applied. The output is the \
         new master: its leads in their order, then new leads in the order first seen, with \
         created_at and updated_at. Every merge that changes a lead is appended to \
-        <logs>/leads/dedupe.jsonl (key, kept, merged, fields changed).
+        <logs>/leads/dedupe.jsonl (key, kept, merged, fields changed). With --shard i/n the run \
+        handles only the address keys of shard i (FNV-1a 64 of the key, mod n): its input's and \
+        its master's, and writes that shard of the master; n shards, each over the whole input \
+        and master, give the leads of a single run. Give each shard its own --master, -o and \
+        --logs folder to run them side by side.
 
         Examples:
           lead-normalize imported.jsonl -o normalized.jsonl
@@ -128,7 +132,15 @@ struct LeadNormalize: ParsableCommand {
                 if lead["created_at"] == nil { lead.append("created_at", .string(now)) }
                 if lead["updated_at"] == nil { lead.append("updated_at", .string(now)) }
             }
+            var otherShards = 0
+            defer { if stage.shard != nil { stage.summary["other_shards"] = .int(otherShards) } }
             try stage.forEachRecord(inputs, transform: stamped) { lead, json, location in
+                // With --shard, only the leads whose address_key this shard owns (the others
+                // are another shard's, which reads the same input).
+                if let shard = stage.shard, !shard.owns(lead.text(LeadNormalizer.keyField) ?? "") {
+                    otherShards += 1
+                    return
+                }
                 check(lead, location)
                 if let errors = lead["tracking_errors"]?.object, !errors.isEmpty {
                     stage.warn(errors.fields.compactMap { $0.value.object?.text("error") }.joined(separator: "; ") + "; kept in tracking_errors", at: location)

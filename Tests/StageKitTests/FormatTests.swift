@@ -113,6 +113,15 @@ func csvRows(_ text: String, delimiter: UInt8 = 44) throws -> [String] {
         #expect(shard.path(".hidden") == ".hidden.shard-2-of-4")
         for bad in ["0/4", "5/4", "2", "2/0", "a/b", "2/4/1", ""] { #expect(Shard(bad) == nil, "\(bad)") }
     }
+
+    /// The documented hash (FNV-1a 64 of the key's UTF-8, mod n, plus one), so drivers and
+    /// stores outside LeadETL can shard the same way.
+    @Test func theShardOfAKeyIsStable() throws {
+        #expect(Shard.of("", count: 3) == 3 && Shard.of("", count: 7) == 3)
+        #expect(Shard.of("a", count: 3) == 2 && Shard.of("a", count: 7) == 6)
+        #expect(Shard.of("123 MAIN ST|78701", count: 3) == 1 && Shard.of("123 MAIN ST|78701", count: 7) == 2)
+        #expect(try #require(Shard("1/3")).owns("123 MAIN ST|78701") && !(try #require(Shard("2/3")).owns("123 MAIN ST|78701")))
+    }
 }
 
 @Suite struct TextEncodingTests {

@@ -1,0 +1,49 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `lead-normalize --dedupe --shard i/n`: n shards, each over the whole input and master,
+/// give exactly the leads (and merge log) of one run, each shard writing its part.
+@Suite struct ShardedDedupeTests {
+    static let streets = ["MAIN ST", "Oak Street", "ELM ST", "Pine Avenue", "CEDAR LN", "Maple Dr", "WALNUT ST", "Birch Rd"]
+
+    static func leads(_ range: Range<Int>, respelt: Bool, source: String) -> String {
+        range.map { n in
+            let street = streets[n % streets.count]
+            let line = "\(100 + n) \(respelt ? street.lowercased() : street)"
+            return #"{"property_address":"\#(line)","property_city":"Austin","property_state":"TX","property_zip":"787\#(String(format: "%02d", n % 40))","owner_name":"Owner \#(n)","source":"\#(source)","tags":[{"tag":"Vacant","assigned_at":"2026-10-0\#(1 + n % 9)T00:00:00Z"}]}"#
+        }.joined(separator: "\n") + "\n"
+    }
+
+    func lines(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    @Test func threeShardsGiveTheLeadsOfOneRun() throws {
+        let dir = try Binaries.scratch("sharded-dedupe")
+        try ShardedDedupeTests.leads(0..<300, respelt: false, source: "first").write(toFile: dir + "/first.jsonl", atomically: true, encoding: .utf8)
+        // The second list: 200 of the same houses respelt, 100 new, and 20 repeated within it.
+        try (ShardedDedupeTests.leads(100..<400, respelt: true, source: "second") + ShardedDedupeTests.leads(380..<400, respelt: false, source: "second"))
+            .write(toFile: dir + "/second.jsonl", atomically: true, encoding: .utf8)
+        let now = ["--now", "2026-11-23T06:00:00Z"]
+        let base = try Binaries.run("lead-normalize", ["--dedupe", "--logs", "base", "first.jsonl", "-o", "master.jsonl"] + now, in: dir)
+        #expect(base.status == 0, "\(base.stderr)")
+        let single = try Binaries.run("lead-normalize", ["--dedupe", "--master", "master.jsonl", "--logs", "one", "second.jsonl", "-o", "one/leads.jsonl"] + now, in: dir)
+        #expect(single.status == 0, "\(single.stderr)")
+        var shardLeads: [String] = [], shardLog: [String] = [], sizes: [Int] = []
+        for i in 1...3 {
+            let run = try Binaries.run("lead-normalize", ["--dedupe", "--shard", "\(i)/3", "--master", "master.jsonl", "--logs", "s\(i)",
+                                                          "second.jsonl", "-o", "s\(i)/leads.jsonl"] + now, in: dir)
+            #expect(run.status == 0 && run.stderr.contains(#""shard":"\#(i)/3""#), "\(run.stderr)")
+            let part = try lines(dir + "/s\(i)/leads.jsonl")
+            sizes.append(part.count)
+            shardLeads += part
+            shardLog += try lines(dir + "/s\(i)/leads/dedupe.jsonl")
+        }
+        let oneLeads = try lines(dir + "/one/leads.jsonl")
+        #expect(oneLeads.count == 400, "300 from the master and 100 new")
+        #expect(shardLeads.sorted() == oneLeads.sorted(), "the shards' leads together are the single run's")
+        #expect(shardLog.sorted() == (try lines(dir + "/one/leads/dedupe.jsonl")).sorted(), "and so are their merges")
+        #expect(sizes.allSatisfy { $0 > 80 }, "the keys spread over the shards: \(sizes)")
+    }
+}
