@@ -136,6 +136,29 @@ def stream_section(records, skip_peers):
     for module in ("duckdb", "polars"):
         if not have(module):
             print("  %s is not installed: its rows are missing (scripts/deps.sh bench installs it)" % module)
+    # The ceiling: simdjson's own parse-only rate on the same file, in the same run.
+    ceiling = simdjson_rate(nested)
+    ours_json = [r for r in rows if r[0] == "lead-flatten json" and r[1] == "LeadETL"]
+    if ceiling and ours_json:
+        rate = float(ours_json[0][3])
+        print("  lead-flatten json: %.1f MB/s (parse, flatten, write) = %.0f%% of simdjson's parse-only %.1f MB/s (%s kernel, one thread)"
+              % (rate, 100 * rate / ceiling[0], ceiling[0], ceiling[1]))
+
+
+def simdjson_rate(path):
+    """simdjson's parse-only MB/s on `path` (bench/simdjson_parse.cpp, built here), or None."""
+    exe = os.path.join(DATA, "simdjson_parse")
+    source = os.path.join(ROOT, "bench", "simdjson_parse.cpp")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(source):
+        built = subprocess.run(["c++", "-O3", "-std=c++17", source, "-lsimdjson", "-o", exe], capture_output=True)
+        if built.returncode != 0:
+            print("  simdjson's parse-only rate not measured: %s" % built.stderr.decode(errors="replace")[:200])
+            return None
+    out = subprocess.run([exe, path], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    words = out.stdout.split()
+    return float(words[words.index("MB/s,") - 1]), words[-1]
 
 
 def listings_section(records, skip_peers):
