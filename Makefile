@@ -221,12 +221,41 @@ $(PERMITS)/raw-%.jsonl: $$(if $$(filter files,$$(call permit_kind,$$*)),$$(wildc
 $(PERMITS)/flattened-%.jsonl: $(PERMITS)/raw-%.jsonl $$(call permit_map,$$*)
 	$(BIN)/lead-flatten permits --map $(call permit_map,$*) --logs $(LOGS) $(permits_now) $< -o $@
 
+# SHARDS=N (with make -j N): the per-record stages (normalize, trades, score, tier) run in N
+# shards, each over its part of the flattened permits (split by lines, in order), then the
+# parts are joined in order, so every stage file is the one a plain run writes; each shard's
+# rejects are gathered into the stage's rejects file. The export (keyed by trade file) runs
+# once over the joined permits.
+SHARDS ?=
+reasoner_opts = $(if $(REASONER),--reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT))
+ifeq ($(SHARDS),)
 $(PERMITS)/report.json: $(PERMIT_FLAT) $(PERMIT_RULES) $(wildcard stages/normalize/*.csv) | settle-permits
 	$(BIN)/lead-normalize $(permits_now) $(PERMIT_FLAT) -o $(PERMITS)/normalized.jsonl
 	$(BIN)/lead-tag trades $(permits_now) $(PERMITS)/normalized.jsonl -o $(PERMITS)/tagged.jsonl
-	$(BIN)/lead-score permits $(permits_now) $(if $(REASONER),--reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT)) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
+	$(BIN)/lead-score permits $(permits_now) $(reasoner_opts) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
 	$(BIN)/lead-tier $(permits_now) $(PERMITS)/scored.jsonl -o $(PERMITS)/tiered.jsonl
 	$(BIN)/lead-export permits $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
+else
+SHARD_IDS    := $(shell seq 1 $(SHARDS))
+SHARD_DIR    := $(PERMITS)/shards
+SHARD_TIERED := $(SHARD_IDS:%=$(SHARD_DIR)/tiered-%.jsonl)
+.PRECIOUS: $(SHARD_DIR)/flattened.jsonl $(SHARD_TIERED)
+$(SHARD_DIR)/flattened.jsonl: $(PERMIT_FLAT) | settle-permits
+	@umask 077 && mkdir -p $(@D) && cat $(PERMIT_FLAT) > $@.part && mv $@.part $@
+$(SHARD_DIR)/tiered-%.jsonl: $(SHARD_DIR)/flattened.jsonl $(PERMIT_RULES) $(wildcard stages/normalize/*.csv)
+	@umask 077 && split -n l/$*/$(SHARDS) $< > $(SHARD_DIR)/in-$*.jsonl
+	$(BIN)/lead-normalize --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/in-$*.jsonl -o $(SHARD_DIR)/normalized-$*.jsonl
+	$(BIN)/lead-tag trades --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/normalized-$*.jsonl -o $(SHARD_DIR)/tagged-$*.jsonl
+	$(BIN)/lead-score permits --shard $*/$(SHARDS) $(permits_now) $(reasoner_opts) $(SHARD_DIR)/tagged-$*.jsonl -o $(SHARD_DIR)/scored-$*.jsonl
+	$(BIN)/lead-tier --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/scored-$*.jsonl -o $@
+$(PERMITS)/report.json: $(SHARD_TIERED) | settle-permits
+	@umask 077 && for f in normalized tagged scored tiered; do \
+		cat $(SHARD_IDS:%=$(SHARD_DIR)/$$f-%.jsonl) > $(PERMITS)/$$f.jsonl.part && mv $(PERMITS)/$$f.jsonl.part $(PERMITS)/$$f.jsonl; \
+		rejects=$$(for i in $(SHARD_IDS); do ls $(SHARD_DIR)/$$f-$$i.rejects.shard-$$i-of-$(SHARDS).jsonl 2>/dev/null; done); \
+		if [ -n "$$rejects" ]; then cat $$rejects > $(PERMITS)/$$f.rejects.jsonl; else rm -f $(PERMITS)/$$f.rejects.jsonl; fi; \
+	done
+	$(BIN)/lead-export permits $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
+endif
 
 # The retry cron job: the permits waiting in the retry queue (their own records, whatever run
 # they came from) scored again with REASONER, into their tiers; on the real clock, or NOW.

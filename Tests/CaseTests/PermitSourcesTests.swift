@@ -83,4 +83,43 @@ import Testing
         let live = try PermitSourcesTests.make(["-n", "permits", "PERMITS_LIVE=1", "LOGS=\(root)/dry-run"], in: root)
         #expect(live.stdout.contains("--source austin ") && live.stdout.contains("permits-austin-live.csv") && live.stdout.contains("--source dallas "), "\(live.stdout)")
     }
+
+    /// `make -j2 permits SHARDS=2` leaves what `make permits` leaves: the same stage files,
+    /// byte for byte, the same exports tree, and every shard's rejects gathered.
+    @Test func twoShardsLeaveWhatOneRunLeaves() throws {
+        let root = try PermitSourcesTests.project()
+        try FileManager.default.createDirectory(atPath: root + "/fixtures/permits/springfield", withIntermediateDirectories: true)
+        // A permit whose address has no house number: flattened, then rejected by normalize.
+        try "Permit No,Site Address,Site Zip,Work,Desc,Issued,Value,Contractor Name,Contractor Phone\nSP-9,Elm Street,62701,Reroof,Re-roof,2016-03-09,9000,,\n"
+            .write(toFile: root + "/fixtures/permits/springfield/week.csv", atomically: true, encoding: .utf8)
+        try PermitSourcesTests.map.write(toFile: root + "/stages/flatten/permits-springfield.csv", atomically: true, encoding: .utf8)
+        let sources = root + "/stages/fetch/permit-sources.csv"
+        try (try String(contentsOfFile: sources, encoding: .utf8) + "springfield-files,files,fixtures/permits/springfield,Issued,date:yyyy-MM-dd|MM/dd/yy,,,permits-springfield.csv,\n")
+            .write(toFile: sources, atomically: true, encoding: .utf8)
+        func make(_ args: [String], _ tree: String) throws -> Binaries.Result {
+            try Binaries.run("/usr/bin/make", ["--no-print-directory", "-C", root, "LEAD_PREBUILT=1", "BIN=\(Binaries.directory)",
+                                               "LOGS=\(root)/\(tree)/logs", "EXPORTS=\(root)/\(tree)/exports"] + args,
+                             in: root, environment: ["LEAD_STAGES": root + "/stages", "MAKEFLAGS": "", "NOW": "", "LEAD_NOW": ""])
+        }
+        let plain = try make(["permits"], "plain")
+        let sharded = try make(["-j2", "permits", "SHARDS=2"], "sharded")
+        #expect(plain.status == 0 && sharded.status == 0, "\(sharded.stderr.suffix(1500))")
+        #expect(sharded.stdout.contains("lead-tier --shard 2/2"), "the stages ran in two shards")
+        let fm = FileManager.default
+        for file in ["normalized.jsonl", "tagged.jsonl", "scored.jsonl", "tiered.jsonl"] {
+            #expect(fm.contentsEqual(atPath: root + "/plain/logs/permits/" + file, andPath: root + "/sharded/logs/permits/" + file), "\(file)")
+        }
+        let exports = try fm.subpathsOfDirectory(atPath: root + "/plain/exports").filter { $0.hasSuffix(".csv") }.sorted()
+        let shardedExports = try fm.subpathsOfDirectory(atPath: root + "/sharded/exports").filter { $0.hasSuffix(".csv") }.sorted()
+        #expect(exports.count > 10 && exports == shardedExports)
+        for file in exports { #expect(fm.contentsEqual(atPath: root + "/plain/exports/" + file, andPath: root + "/sharded/exports/" + file), "\(file)") }
+        // The rejected permit is in the gathered rejects, with its reason and raw record
+        // (its line counts in the shard's part of the input).
+        func rejects(_ tree: String) throws -> [String] {
+            try String(contentsOfFile: root + "/\(tree)/logs/permits/normalized.rejects.jsonl", encoding: .utf8).split(separator: "\n")
+                .map { String($0.components(separatedBy: #""reason":"#)[1]) }
+        }
+        let one = try rejects("plain"), two = try rejects("sharded")
+        #expect(one.count == 1 && two == one, "\(two)")
+    }
 }
