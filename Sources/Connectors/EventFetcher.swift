@@ -61,6 +61,17 @@ public struct EventFetcher {
             duplicates += 1
             return false
         }
+        /// An event from the API: written once, when its timestamp is in the window.
+        func take(_ event: Record, into sink: ByteSink) throws {
+            if let text = event["timestamp"]?.string, let at = Timestamp(iso8601: text), !run.contains(at) {
+                if run.to < at { early += 1 } else { late += 1 }
+                return
+            }
+            guard isNew(event) else { return }
+            JSONWriter.writeLine(event, into: sink.buffer)
+            stage.recordsOut += 1
+            try sink.flushIfNeeded()
+        }
         switch source {
         case .posthog(let client, let baseURL, let project):
             var base = baseURL
@@ -90,14 +101,7 @@ public struct EventFetcher {
                         for value in page.events {
                             stage.recordsIn += 1
                             guard let event = value.object else { continue }
-                            if let text = event["timestamp"]?.string, let at = Timestamp(iso8601: text), !run.contains(at) {
-                                if run.to < at { early += 1 } else { late += 1 }
-                                continue
-                            }
-                            guard isNew(event) else { continue }
-                            JSONWriter.writeLine(event, into: sink.buffer)
-                            stage.recordsOut += 1
-                            try sink.flushIfNeeded()
+                            try take(event, into: sink)
                         }
                         next = page.next.flatMap { $0.isEmpty ? nil : $0 }
                     }
@@ -126,14 +130,7 @@ public struct EventFetcher {
                     pages += 1
                     for event in page.rows {
                         stage.recordsIn += 1
-                        if let text = event["timestamp"]?.string, let at = Timestamp(iso8601: text), !run.contains(at) {
-                            if run.to < at { early += 1 } else { late += 1 }
-                            continue
-                        }
-                        guard isNew(event) else { continue }
-                        JSONWriter.writeLine(event, into: sink.buffer)
-                        stage.recordsOut += 1
-                        try sink.flushIfNeeded()
+                        try take(event, into: sink)
                     }
                     guard page.more || page.rows.count >= settings.pageLimit, let last = page.rows.last,
                           let ts = last["timestamp"]?.string, let uuid = last["uuid"]?.text else { break }

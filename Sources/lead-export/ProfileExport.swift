@@ -49,9 +49,7 @@ extension LeadExport {
         }
 
         func run() throws {
-            var options = common
-            let probe = options
-            Stage.run("export", command: "profile", options: probe.output == nil ? withDefaultOutput(options) : options) { stage in
+            Stage.run("export", command: "profile", options: common.output == nil ? withDefaultOutput(common) : common) { stage in
                 let directory = stage.rulesDirectory()
                 let profile = try DeliveryProfile.load(directory: directory, name: name, functions: Absentee.functions)
                 let names = try OwnerNames.load(directory + "/names.csv")
@@ -77,7 +75,7 @@ extension LeadExport {
                 if profile.output == .csv { csv.writeRow(profile.columns.map(\.name)) }
                 var matched = 0
                 var suppressed: [String: Int] = ["phones": 0, "emails": 0, "addresses": 0]
-                try stage.forEachRecord(paths) { record, location in
+                try stage.forEachRecord(paths) { record, _ in
                     let lead = DeliveryProfile.withOwnerName(record, names: names)
                     if let filter = profile.filter, !filter.matches(lead, context: context) { return }
                     if let extra, !extra.matches(lead, context: context) { return }
@@ -94,7 +92,6 @@ extension LeadExport {
                         stage.recordsOut += 1
                         try sink.flushIfNeeded()
                     }
-                    _ = location
                 }
                 stage.summary.append("profile", .string(profile.name))
                 stage.summary.append("matched", .int(matched))
