@@ -51,12 +51,7 @@ public final class ByteSink {
             return
         }
         let temp = try AtomicFiles.prepareTemp(for: path)
-        fd = AtomicFiles.createPrivate(temp)
-        guard fd >= 0 else {
-            AtomicFiles.forget(temp)
-            throw .io("\(path): cannot create: \(errnoText())")
-        }
-        _ = flock(fd, LOCK_EX | LOCK_NB)
+        fd = try AtomicFiles.createLocked(temp, for: path)
         tempPath = temp
         if path.hasSuffix(".gz") && !raw {
             // zlib closes the descriptor it is given; a duplicate keeps ours, and its lock, open.
@@ -311,14 +306,44 @@ public enum AtomicFiles {
         return (dir.isEmpty ? "/" : dir, String(path[path.index(after: slash)...]))
     }
 
-    /// Whether the temporary file at `path` was left by a writer that is gone: its writer
-    /// holds an `flock` on it while it is open, so a lock we can take means nobody writes it.
+    /// Creates the temporary file `temp` (0600) and takes its `flock`, which the writer holds
+    /// for as long as the file is open. A sweeper of another run may have locked and removed
+    /// the new file in the instant between its creation and our lock; the lock is then taken
+    /// on a file that has no name any more, so we check that the name is still ours and
+    /// create it again if it is not.
+    static func createLocked(_ temp: String, for path: String) throws(StageError) -> Int32 {
+        for _ in 0..<100 {
+            let fd = createPrivate(temp)
+            guard fd >= 0 else {
+                forget(temp)
+                throw .io("\(path): cannot create: \(errnoText())")
+            }
+            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+            var held = stat(), named = stat()
+            if fstat(fd, &held) == 0, lstat(temp, &named) == 0, held.st_dev == named.st_dev, held.st_ino == named.st_ino {
+                return fd
+            }
+            close(fd)
+        }
+        forget(temp)
+        throw .io("\(path): cannot keep a temporary file beside it: another process keeps removing it")
+    }
+
+    /// Removes the temporary file at `path` if it was left by a writer that is gone: its
+    /// writer holds an `flock` on it while it is open, so a lock we can take means nobody
+    /// writes it. The file is removed while we hold the lock, and only if the name still
+    /// names the file we locked, so a writer that creates the name again meanwhile keeps it.
     /// (A PID says less: a killed writer may not be reaped yet, and PIDs are reused.)
-    static func isAbandoned(_ path: String) -> Bool {
+    static func removeIfAbandoned(_ path: String) -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        return flock(fd, LOCK_EX | LOCK_NB) == 0
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }
+        var held = stat(), named = stat()
+        guard fstat(fd, &held) == 0, lstat(path, &named) == 0, held.st_dev == named.st_dev, held.st_ino == named.st_ino else {
+            return false
+        }
+        return unlink(path) == 0
     }
 
     /// `.<name>.tmp-<digits>`: a temporary file of `ByteSink` (and with `backups`, a store's
@@ -338,7 +363,7 @@ public enum AtomicFiles {
         let prefix = "." + name + ".tmp-"
         for entry in entries(of: dir.isEmpty ? "." : dir) where entry.hasPrefix(prefix) && isTemporaryName(entry) {
             let path = (dir.isEmpty ? "" : dir + "/") + entry
-            if isAbandoned(path) { unlink(path) }
+            _ = removeIfAbandoned(path)
         }
     }
 
@@ -355,8 +380,8 @@ public enum AtomicFiles {
             guard lstat(path, &st) == 0 else { continue }
             if (st.st_mode & S_IFMT) == S_IFDIR {
                 if depth > 0 && !entry.hasPrefix(".") { removed += removeAbandonedTemps(in: path, depth: depth - 1) }
-            } else if !hasJournal, (st.st_mode & S_IFMT) == S_IFREG, isTemporaryName(entry, backups: true), isAbandoned(path) {
-                if unlink(path) == 0 { removed += 1 }
+            } else if !hasJournal, (st.st_mode & S_IFMT) == S_IFREG, isTemporaryName(entry, backups: true), removeIfAbandoned(path) {
+                removed += 1
             }
         }
         return removed

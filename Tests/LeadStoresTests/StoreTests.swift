@@ -54,6 +54,31 @@ struct StoreFileTests {
         live.discard()
     }
 
+    /// Another run sweeping the directory for dead writers' temporary files, over and over,
+    /// never takes the file of a writer that is creating it (the instant between the file's
+    /// creation and its lock): every one of thousands of outputs lands.
+    @Test func aSweeperNeverTakesATemporaryFileBeingCreated() throws {
+        let dir = try scratch("sweep-race")
+        let done = ManagedFlag()
+        let sweeper = Thread {
+            while !done.value { AtomicFiles.removeAbandonedTemps(in: dir) }
+        }
+        sweeper.start()
+        defer { done.value = true }
+        var failures: [String] = []
+        for i in 0..<3000 {
+            do {
+                let sink = try ByteSink(path: dir + "/out-\(i % 7).jsonl")
+                sink.buffer.append("{\"i\":\(i)}\n")
+                try sink.commit()
+            } catch {
+                failures.append("\(i): \(error)")
+            }
+        }
+        done.value = true
+        #expect(failures.isEmpty, "\(failures.count) outputs lost, first: \(failures.prefix(3))")
+    }
+
     /// A change killed at any step between the journal and its removal is rolled back whole
     /// by the next run: old files back, new ones gone, the log cut back, removed files back.
     @Test(arguments: 0...5)
@@ -164,4 +189,14 @@ final class UncheckedFlag: @unchecked Sendable {
     private var text: String?
     func set(_ value: String) { lock.lock(); text = value; lock.unlock() }
     var value: String? { lock.lock(); defer { lock.unlock() }; return text }
+}
+
+/// A flag one thread sets and another polls.
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    var value: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return set }
+        set { lock.lock(); set = newValue; lock.unlock() }
+    }
 }
