@@ -297,6 +297,15 @@ endef
 $(eval $(call event_run,1,))
 $(eval $(call event_run,2,1))
 
+# The run report's source: each stage adds its summary line to its pipeline's summary log,
+# <logs>/<pipeline>/summaries.jsonl (LEAD_SUMMARIES), the listings' to <logs>/listings/.
+# Store settling is bookkeeping, not a step of the funnel: it logs nothing.
+$(LOGS)/active/% $(LOGS)/closed/% $(LOGS)/expired/% cleanup: export LEAD_SUMMARIES = $(LOGS)/listings/summaries.jsonl
+$(LEADS)/% $(EXPORTS)/lists/% rescore: export LEAD_SUMMARIES = $(LEADS)/summaries.jsonl
+$(PERMITS)/% permits-retry: export LEAD_SUMMARIES = $(PERMITS)/summaries.jsonl
+$(EVENTS)/%: export LEAD_SUMMARIES = $(EVENTS)/summaries.jsonl
+settle-listings settle-leads settle-permits settle-events: export LEAD_SUMMARIES =
+
 # Every stage writes its outputs atomically and its stores commit as one: a run killed half
 # way leaves whole files (old or new), so make must never delete a target of a killed recipe
 # (it would throw away a change the store has committed, and the next run would redo it).
@@ -304,6 +313,12 @@ $(eval $(call event_run,2,1))
 	$(LEAD_IMPORTS) $(LEADS)/leads.jsonl $(LEADS)/expiring.jsonl $(SMART_LISTS:%=$(EXPORTS)/lists/%.csv) \
 	$(PERMIT_SOURCES:%=$(PERMITS)/raw-%.jsonl) $(PERMIT_FLAT) $(PERMITS)/report.json \
 	$(EVENTS)/run-1/report.json $(EVENTS)/run-2/report.json
+
+# The run report: one HTML page of what the runs left (their summary logs, rejects and
+# outputs, against the kept earlier runs), $(LOGS)/report.html; it needs no network to view.
+.PHONY: report
+report: $(BIN)/.built
+	$(BIN)/lead-export report --logs $(LOGS) -o $(LOGS)/report.html
 
 # What the last run changed: each stage file against the newest kept run that differs
 # (kept in $(LOGS)/_previous/ after every make; keys per file in stages/diff/keys.csv).
@@ -314,6 +329,7 @@ diff: build
 # ---- tests ----------------------------------------------------------------
 
 test: build
+	@scripts/deps.sh test
 	LEAD_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c release
 	$(MAKE) --no-print-directory e2e
 

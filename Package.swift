@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "LeadRulesTests", dependencies: ["LeadRules"]),
         .testTarget(name: "ConnectorsTests", dependencies: ["Connectors", "TestSupport"]),
         .testTarget(name: "LeadStoresTests", dependencies: ["LeadStores", "TestSupport"]),
-        .testTarget(name: "CaseTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "CaseTests", dependencies: ["TestSupport", "CZlib"]),
     ] + stages.map { stage in
         .executableTarget(
             name: "lead-\(stage)",

@@ -28,6 +28,8 @@ for side in a b; do
     find "$tmp/$side.cmp" -type f \( -name '*.jsonl' -o -name '*.json' -o -name '*.csv' \) -exec sed -i "s#$tmp/$side/#TREE/#g" {} +
     # Photo run logs are named by each run's real start and record how long each download
     # took: compare their lines without "ms", under one name.
+    # The summary logs say when each stage ran and for how long: compare them without that.
+    find "$tmp/$side.cmp" -name summaries.jsonl -exec sed -i -E 's/"seconds":[0-9.e-]+,//; s/,"at":"[^"]*"//' {} +
     find "$tmp/$side.cmp" -path '*/photo-logs/*/run_*.jsonl' | while read -r log; do
         sed -E 's/"ms":[0-9]+,//' "$log" >"$(dirname "$log")/run.cmp" && rm "$log"
     done

@@ -49,6 +49,11 @@ public struct CommonOptions: ParsableArguments {
                                valueName: "N"))
     public var firstLine: Int?
 
+    /// A pipeline's summary log: the summary line is added to it as well (for the run report).
+    @Option(help: ArgumentHelp("Also add the summary line, with the time and the output, to this JSONL file (also $LEAD_SUMMARIES); the run report reads it.",
+                               valueName: "path"))
+    public var summaries: String?
+
     /// Fail instead of waiting when another run holds a store this stage needs.
     @Flag(help: "When another run holds a store this stage writes (its .lock), exit 2 naming it instead of waiting; LEAD_NO_WAIT=1 too.")
     public var noWait = false

@@ -29,4 +29,18 @@ public enum Directory {
         }
         return found.sorted()
     }
+
+    /// The names of the subdirectories of `directory` (not hidden ones), sorted.
+    public static func subdirectories(of directory: String) -> [String] {
+        guard let d = opendir(directory) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasPrefix(".") { continue }
+            var info = stat()
+            if stat(directory + "/" + name, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { names.append(name) }
+        }
+        return names.sorted()
+    }
 }

@@ -696,6 +696,7 @@ public final class Stage {
         }
         removeCleanupPaths()
         runExitHooks()
+        if error != .brokenPipe { printSummary(error: error) }
     }
 
     private func runExitHooks() {
@@ -723,8 +724,9 @@ public final class Stage {
         cleanupPaths.removeAll()
     }
 
-    private func printSummary() {
-        guard !options.quiet else { return }
+    private func printSummary(error: StageError? = nil) {
+        let log = SummaryLog.path(option: options.summaries)
+        guard !options.quiet || log != nil else { return }
         var line = Record()
         line.append("stage", .string(name))
         if let command { line.append("command", .string(command)) }
@@ -735,7 +737,17 @@ public final class Stage {
         if recordsRejected > 0 { line.append("rejects", .string(rejectsPath)) }
         let seconds = (Stage.monotonicSeconds() - started) * 1000
         line.append("seconds", .double(seconds.rounded() / 1000))
-        standardError(line.json + "\n")
+        if error == nil && !options.quiet { standardError(line.json + "\n") }
+        guard let log else { return }
+        if let error { line.append("error", .string(error.description)) }
+        line.append("output", options.output.map { .string($0) } ?? .null)
+        line.append("argv", .array(CommandLine.arguments.dropFirst().map { .string($0) }))
+        line.append("at", .string(Clock.systemNow().iso8601))
+        do throws(StageError) {
+            try SummaryLog.append(line.json, to: log)
+        } catch {
+            standardError("lead-\(name): the summary log: \(error)\n")
+        }
     }
 
     // MARK: Helpers

@@ -96,7 +96,8 @@ import Glibc
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue else { continue }
                 let file = (path as NSString).lastPathComponent
-                if file == ".lock" || (path.contains("/photo-logs/") && file.hasPrefix("run_")) { continue }
+                // Summary logs record when each stage ran and how long it took: logs of the runs, not outputs.
+                if file == ".lock" || file == "summaries.jsonl" || (path.contains("/photo-logs/") && file.hasPrefix("run_")) { continue }
                 let data = FileManager.default.contents(atPath: full) ?? Data()
                 out[name + "/" + path] = String(decoding: data, as: UTF8.self).replacingOccurrences(of: tree.root, with: "TREE")
             }
