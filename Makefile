@@ -320,6 +320,12 @@ settle-listings settle-leads settle-permits settle-events: export LEAD_SUMMARIES
 report: $(BIN)/.built
 	$(BIN)/lead-export report --logs $(LOGS) -o $(LOGS)/report.html
 
+# The database: the staged tree loaded into $(LOGS)/leadetl.sqlite (tables of
+# stages/export/db-tables.csv, views of db-views.sql), only the rows that changed, atomically.
+.PHONY: db
+db: $(BIN)/.built
+	$(BIN)/lead-export db --logs $(LOGS) --to $(LOGS)/leadetl.sqlite
+
 # What the last run changed: each stage file against the newest kept run that differs
 # (kept in $(LOGS)/_previous/ after every make; keys per file in stages/diff/keys.csv).
 .PHONY: diff

@@ -24,6 +24,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CCSV", path: "Sources/CCSV"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .target(
             name: "CSimdJSON",
             path: "Sources/CSimdJSON",
@@ -44,14 +45,14 @@ let package = Package(
             swiftSettings: fast
         ),
         .target(name: "LeadRules", dependencies: ["StageKit"], swiftSettings: fast),
-        .target(name: "LeadStores", dependencies: ["StageKit", "LeadRules"], swiftSettings: fast),
+        .target(name: "LeadStores", dependencies: ["StageKit", "LeadRules", "CSQLite"], swiftSettings: fast),
         .target(name: "Connectors", dependencies: ["StageKit", "LeadRules", "LeadStores"], swiftSettings: fast),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "StageKitTests", dependencies: ["StageKit"]),
         .testTarget(name: "LeadRulesTests", dependencies: ["LeadRules"]),
         .testTarget(name: "ConnectorsTests", dependencies: ["Connectors", "TestSupport"]),
         .testTarget(name: "LeadStoresTests", dependencies: ["LeadStores", "TestSupport"]),
-        .testTarget(name: "CaseTests", dependencies: ["TestSupport", "CZlib"]),
+        .testTarget(name: "CaseTests", dependencies: ["TestSupport", "CZlib", "LeadStores"]),
     ] + stages.map { stage in
         .executableTarget(
             name: "lead-\(stage)",

@@ -1,13 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages LeadETL needs, when they are missing.
-#   scripts/deps.sh          build: libcsv, zlib, simdjson
+#   scripts/deps.sh          build: libcsv, zlib, simdjson, sqlite3
 #   scripts/deps.sh test     also what the tests need: chromium (the run report is opened in it)
 #   scripts/deps.sh bench    also the benchmark's peers and tools: miller, time, python3, and
 #                            DuckDB, polars and pandas from PyPI
 # As root it runs apt-get (after apt-get update); otherwise it prints the command to run.
 set -eu
 
-packages="libcsv-dev zlib1g-dev libsimdjson-dev"
+packages="libcsv-dev zlib1g-dev libsimdjson-dev libsqlite3-dev"
 case "${1:-}" in
 test) packages="$packages chromium" ;;
 bench) packages="$packages miller time python3" ;;

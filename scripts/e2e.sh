@@ -16,7 +16,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 run() { $make_cmd --no-print-directory pipelines LOGS="$1/local-logs" EXPORTS="$1/exports" >"$1.log" 2>&1 || { cat "$1.log" >&2; exit 1; }; }
 # Every output file, with its size and time (lock files are how runs take turns, not outputs).
-snapshot() { (cd "$1" && find . -type f ! -name .lock -printf '%p %s %T@\n' | sort); }
+# The summary logs are left out: they log every stage that ran, and cleanup runs every time.
+snapshot() { (cd "$1" && find . -type f ! -name .lock ! -name summaries.jsonl -printf '%p %s %T@\n' | sort); }
 
 mkdir -p "$tmp/a" "$tmp/b"
 run "$tmp/a"

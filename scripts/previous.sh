@@ -15,9 +15,11 @@ keys=${LEAD_DIFF_KEYS:-stages/diff/keys.csv}
 prev="$logs/_previous"
 keep=5
 
-# "path inode" of every file of the tree rooted at $1 (with logs/ and exports/ inside).
+# "path inode" of every file of the tree rooted at $1 (with logs/ and exports/ inside). The
+# summary logs are left out: a run that changed nothing still logs its stages (cleanup runs
+# every time), and is not a run to keep.
 listing() {
-    (cd "$1" && find logs exports -path logs/_previous -prune -o -type f ! -name .lock ! -name .journal -printf '%p %i\n' 2>/dev/null | LC_ALL=C sort)
+    (cd "$1" && find logs exports -path logs/_previous -prune -o -type f ! -name .lock ! -name .journal ! -name summaries.jsonl -printf '%p %i\n' 2>/dev/null | LC_ALL=C sort)
 }
 # A view of the current tree with the same logs/ and exports/ names as a kept run.
 current() {
@@ -26,7 +28,7 @@ current() {
     if [ -d "$exports" ]; then ln -s "$(cd "$exports" && pwd)" "$view/exports"; else mkdir "$view/exports"; fi
     echo "$view"
 }
-tree_listing() { (cd "$1" && find -L logs exports -path logs/_previous -prune -o -type f ! -name .lock ! -name .journal -printf '%p %i\n' 2>/dev/null | LC_ALL=C sort); }
+tree_listing() { (cd "$1" && find -L logs exports -path logs/_previous -prune -o -type f ! -name .lock ! -name .journal ! -name summaries.jsonl -printf '%p %i\n' 2>/dev/null | LC_ALL=C sort); }
 runs_newest_first() { ls -1 "$prev" 2>/dev/null | grep '^run-[0-9]*$' | LC_ALL=C sort -r || true; }
 
 case $action in

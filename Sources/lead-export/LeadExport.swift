@@ -8,7 +8,7 @@ struct LeadExport: ParsableCommand {
         commandName: "lead-export",
         abstract: "Deliver records: CSV, smart lists, delivery profiles, the permits tree, the events analytics.",
         version: LeadETL.version,
-        subcommands: [CSV.self, List.self, Profile.self, Permits.self, Deliver.self, Sold.self, Events.self, Report.self]
+        subcommands: [CSV.self, List.self, Profile.self, Permits.self, Deliver.self, Sold.self, Events.self, Report.self, DB.self]
     )
 
     static func main() { stageMain() }
