@@ -23,7 +23,7 @@ struct RunReportTests {
             return Binaries.Result(status: -1, stdout: "", stderr: "")
         }
         let profile = tree.root + "/chromium-profile"
-        return try Binaries.run(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+        return try Binaries.run(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
                                           "--user-data-dir=\(profile)", "--enable-logging=stderr", "--log-level=0"] + arguments
                                           + ["file://" + page], in: tree.root)
     }
