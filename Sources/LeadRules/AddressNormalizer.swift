@@ -124,15 +124,28 @@ public struct AddressNormalizer: Sendable {
             if fastPaths, let simple = simpleStreet(tokens[...]) {
                 address = simple
             } else {
-                guard let parsed = parseDelivery(tokens[...], allowRecipient: false) else {
+                let parsed = parseDelivery(tokens[...], allowRecipient: false)
+                if let parsed, parsed.rest.isEmpty {
+                    address = parsed.address
+                } else if case .success(let whole) = parseOneLine(tokens) {
+                    // The line holds its own last line as well as the fields do (a provider's
+                    // "618 W ELMIRA ST, City of San Antonio, TX 78212" beside a city column):
+                    // the fields win, the line fills what they leave empty, and a state or ZIP
+                    // that contradicts them is an error.
+                    if let state, let code = standardizeState(state), let said = whole.state, said != code {
+                        return .failure(AddressProblem("the address says state \(said), the state field \(code)"))
+                    }
+                    if let zip, let z = standardizeZIP(zip), let said = whole.zip, said.prefix(5) != z.prefix(5) {
+                        return .failure(AddressProblem("the address says ZIP \(said), the ZIP field \(z)"))
+                    }
+                    address = whole
+                } else if let parsed {
+                    return .failure(AddressProblem("cannot place '\(parsed.rest.map(\.text).joined(separator: " "))' in the address"))
+                } else {
                     return .failure(AddressProblem(explain(tokens)))
                 }
-                address = parsed.address
-                if !parsed.rest.isEmpty {
-                    return .failure(AddressProblem("cannot place '\(parsed.rest.map(\.text).joined(separator: " "))' in the address"))
-                }
             }
-            address.city = city.map(standardizeCity).flatMap { $0.isEmpty ? nil : $0 }
+            if let given = city.map(standardizeCity), !given.isEmpty { address.city = given }
             if let state, !state.trimmingSpaces.isEmpty {
                 guard let code = standardizeState(state) else { return .failure(AddressProblem("unknown state '\(state)'")) }
                 address.state = code
