@@ -162,26 +162,45 @@ public struct RunReport {
         return step.name + "\u{1}" + args.joined(separator: "\u{2}")
     }
 
-    /// A reject reason with its particulars taken out ('...' quoted values, numbers), so that
-    /// rejects for the same cause count together.
+    /// A reject reason with its particulars taken out ('...' quoted values, and words that
+    /// hold a digit: numbers, ids, dates), so that rejects for the same cause count together.
     public static func reasonClass(_ reason: String) -> String {
-        var out = "", quoted = false, inNumber = false
+        var out = "", word = "", quoted = false
+        func endWord() {
+            out += word.contains(where: \.isNumber) ? "N" : word
+            word = ""
+        }
         for c in reason {
             if quoted {
                 if c == "'" { quoted = false; out += "…'" }
                 continue
             }
-            if c == "'" { quoted = true; out.append(c); continue }
-            if c.isNumber {
-                if !inNumber { out += "N" }
-                inNumber = true
+            if c == "'" { endWord(); quoted = true; out.append(c); continue }
+            if c == " " || c == "," || c == ";" || c == ":" || c == "(" || c == ")" || c == "[" || c == "]" || c == "=" {
+                endWord()
+                out.append(c)
                 continue
             }
-            inNumber = false
-            out.append(c)
+            word.append(c)
         }
+        endWord()
         if quoted { out += "…" }
-        return out
+        // A time split at its colons is one particular: 12:45:00 -> N.
+        let chars = Array(out)
+        var collapsed = ""
+        var k = 0
+        func placeholder(_ at: Int, in text: [Character]) -> Bool {
+            text[at] == "N" && (at == 0 || !text[at - 1].isLetter) && (at + 1 == text.count || !text[at + 1].isLetter)
+        }
+        while k < chars.count {
+            if chars[k] == ":", k > 0, k + 1 < chars.count, placeholder(k - 1, in: chars), placeholder(k + 1, in: chars) {
+                k += 2
+                continue
+            }
+            collapsed.append(chars[k])
+            k += 1
+        }
+        return collapsed
     }
 
     /// The trend numbers of one run: the records out of each stage command (summed over its

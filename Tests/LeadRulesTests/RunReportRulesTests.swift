@@ -29,6 +29,9 @@ struct RunReportRulesTests {
         #expect(RunReport.reasonClass("property_address: no house number in 'RIVERSIDE DR'") == "property_address: no house number in '…'")
         #expect(RunReport.reasonClass("line 12: 3 columns, expected 17") == "line N: N columns, expected N")
         #expect(RunReport.reasonClass("value 'unterminated") == "value '…")
+        // Ids and dates are particulars too: one class for every permit without an address.
+        #expect(RunReport.reasonClass("permit TRE-AFF-PMT23-39002078 has no property_address") == "permit N has no property_address")
+        #expect(RunReport.reasonClass("timestamp 2025-01-18T12:45:00Z is after the window end") == "timestamp N is after the window end")
     }
 
     @Test func histogramBinsAreRoundAndHoldEveryValue() {
