@@ -123,13 +123,23 @@ public struct DatabaseLoad {
         let keyWhere = table.key.map { DatabaseTable.quoted($0) + " = ?" }.joined(separator: " AND ")
         let find = try db.prepare("SELECT _row_hash FROM \(q) WHERE \(keyWhere)")
         let put = try db.prepare("INSERT OR REPLACE INTO \(q) (\(columns.map(DatabaseTable.quoted).joined(separator: ", ")), _row_hash) VALUES (\(Array(repeating: "?", count: columns.count + 1).joined(separator: ", ")))")
+        // Each row's values by column, from one walk over its fields.
+        var columnIndex: [String: Int] = [:]
+        for (i, c) in columns.enumerated() { columnIndex[c] = i }
+        let keyIndexes = table.key.map { columnIndex[$0]! }
+        let isTyped = columns.map { typed.contains($0) }
+        var values = [JSONValue?](repeating: nil, count: columns.count)
         var seen = Set<String>()
         if exists {
-            try stage.forEachRecord([path]) { record, location in
+            // Records are parsed on every core; a row's content hash is its line's bytes as
+            // read (a child row's, its columns' JSON).
+            try stage.forEachRecord([path], transform: { _ in }, encoding: .input) { record, line, _ in
                 for row in rows(of: record, table) {
+                    for i in values.indices { values[i] = nil }
+                    for f in row.fields { if let i = columnIndex[f.key] { values[i] = f.value } }
                     var keyText: [String] = []
-                    for k in table.key {
-                        let v = row[k]?.resolved ?? .null
+                    for (k, i) in zip(table.key, keyIndexes) {
+                        let v = values[i]?.resolved ?? .null
                         let text = v.isNull ? "" : (v.text ?? v.json)
                         guard !text.isEmpty else {
                             throw RecordRejected("\(table.name): no \(k) (the table's key is \(table.key.joined(separator: " + ")))")
@@ -141,20 +151,24 @@ public struct DatabaseLoad {
                         throw RecordRejected("\(table.name): key \(keyText.joined(separator: ", ")) is there already, on an earlier row")
                     }
                     var hash: UInt64 = 0xcbf29ce484222325
-                    for column in columns {
-                        for byte in (row[column]?.json ?? "null").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
-                        hash = (hash ^ 0x1f) &* 0x100000001b3
+                    if table.rowsFrom == nil {
+                        for byte in line { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
+                    } else {
+                        for value in values {
+                            for byte in (value?.json ?? "null").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
+                            hash = (hash ^ 0x1f) &* 0x100000001b3
+                        }
                     }
                     let stored = Int64(bitPattern: hash)
                     find.reset()
-                    for (i, k) in table.key.enumerated() { find.bind(row[k], at: Int32(i + 1)) }
+                    for (n, i) in keyIndexes.enumerated() { find.bind(values[i], at: Int32(n + 1)) }
                     var old: Int64?
                     if try find.step() { old = find.int(0) }
                     find.reset()
                     counts.rows += 1
                     if old == stored { counts.unchanged += 1; continue }
                     put.reset()
-                    for (i, column) in columns.enumerated() { put.bind(row[column], at: Int32(i + 1), emptyIsNull: typed.contains(column)) }
+                    for i in values.indices { put.bind(values[i], at: Int32(i + 1), emptyIsNull: isTyped[i]) }
                     put.bind(stored, at: Int32(columns.count + 1))
                     do {
                         try put.step()
