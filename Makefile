@@ -144,11 +144,11 @@ settle-leads: $(BIN)/.built
 	@$(BIN)/lead-cleanup stores -q $(LEADS)
 
 $(LEADS)/imported/%.jsonl: fixtures/leads/%.csv stages/flatten/leads-%.csv $(BIN)/.built | settle-leads
-	$(BIN)/lead-flatten leads --map stages/flatten/leads-$*.csv $(leads_now) --logs $(LOGS) $< -o $@
+	$(BIN)/lead-flatten leads --schema leads-imported --map stages/flatten/leads-$*.csv $(leads_now) --logs $(LOGS) $< -o $@
 
 define expired_leads
 $(LEADS)/imported/$1.jsonl: $(call flat_of,$1) stages/flatten/leads-expired-listings.csv | cleanup settle-leads
-	$(BIN)/lead-flatten leads --map stages/flatten/leads-expired-listings.csv --source $1 $(leads_now) --logs $(LOGS) $$< -o $$@
+	$(BIN)/lead-flatten leads --schema leads-imported --map stages/flatten/leads-expired-listings.csv --source $1 $(leads_now) --logs $(LOGS) $$< -o $$@
 endef
 $(foreach p,$(LEAD_EXPIRED),$(eval $(call expired_leads,$p)))
 
@@ -158,9 +158,9 @@ $(foreach p,$(LEAD_EXPIRED),$(eval $(call expired_leads,$p)))
 # waits instead of being overwritten.
 $(LEADS)/leads.jsonl: $(LEAD_IMPORTS) $(LEAD_RULES) | settle-leads
 	scripts/locked.sh $(LEADS) -- sh -c '\
-	$(BIN)/lead-normalize --dedupe --master $@ --logs $(LOGS) $(leads_now) $(LEAD_IMPORTS) -o $(LEADS)/normalized.jsonl && \
-	$(BIN)/lead-tag leads $(leads_now) $(LEADS)/normalized.jsonl -o $(LEADS)/tagged.jsonl && \
-	$(BIN)/lead-score tags $(leads_now) $(LEADS)/tagged.jsonl -o $@'
+	$(BIN)/lead-normalize --dedupe --schema leads --master $@ --logs $(LOGS) $(leads_now) $(LEAD_IMPORTS) -o $(LEADS)/normalized.jsonl && \
+	$(BIN)/lead-tag leads --schema leads $(leads_now) $(LEADS)/normalized.jsonl -o $(LEADS)/tagged.jsonl && \
+	$(BIN)/lead-score tags --schema leads $(leads_now) $(LEADS)/tagged.jsonl -o $@'
 
 
 lists: $(SMART_LISTS:%=$(EXPORTS)/lists/%.csv)
@@ -169,12 +169,12 @@ $(EXPORTS)/lists/%.csv: $(LEADS)/leads.jsonl stages/export/lists/%.list stages/t
 	$(BIN)/lead-export list $* $(leads_now) --logs $(LOGS) --exports $(EXPORTS)
 
 $(LEADS)/expiring.jsonl: $(LEADS)/leads.jsonl
-	$(BIN)/lead-tag expiring --within 7d $(leads_now) --logs $(LOGS) -o $@
+	$(BIN)/lead-tag expiring --schema leads-expiring --within 7d $(leads_now) --logs $(LOGS) -o $@
 
 # The nightly job: expiry brought up to now (the real time, or NOW) and every lead rescored,
 # then the lists again.
 rescore: build
-	$(BIN)/lead-score tags --recalculate $(live_now) --logs $(LOGS)
+	$(BIN)/lead-score tags --schema leads --recalculate $(live_now) --logs $(LOGS)
 	$(MAKE) --no-print-directory lists $(LEADS)/expiring.jsonl LIVE_CLOCK=1
 	@scripts/previous.sh keep $(LOGS) $(EXPORTS)
 
@@ -219,7 +219,7 @@ $(PERMITS)/raw-%.jsonl: $$(if $$(filter files,$$(call permit_kind,$$*)),$$(wildc
 	$(BIN)/lead-fetch permits --source $* --state $(PERMITS)/fetch-$*.json $(permits_now) -o $@
 
 $(PERMITS)/flattened-%.jsonl: $(PERMITS)/raw-%.jsonl $$(call permit_map,$$*)
-	$(BIN)/lead-flatten permits --map $(call permit_map,$*) --logs $(LOGS) $(permits_now) $< -o $@
+	$(BIN)/lead-flatten permits --schema permits-flattened --map $(call permit_map,$*) --logs $(LOGS) $(permits_now) $< -o $@
 
 # SHARDS=N (with make -j N): the per-record stages (normalize, trades, score, tier) run in N
 # shards, each over its part of the flattened permits (split by lines, in order), then the
@@ -230,10 +230,10 @@ SHARDS ?=
 reasoner_opts = $(if $(REASONER),--reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT))
 ifeq ($(SHARDS),)
 $(PERMITS)/report.json: $(PERMIT_FLAT) $(PERMIT_RULES) $(wildcard stages/normalize/*.csv) | settle-permits
-	$(BIN)/lead-normalize $(permits_now) $(PERMIT_FLAT) -o $(PERMITS)/normalized.jsonl
-	$(BIN)/lead-tag trades $(permits_now) $(PERMITS)/normalized.jsonl -o $(PERMITS)/tagged.jsonl
-	$(BIN)/lead-score permits $(permits_now) $(reasoner_opts) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
-	$(BIN)/lead-tier $(permits_now) $(PERMITS)/scored.jsonl -o $(PERMITS)/tiered.jsonl
+	$(BIN)/lead-normalize --schema permits-normalized $(permits_now) $(PERMIT_FLAT) -o $(PERMITS)/normalized.jsonl
+	$(BIN)/lead-tag trades --schema permits-tagged $(permits_now) $(PERMITS)/normalized.jsonl -o $(PERMITS)/tagged.jsonl
+	$(BIN)/lead-score permits --schema permits-scored $(permits_now) $(reasoner_opts) $(PERMITS)/tagged.jsonl -o $(PERMITS)/scored.jsonl
+	$(BIN)/lead-tier --schema permits-tiered $(permits_now) $(PERMITS)/scored.jsonl -o $(PERMITS)/tiered.jsonl
 	$(BIN)/lead-export permits $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
 else
 SHARD_IDS    := $(shell seq 1 $(SHARDS))
@@ -244,10 +244,10 @@ $(SHARD_DIR)/flattened.jsonl: $(PERMIT_FLAT) | settle-permits
 	@umask 077 && mkdir -p $(@D) && cat $(PERMIT_FLAT) > $@.part && mv $@.part $@
 $(SHARD_DIR)/tiered-%.jsonl: $(SHARD_DIR)/flattened.jsonl $(PERMIT_RULES) $(wildcard stages/normalize/*.csv)
 	@umask 077 && split -n l/$*/$(SHARDS) $< > $(SHARD_DIR)/in-$*.jsonl
-	$(BIN)/lead-normalize --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/in-$*.jsonl -o $(SHARD_DIR)/normalized-$*.jsonl
-	$(BIN)/lead-tag trades --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/normalized-$*.jsonl -o $(SHARD_DIR)/tagged-$*.jsonl
-	$(BIN)/lead-score permits --shard $*/$(SHARDS) $(permits_now) $(reasoner_opts) $(SHARD_DIR)/tagged-$*.jsonl -o $(SHARD_DIR)/scored-$*.jsonl
-	$(BIN)/lead-tier --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/scored-$*.jsonl -o $@
+	$(BIN)/lead-normalize --schema permits-normalized --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/in-$*.jsonl -o $(SHARD_DIR)/normalized-$*.jsonl
+	$(BIN)/lead-tag trades --schema permits-tagged --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/normalized-$*.jsonl -o $(SHARD_DIR)/tagged-$*.jsonl
+	$(BIN)/lead-score permits --schema permits-scored --shard $*/$(SHARDS) $(permits_now) $(reasoner_opts) $(SHARD_DIR)/tagged-$*.jsonl -o $(SHARD_DIR)/scored-$*.jsonl
+	$(BIN)/lead-tier --schema permits-tiered --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/scored-$*.jsonl -o $@
 $(PERMITS)/report.json: $(SHARD_TIERED) | settle-permits
 	@umask 077 && for f in normalized tagged scored tiered; do \
 		cat $(SHARD_IDS:%=$(SHARD_DIR)/$$f-%.jsonl) > $(PERMITS)/$$f.jsonl.part && mv $(PERMITS)/$$f.jsonl.part $(PERMITS)/$$f.jsonl; \
@@ -261,9 +261,9 @@ endif
 # they came from) scored again with REASONER, into their tiers; on the real clock, or NOW.
 permits-retry: build
 	@test -n "$(REASONER)" || { echo "make permits-retry needs REASONER=<command>" >&2; exit 2; }
-	$(BIN)/lead-score permits $(live_now) --reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT) --retry-from $(LOGS) \
+	$(BIN)/lead-score permits --schema permits-scored $(live_now) --reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT) --retry-from $(LOGS) \
 		-o $(PERMITS)/retried.jsonl
-	$(BIN)/lead-tier $(live_now) $(PERMITS)/retried.jsonl -o $(PERMITS)/retried-tiered.jsonl
+	$(BIN)/lead-tier --schema permits-tiered $(live_now) $(PERMITS)/retried.jsonl -o $(PERMITS)/retried-tiered.jsonl
 	$(BIN)/lead-export permits $(live_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/retried-tiered.jsonl
 
 # ---- engagement events: fetch -> flatten -> score -> export, one run per export, in order ----
@@ -289,9 +289,9 @@ settle-events: $(BIN)/.built
 # $1: the run; $2: the run before it.
 define event_run
 $(EVENTS)/run-$1/report.json: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(if $2,$(EVENTS)/run-$2/report.json) | settle-events
-	$(BIN)/lead-fetch events --from $(EVENT_EXPORT_$1) --state $(EVENTS)/state.json --now $(EVENTS_NOW_$1) -o $(EVENTS)/run-$1/fetched.jsonl
-	$(BIN)/lead-flatten events --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/fetched.jsonl -o $(EVENTS)/run-$1/flattened.jsonl
-	$(BIN)/lead-score events --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/scored.jsonl
+	$(BIN)/lead-fetch events --schema events-fetched --from $(EVENT_EXPORT_$1) --state $(EVENTS)/state.json --now $(EVENTS_NOW_$1) -o $(EVENTS)/run-$1/fetched.jsonl
+	$(BIN)/lead-flatten events --schema events-flattened --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/fetched.jsonl -o $(EVENTS)/run-$1/flattened.jsonl
+	$(BIN)/lead-score events --schema events-scored --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/scored.jsonl
 	$(BIN)/lead-export events --force --now $(EVENTS_NOW_$1) --dir $(EVENTS) $(EVENTS)/run-$1/scored.jsonl -o $$@
 endef
 $(eval $(call event_run,1,))

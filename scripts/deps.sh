@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages LeadETL needs, when they are missing.
 #   scripts/deps.sh          build: libcsv, zlib, simdjson, sqlite3
-#   scripts/deps.sh test     also what the tests need: chromium (the run report is opened in it)
+#   scripts/deps.sh test     also what the tests need: chromium (the run report is opened in it),
+#                            python3 and, from PyPI, DuckDB, polars and jsonschema (every output
+#                            is checked against its schema and read by DuckDB and polars)
 #   scripts/deps.sh bench    also the benchmark's peers and tools: miller, time, python3, and
 #                            DuckDB, polars and pandas from PyPI
 # As root it runs apt-get (after apt-get update); otherwise it prints the command to run.
@@ -9,7 +11,7 @@ set -eu
 
 packages="libcsv-dev zlib1g-dev libsimdjson-dev libsqlite3-dev"
 case "${1:-}" in
-test) packages="$packages chromium" ;;
+test) packages="$packages chromium python3 python3-pip" ;;
 bench) packages="$packages miller time python3" ;;
 esac
 
@@ -32,13 +34,18 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq $missing >/dev/null
 fi
 
-# The benchmark's dataframe peers come from PyPI (issue 15: DuckDB, polars, pandas).
-if [ "${1:-}" = "bench" ]; then
-    for m in duckdb polars pandas; do
-        if ! python3 -c "import $m" 2>/dev/null; then
-            python3 -m pip install -q "$m" 2>/dev/null || python3 -m pip install -q --break-system-packages "$m" || \
-                echo "could not install $m from PyPI: the benchmark runs without it" >&2
-        fi
-    done
-fi
-
+# The dataframe readers come from PyPI: DuckDB and polars read every output in the tests
+# (with jsonschema for the schemas); the benchmark's peers are DuckDB, polars and pandas.
+pypi=""
+case "${1:-}" in
+test) pypi="duckdb polars jsonschema" ;;
+bench) pypi="duckdb polars pandas" ;;
+esac
+for m in $pypi; do
+    if ! python3 -c "import $m" 2>/dev/null; then
+        python3 -m pip install -q "$m" 2>/dev/null || python3 -m pip install -q --break-system-packages "$m" || {
+            echo "could not install $m from PyPI" >&2
+            [ "$1" = "bench" ] || exit 1
+        }
+    fi
+done

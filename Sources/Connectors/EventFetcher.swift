@@ -68,9 +68,7 @@ public struct EventFetcher {
                 return
             }
             guard isNew(event) else { return }
-            JSONWriter.writeLine(event, into: sink.buffer)
-            stage.recordsOut += 1
-            try sink.flushIfNeeded()
+            try stage.write(event)
         }
         switch source {
         case .posthog(let client, let baseURL, let project):

@@ -300,10 +300,9 @@ public struct ColumnMap: Sendable {
         }
     }
 
-    static func number(_ d: Double) -> JSONValue {
-        if d.rounded() == d, abs(d) < 1e15 { return .int(Int(d)) }
-        return .double(d)
-    }
+    /// A number or an amount of money: a double in every row, whole or not, so the field keeps
+    /// one JSON type (`1200.0` beside `1234.5`).
+    static func number(_ d: Double) -> JSONValue { .double(d) }
 
     /// `1,234` or `-12`.
     static func integer(_ text: String) -> Int? {

@@ -46,7 +46,8 @@ public struct RetentionRule: Sendable {
 ///
 /// Output fields, in order: the rules' fields, `PrimaryPhotoUrl`, `PhotoCount`, `source`,
 /// `pipeline`, then for kinds with lead tracking the tracking fields and `expiresAt`, and
-/// `coercionErrors` ({field: why}) when a value could not be coerced to its type (it is null).
+/// `coercionErrors` ({field: why} for the values that could not be coerced to their type and are
+/// null; null when every value was).
 public struct ListingFlattener {
     public let pipeline: ListingPipeline
     public let fields: [ListingFieldRule]
@@ -151,7 +152,7 @@ public struct ListingFlattener {
             }
             out.append("expiresAt", .string(start.adding(days: retention.days).iso8601))
         }
-        if !problems.isEmpty { out.append("coercionErrors", .object(problems)) }
+        out.append("coercionErrors", problems.isEmpty ? .null : .object(problems))
         return out
     }
 
@@ -243,7 +244,8 @@ public struct ListingFlattener {
                 guard let i = number.int else { return fail("a whole number") }
                 return .success(.int(i))
             }
-            return .success(number)
+            // A fractional field is a double in every row, whole or not (2.0 beside 2.5).
+            return .success(number.double.map { .double($0) } ?? number)
         case .timestamp:
             guard let t = value.string.flatMap({ Timestamp(iso8601: $0) }) else { return fail("an ISO 8601 timestamp") }
             return .success(.string(t.iso8601))

@@ -121,7 +121,7 @@ public struct PermitScorer: Sendable {
         permit["score"] = .int(score)
         permit["reasoning"] = .string(reasoning)
         permit["ideal_contractor"] = .string(categories[category]?.idealContractor ?? defaultContractor)
-        permit["flags"] = .string(flags.joined(separator: "|"))
+        permit["flags"] = .array(flags.map { .string($0) })
         permit["contact_priority"] = .string(contactPriority(permit, context: context))
         permit["score_breakdown"] = .array(breakdown)
         permit["scored_by"] = .string("rules")

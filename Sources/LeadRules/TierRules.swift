@@ -41,7 +41,7 @@ public struct TierRules: Sendable {
     /// The band a score falls in.
     public func band(for score: Int) -> Band? { bands.first { $0.range.contains(score) } }
 
-    /// Appends tier, tier_action, needs_review and review_reasons (pipe-separated).
+    /// Appends tier, tier_action, needs_review and review_reasons (a list).
     public func tier(_ permit: inout Record, now: Timestamp) throws(RecordRejected) {
         guard let value = permit["score"], let d = value.double, d.rounded() == d else {
             throw RecordRejected("no whole-number score (run lead-score first)")
@@ -52,6 +52,6 @@ public struct TierRules: Sendable {
         let context = FilterContext(now: now)
         let reasons = review.filter { $0.when.matches(permit, context: context) }.map(\.reason)
         permit["needs_review"] = .bool(!reasons.isEmpty)
-        permit["review_reasons"] = .string(reasons.joined(separator: "|"))
+        permit["review_reasons"] = .array(reasons.map { .string($0) })
     }
 }

@@ -157,7 +157,8 @@ public struct TrackingRules: Sendable {
         var problems: [String] = []
         var errors = record["tracking_errors"]?.object ?? Record()
         for f in fields {
-            guard let value = record[f.field] else { continue }
+            // Null is no value (a schema writes unknown fields as null), not an edit to null.
+            guard let value = record[f.field], !value.isNull else { continue }
             let recorded = recorded(f.field, in: record)
             if TrackingRules.same(value, recorded) { continue }
             switch coerce(f.field, value) {
@@ -203,7 +204,7 @@ public struct TrackingRules: Sendable {
             united.append((entry.text("at").flatMap(Timestamp.init(iso8601:)) ?? Timestamp(seconds: 0), n, entry))
         }
         united.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-        if !united.isEmpty || kept[TrackingRules.historyField] != nil {
+        if !united.isEmpty || kept.hasValue(TrackingRules.historyField) {
             let merged = JSONValue.array(united.map { .object($0.2) })
             if kept[TrackingRules.historyField].map({ !($0 == merged) }) ?? true {
                 kept[TrackingRules.historyField] = merged

@@ -37,6 +37,7 @@ public struct LeadMaster {
         try stage.readRecords(path, counting: true) { record, location in
             var lead = record
             try body(&lead, location)
+            stage.schema?.fill(&lead)
             if let sink {
                 JSONWriter.writeLine(lead, into: sink.buffer)
                 try sink.flushIfNeeded()
@@ -114,7 +115,7 @@ public struct LeadDeduper {
                 entry.append("kept", .string(keptOrigin))
                 entry.append("merged", .string(member.origin))
                 entry.append("fields_changed", .array(outcome.changed.map { .string($0) }))
-                if !outcome.blocked.isEmpty { entry.append("dnama_blocked", .object(outcome.blocked)) }
+                entry.append("dnama_blocked", outcome.blocked.isEmpty ? .null : .object(outcome.blocked))
                 entries.append(entry)
                 lead = outcome.lead
                 if !outcome.changed.isEmpty { changedAny = true }

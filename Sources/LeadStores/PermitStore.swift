@@ -121,6 +121,7 @@ public struct PermitStore {
         var byID: [String: Sale] = [:]
         for (line, cells) in table.dropFirst() {
             guard cells.count == 4 else { throw StageError.data("\(soldPath):\(line): expected 4 fields, found \(cells.count)") }
+            guard Double(cells[2]) != nil else { throw StageError.data("\(soldPath):\(line): sold_price '\(cells[2])' is not an amount (25.00)") }
             byID[cells[0]] = Sale(to: cells[1], price: cells[2], at: cells[3])
         }
         return (table.map(\.cells), byID)
@@ -257,7 +258,7 @@ public struct PermitStore {
             if let sale = sales[id] {
                 status = "sold"
                 permit.append("sold_to", .string(sale.to))
-                permit.append("sold_price", .string(sale.price))
+                permit.append("sold_price", Double(sale.price).map { .double($0) } ?? .null)
                 permit.append("sold_at", .string(sale.at))
             } else if let delivery = deliveries[id] {
                 status = "delivered"
@@ -407,10 +408,14 @@ public struct PermitStore {
     /// Brings a kept permit to the clock: rule-scored permits are scored again (days_old,
     /// freshness, reasoning, scored_at); others get their days_old again; then the tier.
     func reageKept(_ permit: inout Record, rules: PermitStoreRules, now: Timestamp) throws {
-        if permit.text("scored_by") == "rules" || permit["scored_by"] == nil {
+        if permit.text("scored_by") == "rules" || !permit.hasValue("scored_by") {
             rules.scorer.score(&permit, now: now)
         } else {
             rules.scorer.derive(&permit, now: now)
+            // A store written before flags became a list holds them pipe-separated.
+            if let text = permit["flags"]?.string {
+                permit["flags"] = .array(text.split(separator: "|").map { .string(String($0)) })
+            }
         }
         do { try rules.tiers.tier(&permit, now: now) } catch { throw StageError.data("permit \(permit.text(PermitFields.id) ?? "?"): \(error)") }
     }
@@ -446,6 +451,10 @@ public struct PermitStore {
     public static func cell(_ value: JSONValue?) -> String {
         guard let value, !value.isNull else { return "" }
         if let b = value.bool { return b ? "true" : "false" }
+        // A list of words (flags, review_reasons) is one cell, pipe-separated as the seed's CSVs.
+        if let items = value.array, let words = Optional(items.compactMap(\.text)), words.count == items.count {
+            return words.joined(separator: "|")
+        }
         return value.text ?? value.json
     }
 

@@ -54,6 +54,11 @@ public struct CommonOptions: ParsableArguments {
                                valueName: "path"))
     public var summaries: String?
 
+    /// The schema of the main output's kind: the fields every record written has.
+    @Option(help: ArgumentHelp("The main output's kind, stages/schemas/NAME.json: every field it names that a record lacks is written as null, so every row has every field.",
+                               valueName: "name"))
+    public var schema: String?
+
     /// Fail instead of waiting when another run holds a store this stage needs.
     @Flag(help: "When another run holds a store this stage writes (its .lock), exit 2 naming it instead of waiting; LEAD_NO_WAIT=1 too.")
     public var noWait = false

@@ -80,6 +80,14 @@ public struct JSONFlattener {
         case LJ_STRING.rawValue:
             let body = tape.rawStringBody(node)
             if tape.valueIsEscaped(node) { JSONTape.unescape(body, into: out) } else { out.append(body) }
+        case LJ_FLOAT.rawValue:
+            // A whole number prints without the .0 of a fractional field, as JSONValue.text.
+            let raw = tape.rawValue(node)
+            if raw.count > 2, raw[raw.count - 1] == 48, raw[raw.count - 2] == 46 {
+                out.append(UnsafeBufferPointer(rebasing: raw[..<(raw.count - 2)]))
+            } else {
+                out.append(raw)
+            }
         default: out.append(tape.rawValue(node))
         }
     }

@@ -73,8 +73,9 @@ public enum JSONValue {
         }
     }
 
-    /// A scalar as text: a string as is, a number as written, `true`/`false`; nil for null,
-    /// arrays and objects.
+    /// A scalar as text: a string as is, a number as written (a whole number without the `.0`
+    /// the record stream gives a fractional field: `2.0` is `2`, as in a CSV cell),
+    /// `true`/`false`; nil for null, arrays and objects.
     public var text: String? {
         switch self {
         case .string(let s): return s
@@ -85,7 +86,13 @@ public enum JSONValue {
         case .raw(let r):
             switch r.kind {
             case .string: return r.tape.string(r.node)
-            case .number, .bool: return String(decoding: r.tape.rawValue(r.node), as: UTF8.self)
+            case .number:
+                let raw = r.tape.rawValue(r.node)
+                if raw.count > 2, raw[raw.count - 1] == 48, raw[raw.count - 2] == 46 {
+                    return String(decoding: UnsafeBufferPointer(rebasing: raw[..<(raw.count - 2)]), as: UTF8.self)
+                }
+                return String(decoding: raw, as: UTF8.self)
+            case .bool: return String(decoding: r.tape.rawValue(r.node), as: UTF8.self)
             default: return nil
             }
         }

@@ -132,9 +132,12 @@ public enum JSONWriter {
         }
     }
 
+    /// A double prints with a decimal point even when whole (`2.0`), so a fractional field is
+    /// a float in every row for the readers that type columns (DuckDB, polars, pandas).
     public static func writeDouble(_ d: Double, into out: ByteBuffer) {
         if let i = exactInteger(d) {
             out.append(decimal: i)
+            appendLiteral(".0", out)
         } else if d.isFinite {
             out.append(d.description)
         } else {

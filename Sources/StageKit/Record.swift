@@ -76,6 +76,9 @@ public struct Record {
         return fields.remove(at: i).value
     }
 
+    /// Whether `key` is present with a value other than null (a schema fills unknowns with null).
+    public func hasValue(_ key: String) -> Bool { self[key].map { !$0.isNull } ?? false }
+
     /// The text of a scalar field (see `JSONValue.text`); nil when missing, null or a container.
     public func text(_ key: String) -> String? { self[key]?.text }
 

@@ -53,6 +53,9 @@ public final class Stage {
     public var inputEncoding: TextEncoding
     /// Which of several processes side by side this is (`--shard`, `LEAD_SHARD`), if any.
     public let shard: Shard?
+    /// The main output's schema (`--schema`): every record written has its fields.
+    public private(set) var schema: RecordSchema?
+    private lazy var schemaParser = RecordParser()
     /// When the run started, on the wall clock: a rejects file written after it is another
     /// process's.
     private let startedAt = Clock.systemNow()
@@ -99,6 +102,9 @@ public final class Stage {
                 shard = parsed
             }
             stage = Stage(name: name, command: command, options: options, clock: clock, environment: environment, shard: shard)
+            if let name = options.schema {
+                stage.schema = try RecordSchema.load(stage.rulesFile(name + ".json", stage: "schemas"), name: name)
+            }
         } catch {
             fail(error, program: program, status: errorStatus)
         }
@@ -151,7 +157,13 @@ public final class Stage {
     /// Writes `record` as one JSONL line to the main output.
     public func write(_ record: Record) throws(StageError) {
         let sink = try output()
-        JSONWriter.writeLine(record, into: sink.buffer)
+        if let schema {
+            var record = record
+            schema.fill(&record)
+            JSONWriter.writeLine(record, into: sink.buffer)
+        } else {
+            JSONWriter.writeLine(record, into: sink.buffer)
+        }
         recordsOut += 1
         try sink.flushIfNeeded()
     }
@@ -224,15 +236,17 @@ public final class Stage {
         let out = rejectsSink!.buffer
         var entry = Record()
         entry.append("stage", .string(name))
-        if let command { entry.append("command", .string(command)) }
+        entry.append("command", command.map { .string($0) } ?? .null)
         entry.append("source", .string(location.displayPath))
         entry.append("line", .int(location.line))
         entry.append("reason", .string(reason))
         JSONWriter.write(entry, into: out)
         out.removeLast()
         out.append(",\"raw\":")
+        // Every reject has the same fields: raw_base64 is null unless raw is not UTF-8.
         if raw.count == 0 || validUTF8(raw) {
             JSONWriter.writeString(bytes: raw, into: out)
+            out.append(",\"raw_base64\":null")
         } else {
             JSONWriter.writeString(String(decoding: raw, as: UTF8.self), into: out)
             out.append(",\"raw_base64\":\"")
@@ -372,7 +386,11 @@ public final class Stage {
                                         encoding: LineEncoding, _ body: @escaping (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
         let workers = workerCount
         let batchSize = 2048
-        let shared = UncheckedBox(transform)
+        // With --schema the workers fill the schema's fields as they encode.
+        let shared = UncheckedBox(schema.map { schema in { (record: inout Record) throws -> Void in
+            try transform(&record)
+            schema.fill(&record)
+        } } ?? transform)
         // Two batches, used in turn; a batch's buffers are touched by one side at a time.
         let batches = [RecordBatch(workers: workers), RecordBatch(workers: workers)]
         var filling = 0
@@ -462,6 +480,7 @@ public final class Stage {
 
     /// Writes one JSON line, already encoded, to the main output.
     public func writeLine(_ json: UnsafeBufferPointer<UInt8>) throws(StageError) {
+        if let schema, var record = schemaParser.record(json), schema.fill(&record) { return try write(record) }
         let sink = try output()
         sink.buffer.append(json)
         sink.buffer.append(10)
@@ -739,10 +758,14 @@ public final class Stage {
         line.append("seconds", .double(seconds.rounded() / 1000))
         if error == nil && !options.quiet { standardError(line.json + "\n") }
         guard let log else { return }
-        if let error { line.append("error", .string(error.description)) }
+        line.append("error", error.map { .string($0.description) } ?? .null)
         line.append("output", options.output.map { .string($0) } ?? .null)
         line.append("argv", .array(CommandLine.arguments.dropFirst().map { .string($0) }))
         line.append("at", .string(Clock.systemNow().iso8601))
+        // In the log every line has every field any stage reports (stages/schemas/summaries.json).
+        if let schema = try? RecordSchema.load(rulesFile("summaries.json", stage: "schemas"), name: "summaries") {
+            schema.fill(&line)
+        }
         do throws(StageError) {
             try SummaryLog.append(line.json, to: log)
         } catch {

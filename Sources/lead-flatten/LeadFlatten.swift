@@ -355,7 +355,8 @@ extension LeadFlatten {
                     let path = input == "-" ? try stage.spoolStdin() : input
                     try forEachMapped(stage, map: columnMap, path: path, input: input,
                                       isJSON: isJSONInput(input, format: format)) { column, passThrough, location in
-                        let permit = try columnMap.record(column: column, passThrough: passThrough, numeric: PermitFields.numeric)
+                        var permit = try columnMap.record(column: column, passThrough: passThrough, numeric: PermitFields.numeric)
+                        stage.schema?.fill(&permit)
                         guard let id = permit.text(PermitFields.id)?.trimmingSpaces, !id.isEmpty else {
                             throw RecordRejected("no permit_id")
                         }
@@ -387,7 +388,7 @@ extension LeadFlatten {
                 if city.hasPrefix("permits-") { city.removeFirst(8) }
                 let log = try stage.openOutput(stage.sidePath(logs + "/permits/replaced-" + city + ".jsonl"))
                 for entry in replaced { JSONWriter.writeLine(entry, into: log.buffer) }
-                stage.summary.append("replaced", .int(replaced.count))
+                stage.summary.append("replaced_rows", .int(replaced.count))
             }
         }
     }
@@ -428,6 +429,8 @@ extension LeadFlatten {
                 try stage.forEachRecord(inputs, transform: { record in
                     if let kind = record.text("kind") {
                         guard kind == EventRun.kind else { throw RecordRejected("already flat (kind \(kind)): not a PostHog event") }
+                        // Only its own fields: the fetch's schema gave it the raw events' too.
+                        record = try EventRun(record: record).record
                         return
                     }
                     switch try catalog.flatten(record) {

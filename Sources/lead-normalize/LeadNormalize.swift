@@ -129,8 +129,8 @@ struct LeadNormalize: ParsableCommand {
                 try normalizer.normalize(&lead)
                 // A tracking value edited by hand in the import joins its history, at this run.
                 tracking.stampEdits(&lead, at: clock, by: "import:" + (lead.text("source") ?? "leads"))
-                if lead["created_at"] == nil { lead.append("created_at", .string(now)) }
-                if lead["updated_at"] == nil { lead.append("updated_at", .string(now)) }
+                if !lead.hasValue("created_at") { lead["created_at"] = .string(now) }
+                if !lead.hasValue("updated_at") { lead["updated_at"] = .string(now) }
             }
             var otherShards = 0
             defer { if stage.shard != nil { stage.summary["other_shards"] = .int(otherShards) } }

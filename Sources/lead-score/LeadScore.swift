@@ -295,7 +295,7 @@ enum ReasonerAnswer {
         permit["reasoning"] = .string("RETRY: " + problem)
         permit["ideal_contractor"] = .string(scorer.categories[category]?.idealContractor ?? scorer.defaultContractor)
         permit["contact_priority"] = .string("skip")
-        permit["flags"] = .string("reasoner_failed")
+        permit["flags"] = .array([.string("reasoner_failed")])
         permit["score_breakdown"] = .array([])
         permit["scored_by"] = .string("reasoner")
         permit["scored_at"] = .string(now.iso8601)
@@ -313,17 +313,17 @@ enum ReasonerAnswer {
         guard let priority = o["contact_priority"]?.string, ["call", "email", "skip"].contains(priority) else {
             return .failure(Malformed(why: "contact_priority must be call, email or skip"))
         }
-        var flags = ""
+        var flags: [JSONValue] = []
         switch o["flags"] {
         case nil: break
         case .some(let v) where v.isNull: break
         case .some(let v):
-            if let s = v.string { flags = s }
-            else if let items = v.array, items.allSatisfy({ $0.string != nil }) { flags = items.compactMap(\.string).joined(separator: "|") }
+            if let s = v.string { flags = s.split(separator: "|").map { .string(String($0)) } }
+            else if let items = v.array, items.allSatisfy({ $0.string != nil }) { flags = items.compactMap(\.string).map { .string($0) } }
             else { return .failure(Malformed(why: "flags must be a string or a list of strings")) }
         }
         return .success([("score", .int(Int(d))), ("reasoning", .string(reasoning)), ("ideal_contractor", .string(contractor)),
-                         ("contact_priority", .string(priority)), ("flags", .string(flags)), ("score_breakdown", .array([]))])
+                         ("contact_priority", .string(priority)), ("flags", .array(flags)), ("score_breakdown", .array([]))])
     }
 }
 

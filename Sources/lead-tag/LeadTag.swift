@@ -197,7 +197,7 @@ extension LeadTag {
                         if change.assignments > 0 {
                             leads += 1
                             total += change
-                            if lead["score"] != nil { try scorer.score(&lead, now: now) }
+                            if lead.hasValue("score") { try scorer.score(&lead, now: now) }
                         }
                     } catch let rejected as RecordRejected {
                         throw StageError.data("\(location): \(rejected.reason)")
@@ -248,7 +248,7 @@ extension LeadTag {
                         changed += 1
                         lead["updated_at"] = .string(now.iso8601)
                         do {
-                            if lead["score"] != nil { try rules.scorer.score(&lead, now: now) }
+                            if lead.hasValue("score") { try rules.scorer.score(&lead, now: now) }
                         } catch let rejected as RecordRejected {
                             throw StageError.data("\(location): \(rejected.reason)")
                         }

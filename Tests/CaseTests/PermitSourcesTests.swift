@@ -104,7 +104,7 @@ import Testing
         let plain = try make(["permits"], "plain")
         let sharded = try make(["-j2", "permits", "SHARDS=2"], "sharded")
         #expect(plain.status == 0 && sharded.status == 0, "\(sharded.stderr.suffix(1500))")
-        #expect(sharded.stdout.contains("lead-tier --shard 2/2"), "the stages ran in two shards")
+        #expect(sharded.stdout.contains("lead-tier --schema permits-tiered --shard 2/2"), "the stages ran in two shards")
         let fm = FileManager.default
         for file in ["normalized.jsonl", "tagged.jsonl", "scored.jsonl", "tiered.jsonl"] {
             #expect(fm.contentsEqual(atPath: root + "/plain/logs/permits/" + file, andPath: root + "/sharded/logs/permits/" + file), "\(file)")

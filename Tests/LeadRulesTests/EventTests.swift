@@ -135,7 +135,7 @@ import Testing
         #expect(parts.map { $0.key.start.hour } == [12, 13])
         let noon = HourPart.analyticsRow([parts[0]]), one = HourPart.analyticsRow([parts[1]])
         #expect(noon["total_views"]?.int == 1)
-        #expect(one.json == #"{"listing_id":"L","date":"2025-01-16","hour":13,"total_views":3,"unique_views":2,"total_leads":6,"phone_leads":1,"message_leads":2,"email_leads":1,"appointment_leads":1,"unique_leads":4,"conversion_rate":200,"impressions":1,"shares":2,"saves":1,"share_breakdown":{"unknown":1,"whatsapp":1}}"#)
+        #expect(one.json == #"{"listing_id":"L","date":"2025-01-16","hour":13,"total_views":3,"unique_views":2,"total_leads":6,"phone_leads":1,"message_leads":2,"email_leads":1,"appointment_leads":1,"unique_leads":4,"conversion_rate":200.0,"impressions":1,"shares":2,"saves":1,"share_breakdown":{"unknown":1,"whatsapp":1}}"#)
     }
 
     @Test func conversionRateIsRoundedToHundredths() {
