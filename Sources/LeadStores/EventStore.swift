@@ -138,6 +138,8 @@ public struct EventLedger {
                 guard let id = record.text("run_id") else { throw RecordRejected("a lead record without run_id") }
                 var lead = record
                 _ = lead.removeValue(forKey: "kind")
+                // A lead sums many events: it has no one origin.
+                _ = lead.removeValue(forKey: Stage.originField)
                 try tally.addLead(record: lead)
                 leadRunIDs.insert(id)
                 events += lead["total_actions"]?.int ?? 0

@@ -45,9 +45,14 @@ public struct CommonOptions: ParsableArguments {
     public var headerFrom: String?
 
     /// The line of the whole file a chunk starts on.
-    @Option(help: ArgumentHelp("The line of the whole CSV the input starts on (with --header-from), so rejects name the original line.",
+    @Option(help: ArgumentHelp("The line of the whole file the input starts on (a chunk of it), so rejects and origins name the original line.",
                                valueName: "N"))
     public var firstLine: Int?
+
+    /// The file the input is a part of.
+    @Option(help: ArgumentHelp("The input is a part of this file (a chunk, a partition on stdin): its records are named after it in rejects and _origin (with --first-line, from that line).",
+                               valueName: "path"))
+    public var inputName: String?
 
     /// A pipeline's summary log: the summary line is added to it as well (for the run report).
     @Option(help: ArgumentHelp("Also add the summary line, with the time and the output, to this JSONL file (also $LEAD_SUMMARIES); the run report reads it.",

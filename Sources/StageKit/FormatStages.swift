@@ -4,16 +4,30 @@ import CSimdJSON
 /// `lead-flatten csv` and `lead-export csv`. They work on tapes and bytes directly, so they
 /// run at the speed of the parsers.
 public enum FormatStages {
+    /// Adds `"_origin":"path:line"` to the object just written (its closing brace reopened).
+    static func appendOrigin(_ location: SourceLocation, into out: ByteBuffer) {
+        out.removeLast()
+        if out.count > 0, out.base[out.count - 1] != 123 { out.append(44) }
+        JSONWriter.writeString(Stage.originField, into: out)
+        out.append(58)
+        JSONWriter.writeString(location.description, into: out)
+        out.append(125)
+    }
+
     /// `lead-flatten json`: each object flattened (see `JSONFlattener`), one per line.
     public static func flattenJSON(_ stage: Stage, inputs: [String], separator: String) throws {
         let flattener = JSONFlattener(separator: separator)
         let sink = try stage.output()
         let out = sink.buffer
-        try stage.forEachJSON(inputs) { tape, _ in
+        let origin = Array(Stage.originField.utf8)
+        try stage.forEachJSON(inputs) { tape, location in
             guard tape.isObject else {
                 throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
             }
             flattener.write(tape, into: out)
+            if stage.stampsOrigin, !tape.children(0).contains(where: { tape.rawKey($0).elementsEqual(origin) }) {
+                FormatStages.appendOrigin(location, into: out)
+            }
             out.append(10)
             stage.recordsOut += 1
             try sink.flushIfNeeded()
@@ -28,7 +42,7 @@ public enum FormatStages {
         // `"name":` for every column, back to back; keyEnds[i] is where column i's ends.
         let keys = ByteBuffer(capacity: 1024)
         var keyEnds: [Int] = []
-        try stage.forEachCSV(inputs, delimiter: delimiter) { row, header, _ in
+        try stage.forEachCSV(inputs, delimiter: delimiter) { row, header, location in
             if header != encodedHeader {
                 encodedHeader = header
                 keys.removeAll()
@@ -46,7 +60,9 @@ public enum FormatStages {
                 keyStart = keyEnds[i]
                 JSONWriter.writeString(bytes: row.field(i), into: out)
             }
-            out.append("}\n")
+            out.append(125)
+            if stage.stampsOrigin && !header.contains(Stage.originField) { FormatStages.appendOrigin(location, into: out) }
+            out.append(10)
             stage.recordsOut += 1
             try sink.flushIfNeeded()
         }
@@ -55,8 +71,9 @@ public enum FormatStages {
     /// `lead-export csv`: JSON records to CSV. The header is the union of the (flattened)
     /// keys in first-seen order, so the input is read twice; stdin is spooled to a
     /// temporary file first.
+    /// `_origin` (provenance) is left out unless `withOrigin`.
     public static func exportCSV(_ stage: Stage, inputs: [String], delimiter: UInt8, spreadsheetSafe: Bool,
-                                 crlf: Bool, separator: String) throws {
+                                 crlf: Bool, separator: String, withOrigin: Bool = false) throws {
         var paths = try stage.inputs(inputs)
         if paths.contains("-") {
             let spooled = try stage.spoolStdin()
@@ -64,9 +81,11 @@ public enum FormatStages {
         }
         let flattener = JSONFlattener(separator: separator)
         let columns = ByteKeyTable()
+        let origin = Array(Stage.originField.utf8)
+        let skipped: (UnsafeBufferPointer<UInt8>) -> Bool = { key in !withOrigin && key.elementsEqual(origin) }
         try stage.forEachJSON(paths, counting: false) { tape, _ in
             guard tape.isObject else { return }
-            flattener.forEachLeaf(tape) { key, _ in columns.insert(key) }
+            flattener.forEachLeaf(tape) { key, _ in if !skipped(key) { columns.insert(key) } }
         }
 
         let sink = try stage.output()
@@ -93,6 +112,8 @@ public enum FormatStages {
                     column = predicted
                 } else if let found = columns.find(key) {
                     column = found
+                } else if skipped(key) {
+                    return
                 } else {
                     missing = String(decoding: key, as: UTF8.self)
                     return

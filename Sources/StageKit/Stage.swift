@@ -53,6 +53,20 @@ public final class Stage {
     public var inputEncoding: TextEncoding
     /// Which of several processes side by side this is (`--shard`, `LEAD_SHARD`), if any.
     public let shard: Shard?
+    /// Whether this stage is the first to read its records (the flatten stages): each record
+    /// it writes gets `_origin`, the file and line it came from, unless it has one already.
+    public var stampsOrigin = false
+    /// The provenance field: `path:line` of the input a record was first read from. Later
+    /// stages keep it, rejects name it (`origin`), and exports leave it out unless asked.
+    public static let originField = "_origin"
+
+    /// Stamps `record` with `location` as its origin when this stage stamps origins and the
+    /// record has none.
+    public func stampOrigin(_ record: inout Record, at location: SourceLocation) {
+        guard stampsOrigin, !record.hasValue(Stage.originField) else { return }
+        record[Stage.originField] = .string(location.description)
+    }
+
     /// The main output's schema (`--schema`): every record written has its fields.
     public private(set) var schema: RecordSchema?
     private lazy var schemaParser = RecordParser()
@@ -227,6 +241,20 @@ public final class Stage {
         return base + ".rejects.jsonl"
     }
 
+    /// Where line `line` of input `path` is, as rejects and origins name it: with
+    /// `--input-name FILE` the input is a part of FILE (a chunk of a CSV split by lines, a
+    /// Spark partition on standard input) and is named FILE, and with `--first-line N` it
+    /// starts on line N of it.
+    public func inputLocation(_ path: String, line: Int) -> SourceLocation {
+        SourceLocation(path: options.inputName ?? path, line: line + max(0, (options.firstLine ?? 1) - 1))
+    }
+
+    /// The `_origin` of a JSON object's text, nil when it is not one or has none.
+    static func origin(ofRaw raw: UnsafeBufferPointer<UInt8>, parser: RecordParser) -> String? {
+        guard raw.count > 2, raw.first == 123, let record = parser.record(raw) else { return nil }
+        return record.text(originField)
+    }
+
     /// Sends one record to the rejects file: where it came from, why, and its raw text.
     public func reject(_ reason: String, at location: SourceLocation, raw: UnsafeBufferPointer<UInt8>) throws(StageError) {
         var reason = reason
@@ -239,6 +267,8 @@ public final class Stage {
         entry.append("command", command.map { .string($0) } ?? .null)
         entry.append("source", .string(location.displayPath))
         entry.append("line", .int(location.line))
+        // Where the record was first read: its _origin, or (for the first stage) here.
+        entry.append("origin", .string(Stage.origin(ofRaw: raw, parser: schemaParser) ?? location.description))
         entry.append("reason", .string(reason))
         JSONWriter.write(entry, into: out)
         out.removeLast()
@@ -304,7 +334,7 @@ public final class Stage {
             let reader = JSONTextReader(lines: lines)
             try reader.forEach { event in
                 if case .warning(let line, let message) = event {
-                    if counting { warn(message, at: SourceLocation(path: path, line: line)) }
+                    if counting { warn(message, at: inputLocation(path, line: line)) }
                     return
                 }
                 if counting {
@@ -315,16 +345,16 @@ public final class Stage {
                 case .warning:
                     break
                 case .broken(let raw, let line, let reason):
-                    if counting { try reject(reason, at: SourceLocation(path: path, line: line), raw: raw) }
+                    if counting { try reject(reason, at: inputLocation(path, line: line), raw: raw) }
                 case .text(let bytes, let line):
                     switch parser.parse(bytes) {
                     case .failure(let error):
                         if counting {
                             let (l, reason) = Stage.describe(error, in: bytes, startLine: line)
-                            try reject("invalid JSON: " + reason, at: SourceLocation(path: path, line: l), raw: bytes)
+                            try reject("invalid JSON: " + reason, at: inputLocation(path, line: l), raw: bytes)
                         }
                     case .success(let tape):
-                        let location = SourceLocation(path: path, line: line)
+                        let location = inputLocation(path, line: line)
                         do {
                             try body(tape, location)
                         } catch let rejected as RecordRejected {
@@ -427,7 +457,8 @@ public final class Stage {
             batch.texts.append(JSONParser.zeroPadding)
             let group = DispatchGroup()
             let job = UncheckedBox(batch)
-            DispatchQueue.global().async(group: group) { job.value.transform(shared.value, encoding: encoding) }
+            let origins = stampsOrigin
+            DispatchQueue.global().async(group: group) { job.value.transform(shared.value, encoding: encoding, stampingOrigin: origins) }
             if let previous = inFlight {
                 previous.group.wait()
                 try deliver(previous.batch)
@@ -458,14 +489,14 @@ public final class Stage {
                 var item: RecordBatch.Item
                 switch event {
                 case .warning(let line, let message):
-                    warn(message, at: SourceLocation(path: path, line: line))
+                    warn(message, at: inputLocation(path, line: line))
                     return
                 case .broken(let raw, let line, let reason):
                     bytes = raw
-                    item = .init(offset: batch.texts.count, length: raw.count, location: SourceLocation(path: path, line: line), broken: reason)
+                    item = .init(offset: batch.texts.count, length: raw.count, location: inputLocation(path, line: line), broken: reason)
                 case .text(let text, let line):
                     bytes = text
-                    item = .init(offset: batch.texts.count, length: text.count, location: SourceLocation(path: path, line: line), broken: nil)
+                    item = .init(offset: batch.texts.count, length: text.count, location: inputLocation(path, line: line), broken: nil)
                 }
                 recordsIn += 1
                 progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
@@ -528,7 +559,6 @@ public final class Stage {
                            _ body: (CSVReader.Row, [String], SourceLocation) throws -> Void) throws {
         let given = try options.headerFrom.map { file throws in try Stage.headerNames(Stage.firstCSVRow(file, delimiter: delimiter, encoding: inputEncoding)) }
         if let first = options.firstLine, first < 1 { throw StageError.usage("--first-line must be 1 or more (got \(first))") }
-        let offset = (options.firstLine ?? 1) - 1
         for path in try inputs(paths) {
             let source = try ByteSource(path: path, encoding: inputEncoding)
             defer { source.close() }
@@ -538,14 +568,14 @@ public final class Stage {
                 switch event {
                 case .broken(let raw, let line, let reason):
                     recordsIn += 1
-                    try reject(reason, at: SourceLocation(path: path, line: line + offset), raw: raw)
+                    try reject(reason, at: inputLocation(path, line: line), raw: raw)
                 case .row(let row):
                     guard let header else {
                         header = Stage.headerNames((0..<row.count).map { row.string($0) })
                         return
                     }
                     recordsIn += 1
-                    let location = SourceLocation(path: path, line: row.line + offset)
+                    let location = inputLocation(path, line: row.line)
                     if row.count != header.count {
                         var raw = row.raw
                         while let last = raw.last, last == 10 || last == 13 { raw = UnsafeBufferPointer(rebasing: raw.dropLast()) }
@@ -961,7 +991,7 @@ final class RecordBatch: @unchecked Sendable {
     }
 
     /// Parses and transforms every text, on as many threads as there are workers.
-    func transform(_ transform: @escaping (inout Record) throws -> Void, encoding: Stage.LineEncoding) {
+    func transform(_ transform: @escaping (inout Record) throws -> Void, encoding: Stage.LineEncoding, stampingOrigin: Bool = false) {
         let transform = UncheckedBox(transform)
         let count = items.count
         chunks = min(pool.count, max(1, count / 64))
@@ -993,6 +1023,9 @@ final class RecordBatch: @unchecked Sendable {
                 }
                 do {
                     try transform.value(&record)
+                    if stampingOrigin && !record.hasValue(Stage.originField) {
+                        record[Stage.originField] = .string(item.location.description)
+                    }
                     let offset = worker.out.count
                     if encoding == .json { JSONWriter.write(record, into: worker.out) }
                     worker.outcomes.append(.record(record, offset: offset, length: worker.out.count - offset))

@@ -48,7 +48,7 @@ struct LeadDiff: ParsableCommand {
     @Option(help: ArgumentHelp("The key field(s), comma-separated.", valueName: "field[,field...]"))
     var key: String
 
-    @Option(help: ArgumentHelp("Fields not to compare, comma-separated.", valueName: "field[,field...]"))
+    @Option(help: ArgumentHelp("Fields not to compare, comma-separated (_origin, where a record was first read, is never compared).", valueName: "field[,field...]"))
     var ignore: String = ""
 
     @Option(help: "text, jsonl or csv.")
@@ -73,7 +73,8 @@ struct LeadDiff: ParsableCommand {
     func run() throws {
         Stage.run("diff", options: common, errorStatus: 2) { stage in
             let keys = key.split(separator: ",").map { String($0).trimmingSpaces }
-            let ignored = Set(ignore.split(separator: ",").map { String($0).trimmingSpaces })
+            // A record read from another line of its input is not a changed record.
+            let ignored = Set(ignore.split(separator: ",").map { String($0).trimmingSpaces } + [Stage.originField])
             for path in [old, new] where path != "-" && !Stage.fileExists(path) {
                 throw StageError.usage("no such file: \(path)")
             }

@@ -42,6 +42,10 @@ extension LeadExport {
         @Flag(help: "End rows with CRLF instead of LF.")
         var crlf = false
 
+        /// Keep the provenance column.
+        @Flag(help: "Keep the _origin column (where each record was first read), left out by default.")
+        var withOrigin = false
+
         /// The field delimiter.
         @Option(name: .shortAndLong, help: "Field delimiter (one character; \\t for tab).")
         var delimiter = ","
@@ -64,7 +68,7 @@ extension LeadExport {
             let byte = try delimiterByte(delimiter)
             Stage.run("export", command: "csv", options: common) { stage in
                 try FormatStages.exportCSV(stage, inputs: inputs, delimiter: byte, spreadsheetSafe: spreadsheet,
-                                           crlf: crlf, separator: separator)
+                                           crlf: crlf, separator: separator, withOrigin: withOrigin)
             }
         }
     }

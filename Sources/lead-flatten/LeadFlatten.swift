@@ -44,6 +44,7 @@ extension LeadFlatten {
 
         func run() throws {
             Stage.run("flatten", command: "json", options: common) { stage in
+                stage.stampsOrigin = true
                 try FormatStages.flattenJSON(stage, inputs: inputs, separator: separator)
             }
         }
@@ -81,6 +82,7 @@ extension LeadFlatten {
         func run() throws {
             let byte = try delimiterByte(delimiter)
             Stage.run("flatten", command: "csv", options: common) { stage in
+                stage.stampsOrigin = true
                 try FormatStages.flattenCSV(stage, inputs: inputs, delimiter: byte)
             }
         }
@@ -121,6 +123,7 @@ extension LeadFlatten {
 
         func run() throws {
             Stage.run("flatten", command: "listings", options: common) { stage in
+                stage.stampsOrigin = true
                 let rules = try ListingRules.load(directory: stage.rulesDirectory(stage: "fetch"))
                 let flattener = ListingFlattener(
                     pipeline: try rules.pipeline(pipeline),
@@ -153,6 +156,7 @@ extension LeadFlatten {
                             stage.warn("listing \(key) of \(previous ?? "the previous file"): \(problem); kept in tracking_errors", at: location)
                         }
                     }
+                    stage.stampOrigin(&flat, at: location)
                     try stage.write(flat)
                 }
                 if flattener.tracksLeads {
@@ -226,6 +230,7 @@ extension LeadFlatten {
 
         func run() throws {
             Stage.run("flatten", command: "leads", options: common) { stage in
+                stage.stampsOrigin = true
                 let columnMap = try ColumnMap.load(map)
                 var name = String(map.split(separator: "/").last ?? "leads")
                 if name.hasSuffix(".csv") { name.removeLast(4) }
@@ -241,15 +246,16 @@ extension LeadFlatten {
                         importFile = kept.hasPrefix(logs + "/") ? String(kept.dropFirst(logs.count + 1)) : kept
                     }
                     let isJSON = format.map { $0 == "jsonl" } ?? [".jsonl", ".json", ".jsonl.gz", ".json.gz"].contains { input.hasSuffix($0) }
-                    func finish(_ lead: Record, _ line: Int) throws {
+                    func finish(_ lead: Record, _ location: SourceLocation) throws {
                         var lead = lead
                         lead.append(LeadFields.importFile, .string(importFile))
-                        lead.append(LeadFields.importLine, .int(line))
+                        lead.append(LeadFields.importLine, .int(location.line))
+                        stage.stampOrigin(&lead, at: location)
                         try stage.write(lead)
                     }
                     try forEachMapped(stage, map: columnMap, path: path, input: input, isJSON: isJSON) { column, passThrough, location in
                         let lead = try columnMap.lead(column: column, passThrough: passThrough, source: defaultSource, now: now)
-                        try finish(lead, location.line)
+                        try finish(lead, location)
                     }
                 }
             }
@@ -262,6 +268,8 @@ extension LeadFlatten {
 /// columns the map does not use, in source order.
 func forEachMapped(_ stage: Stage, map columnMap: ColumnMap, path: String, input: String, isJSON: Bool,
                    _ body: (_ column: (Int, Int) -> JSONValue?, _ passThrough: [(String, JSONValue)], SourceLocation) throws -> Void) throws {
+    // Standard input is read from a spool file: its records come from stdin.
+    let named: (SourceLocation) -> SourceLocation = { input == "-" ? SourceLocation(path: "-", line: $0.line) : $0 }
     if isJSON {
         let used = columnMap.usedColumns
         try stage.forEachRecord([path]) { record, location in
@@ -270,7 +278,7 @@ func forEachMapped(_ stage: Stage, map columnMap: ColumnMap, path: String, input
                 if let problem = columnMap.collision(field.key) { throw StageError.usage("\(location): \(problem)") }
                 passThrough.append((field.key, field.value))
             }
-            try body({ e, k in record[columnMap.entries[e].columns[k]] }, passThrough, location)
+            try body({ e, k in record[columnMap.entries[e].columns[k]] }, passThrough, named(location))
         }
     } else {
         // One file, one header: checked and resolved on the first row.
@@ -284,7 +292,7 @@ func forEachMapped(_ stage: Stage, map columnMap: ColumnMap, path: String, input
                 unused = header.indices.filter { !used.contains(header[$0]) }
             }
             try body({ e, k in positions![e][k].map { .string(row.string($0)) } },
-                     unused.map { (header[$0], .string(row.string($0))) }, location)
+                     unused.map { (header[$0], .string(row.string($0))) }, named(location))
         }
     }
 }
@@ -341,6 +349,7 @@ extension LeadFlatten {
 
         func run() throws {
             Stage.run("flatten", command: "permits", options: common) { stage in
+                stage.stampsOrigin = true
                 let columnMap = try ColumnMap.load(map, canonical: PermitFields.canonical)
                 for required in [PermitFields.id, "property_address"] where !columnMap.entries.contains(where: { $0.field == required }) {
                     throw StageError.rules(file: map, line: nil, message: "the map does not fill \(required)")
@@ -357,6 +366,7 @@ extension LeadFlatten {
                                       isJSON: isJSONInput(input, format: format)) { column, passThrough, location in
                         var permit = try columnMap.record(column: column, passThrough: passThrough, numeric: PermitFields.numeric)
                         stage.schema?.fill(&permit)
+                        stage.stampOrigin(&permit, at: location)
                         guard let id = permit.text(PermitFields.id)?.trimmingSpaces, !id.isEmpty else {
                             throw RecordRejected("no permit_id")
                         }
@@ -423,6 +433,7 @@ extension LeadFlatten {
 
         func run() throws {
             Stage.run("flatten", command: "events", options: common) { stage in
+                stage.stampsOrigin = true
                 let catalog = try EventCatalog.load(events: stage.rulesFile("events.csv"), fields: stage.rulesFile("event-fields.csv"))
                 var skipped: [String: Int] = [:]
                 var kinds: [String: Int] = [:]

@@ -89,6 +89,13 @@ import Glibc
     /// not outputs to compare.
     static func snapshot(_ tree: Tree) throws -> [String: String] {
         var out: [String: String] = [:]
+        // Records name the tree they were read in (_origin), and the import archive names a
+        // copy by its content's hash: both are taken out to compare two trees.
+        let hash = try NSRegularExpression(pattern: "[0-9]{8}-[0-9a-f]{12}")
+        func plain(_ text: String) -> String {
+            let text = text.replacingOccurrences(of: tree.root, with: "TREE")
+            return hash.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "DAY-HASH")
+        }
         for (base, name) in [(tree.logs, "logs"), (tree.exports, "exports")] {
             guard let walker = FileManager.default.enumerator(atPath: base) else { continue }
             for case let path as String in walker {
@@ -99,7 +106,7 @@ import Glibc
                 // Summary logs record when each stage ran and how long it took: logs of the runs, not outputs.
                 if file == ".lock" || file == "summaries.jsonl" || (path.contains("/photo-logs/") && file.hasPrefix("run_")) { continue }
                 let data = FileManager.default.contents(atPath: full) ?? Data()
-                out[name + "/" + path] = String(decoding: data, as: UTF8.self).replacingOccurrences(of: tree.root, with: "TREE")
+                out[plain(name + "/" + path)] = plain(String(decoding: data, as: UTF8.self))
             }
         }
         return out

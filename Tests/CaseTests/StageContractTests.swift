@@ -60,7 +60,7 @@ import Testing
         try "{\"id\":1}\n".write(toFile: dir + "/in.jsonl", atomically: true, encoding: .utf8)
         let rerun = try run(["json", "in.jsonl", "-o", "out.jsonl"], in: dir)
         #expect(rerun.status == 0)
-        #expect(try String(contentsOfFile: dir + "/out.jsonl", encoding: .utf8) == "{\"id\":1}\n")
+        #expect(try String(contentsOfFile: dir + "/out.jsonl", encoding: .utf8) == "{\"id\":1,\"_origin\":\"in.jsonl:1\"}\n")
         #expect(try tempFiles(in: dir).isEmpty, "the next run removes a dead process's temporary file")
     }
 
@@ -94,7 +94,7 @@ import Testing
         #expect(rejects.contains(#""line":3"#) && rejects.contains("raw_base64"))
         let decoded = try run(["csv", "--encoding", "cp1252", "owners.csv", "-o", "out.jsonl"], in: dir)
         #expect(decoded.status == 0 && decoded.stderr.contains(#""rejected":0"#), "\(decoded.stderr)")
-        #expect(try String(contentsOfFile: dir + "/out.jsonl", encoding: .utf8).contains(#"{"id":"2","owner":"Jos\#u{E9} Pe\#u{F1}a"}"#))
+        #expect(try String(contentsOfFile: dir + "/out.jsonl", encoding: .utf8).contains(#"{"id":"2","owner":"Jos\#u{E9} Pe\#u{F1}a","_origin":"owners.csv:3"}"#))
         let unknown = try run(["csv", "--encoding", "ebcdic", "owners.csv"], in: dir)
         #expect(unknown.status == 2 && unknown.stderr.contains("cp1252"), "\(unknown.stderr)")
     }
@@ -179,11 +179,13 @@ import Testing
         try (lines[1...4].joined(separator: "\n") + "\n").write(toFile: dir + "/part-1.csv", atomically: true, encoding: .utf8)
         try (lines[5...9].joined(separator: "\n") + "\n").write(toFile: dir + "/part-2.csv", atomically: true, encoding: .utf8)
         let whole = try run(["csv", "all.csv", "--rejects", "whole.rejects.jsonl"], in: dir)
-        let one = try run(["csv", "--header-from", "header.csv", "--first-line", "2", "--shard", "1/2", "part-1.csv"], in: dir)
-        let two = try run(["csv", "--header-from", "header.csv", "--first-line", "6", "--shard", "2/2", "part-2.csv"], in: dir)
+        let one = try run(["csv", "--header-from", "header.csv", "--first-line", "2", "--input-name", "all.csv", "--shard", "1/2", "part-1.csv"], in: dir)
+        let two = try run(["csv", "--header-from", "header.csv", "--first-line", "6", "--input-name", "all.csv", "--shard", "2/2", "part-2.csv"], in: dir)
         #expect(whole.status == 0 && one.status == 0 && two.status == 0, "\(one.stderr)\(two.stderr)")
+        // Records and their origins (all.csv:N) are the whole file's.
         #expect(one.stdout + two.stdout == whole.stdout && whole.stdout.split(separator: "\n").count == 8)
-        #expect(two.stderr.contains("part-2.csv:7:") && whole.stderr.contains("all.csv:7:"), "the broken row is line 7 of the file: \(two.stderr)")
+        #expect(whole.stdout.contains(#""_origin":"all.csv:10""#))
+        #expect(two.stderr.contains("all.csv:7:") && whole.stderr.contains("all.csv:7:"), "the broken row is line 7 of the file: \(two.stderr)")
         #expect(!fm.fileExists(atPath: dir + "/lead-flatten.rejects.shard-1-of-2.jsonl"))
         #expect(try String(contentsOfFile: dir + "/lead-flatten.rejects.shard-2-of-2.jsonl", encoding: .utf8).contains(#""line":7"#))
         let bad = try run(["csv", "--header-from", "header.csv", "--first-line", "0", "part-1.csv"], in: dir)
