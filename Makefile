@@ -156,11 +156,25 @@ $(foreach p,$(LEAD_EXPIRED),$(eval $(call expired_leads,$p)))
 # in between stay for diffing. The chain reads the master and writes it again: the leads
 # store stays locked for the whole of it (scripts/locked.sh), so a second run, or an edit,
 # waits instead of being overwritten.
+# SHARDS=N (make -j N SHARDS=N leads): the dedupe runs in N shards side by side, each over
+# every import and the master, keeping the address_keys that hash to it; tag and score run
+# on each shard's part; the parts are joined in shard order (the master holds the same
+# leads as a plain run's, in another order).
+ifeq ($(SHARDS),)
 $(LEADS)/leads.jsonl: $(LEAD_IMPORTS) $(LEAD_RULES) | settle-leads
 	scripts/locked.sh $(LEADS) -- sh -c '\
 	$(BIN)/lead-normalize --dedupe --schema leads --master $@ --logs $(LOGS) $(leads_now) $(LEAD_IMPORTS) -o $(LEADS)/normalized.jsonl && \
 	$(BIN)/lead-tag leads --schema leads $(leads_now) $(LEADS)/normalized.jsonl -o $(LEADS)/tagged.jsonl && \
 	$(BIN)/lead-score tags --schema leads $(leads_now) $(LEADS)/tagged.jsonl -o $@'
+else
+$(LEADS)/leads.jsonl: $(LEAD_IMPORTS) $(LEAD_RULES) | settle-leads
+	@umask 077 && mkdir -p $(LEADS)/shards
+	scripts/locked.sh $(LEADS) -- sh -c '\
+	scripts/in-shards.sh $(SHARDS) -- $(BIN)/lead-normalize --dedupe --schema leads --shard @i@/@n@ --master $@ --logs $(LOGS) $(leads_now) $(LEAD_IMPORTS) -o $(LEADS)/shards/normalized-@i@.jsonl && \
+	scripts/in-shards.sh $(SHARDS) -- $(BIN)/lead-tag leads --schema leads --shard @i@/@n@ $(leads_now) $(LEADS)/shards/normalized-@i@.jsonl -o $(LEADS)/shards/tagged-@i@.jsonl && \
+	scripts/in-shards.sh $(SHARDS) -- $(BIN)/lead-score tags --schema leads --shard @i@/@n@ $(leads_now) $(LEADS)/shards/tagged-@i@.jsonl -o $(LEADS)/shards/leads-@i@.jsonl && \
+	scripts/join-shards.sh $(SHARDS) $(LEADS) normalized tagged leads'
+endif
 
 
 lists: $(SMART_LISTS:%=$(EXPORTS)/lists/%.csv)
@@ -249,11 +263,7 @@ $(SHARD_DIR)/tiered-%.jsonl: $(SHARD_DIR)/flattened.jsonl $(PERMIT_RULES) $(wild
 	$(BIN)/lead-score permits --schema permits-scored --shard $*/$(SHARDS) $(permits_now) $(reasoner_opts) $(SHARD_DIR)/tagged-$*.jsonl -o $(SHARD_DIR)/scored-$*.jsonl
 	$(BIN)/lead-tier --schema permits-tiered --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/scored-$*.jsonl -o $@
 $(PERMITS)/report.json: $(SHARD_TIERED) | settle-permits
-	@umask 077 && for f in normalized tagged scored tiered; do \
-		cat $(SHARD_IDS:%=$(SHARD_DIR)/$$f-%.jsonl) > $(PERMITS)/$$f.jsonl.part && mv $(PERMITS)/$$f.jsonl.part $(PERMITS)/$$f.jsonl; \
-		rejects=$$(for i in $(SHARD_IDS); do ls $(SHARD_DIR)/$$f-$$i.rejects.shard-$$i-of-$(SHARDS).jsonl 2>/dev/null; done); \
-		if [ -n "$$rejects" ]; then cat $$rejects > $(PERMITS)/$$f.rejects.jsonl; else rm -f $(PERMITS)/$$f.rejects.jsonl; fi; \
-	done
+	scripts/join-shards.sh $(SHARDS) $(PERMITS) normalized tagged scored tiered
 	$(BIN)/lead-export permits $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
 endif
 
@@ -286,24 +296,74 @@ events: $(EVENTS)/run-2/report.json
 settle-events: $(BIN)/.built
 	@$(BIN)/lead-cleanup stores -q $(EVENTS)
 
+# SHARDS=N: lead-score events runs in N shards side by side, each over the whole run keeping
+# the listings that hash to it (the run record with shard 1); the parts are joined in shard
+# order. Fetch, flatten and the export (the store's one writer) run once.
+ifeq ($(SHARDS),)
+event_score = $(BIN)/lead-score events --schema events-scored --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/scored.jsonl
+else
+event_score = umask 077 && mkdir -p $(EVENTS)/run-$1/shards && \
+	scripts/in-shards.sh $(SHARDS) -- $(BIN)/lead-score events --schema events-scored --shard @i@/@n@ --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/shards/scored-@i@.jsonl && \
+	scripts/join-shards.sh $(SHARDS) $(EVENTS)/run-$1 scored
+endif
+
 # $1: the run; $2: the run before it.
 define event_run
 $(EVENTS)/run-$1/report.json: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(if $2,$(EVENTS)/run-$2/report.json) | settle-events
 	$(BIN)/lead-fetch events --schema events-fetched --from $(EVENT_EXPORT_$1) --state $(EVENTS)/state.json --now $(EVENTS_NOW_$1) -o $(EVENTS)/run-$1/fetched.jsonl
 	$(BIN)/lead-flatten events --schema events-flattened --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/fetched.jsonl -o $(EVENTS)/run-$1/flattened.jsonl
-	$(BIN)/lead-score events --schema events-scored --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/scored.jsonl
+	$(call event_score,$1)
 	$(BIN)/lead-export events --force --now $(EVENTS_NOW_$1) --dir $(EVENTS) $(EVENTS)/run-$1/scored.jsonl -o $$@
 endef
 $(eval $(call event_run,1,))
 $(eval $(call event_run,2,1))
 
+# ---- the same pipelines under Apache Spark (pyspark in local mode; scripts/deps.sh spark) ----
+# The fetches, flattens of provider files and exports run as in the plain targets; the chains
+# between them run under Spark (scripts/spark-run.py): each partition streamed through the
+# stage as RDD.pipe does, as shard i of n, keyed stages partitioned by their key. They leave
+# the plain targets' outputs (in another order where a stage groups by key).
+SPARK_PARTITIONS ?= 2
+SPARK_BIN   = $(abspath $(BIN))
+SPARK_RUN   = SPARK_PARTITIONS=$(SPARK_PARTITIONS) python3 scripts/spark-run.py
+.PHONY: spark-permits spark-leads spark-events
+spark-permits: $(PERMIT_FLAT) $(PERMIT_RULES) | settle-permits
+	$(SPARK_RUN) chain --out $(PERMITS) --input $(PERMIT_FLAT) \
+	  --step "normalized.jsonl=$(SPARK_BIN)/lead-normalize --schema permits-normalized $(permits_now)" \
+	  --step "tagged.jsonl=$(SPARK_BIN)/lead-tag trades --schema permits-tagged $(permits_now)" \
+	  --step "scored.jsonl=$(SPARK_BIN)/lead-score permits --schema permits-scored $(permits_now) $(reasoner_opts)" \
+	  --step "tiered.jsonl=$(SPARK_BIN)/lead-tier --schema permits-tiered $(permits_now)"
+	$(BIN)/lead-export permits $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
+
+spark-leads: $(LEAD_IMPORTS) $(LEAD_RULES) | settle-leads
+	scripts/locked.sh $(LEADS) -- sh -c '$(SPARK_RUN) dedupe --out $(LEADS) --name normalized.jsonl \
+	  --step "tagged.jsonl=$(SPARK_BIN)/lead-tag leads --schema leads $(leads_now)" \
+	  --step "leads.jsonl=$(SPARK_BIN)/lead-score tags --schema leads $(leads_now)" \
+	  -- $(SPARK_BIN)/lead-normalize --dedupe --schema leads --master $(abspath $(LEADS))/leads.jsonl --logs $(abspath $(LOGS)) $(leads_now) $(abspath $(LEAD_IMPORTS))'
+	$(MAKE) --no-print-directory lists $(LEADS)/expiring.jsonl
+
+# $1: the run; $2: the run before it.
+define spark_event_run
+spark-events-$1: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(if $2,spark-events-$2) | settle-events
+	$(BIN)/lead-fetch events --schema events-fetched --from $(EVENT_EXPORT_$1) --state $(EVENTS)/state.json --now $(EVENTS_NOW_$1) -o $(EVENTS)/run-$1/fetched.jsonl
+	$(SPARK_RUN) chain --out $(EVENTS)/run-$1 --input $(EVENTS)/run-$1/fetched.jsonl \
+	  --step "flattened.jsonl=$(SPARK_BIN)/lead-flatten events --schema events-flattened --now $(EVENTS_NOW_$1)"
+	$(SPARK_RUN) keyed --key listing_id --run-id-from $(EVENTS)/run-$1/fetched.jsonl --out $(EVENTS)/run-$1 --input $(EVENTS)/run-$1/flattened.jsonl \
+	  --step "scored.jsonl=$(SPARK_BIN)/lead-score events --schema events-scored --now $(EVENTS_NOW_$1)"
+	$(BIN)/lead-export events --force --now $(EVENTS_NOW_$1) --dir $(EVENTS) $(EVENTS)/run-$1/scored.jsonl -o $(EVENTS)/run-$1/report.json
+endef
+$(eval $(call spark_event_run,1,))
+$(eval $(call spark_event_run,2,1))
+spark-events: spark-events-2
+.PHONY: spark-events-1 spark-events-2
+
 # The run report's source: each stage adds its summary line to its pipeline's summary log,
 # <logs>/<pipeline>/summaries.jsonl (LEAD_SUMMARIES), the listings' to <logs>/listings/.
 # Store settling is bookkeeping, not a step of the funnel: it logs nothing.
 $(LOGS)/active/% $(LOGS)/closed/% $(LOGS)/expired/% cleanup: export LEAD_SUMMARIES = $(LOGS)/listings/summaries.jsonl
-$(LEADS)/% $(EXPORTS)/lists/% rescore: export LEAD_SUMMARIES = $(LEADS)/summaries.jsonl
-$(PERMITS)/% permits-retry: export LEAD_SUMMARIES = $(PERMITS)/summaries.jsonl
-$(EVENTS)/%: export LEAD_SUMMARIES = $(EVENTS)/summaries.jsonl
+$(LEADS)/% $(EXPORTS)/lists/% rescore spark-leads: export LEAD_SUMMARIES = $(LEADS)/summaries.jsonl
+$(PERMITS)/% permits-retry spark-permits: export LEAD_SUMMARIES = $(PERMITS)/summaries.jsonl
+$(EVENTS)/% spark-events-%: export LEAD_SUMMARIES = $(EVENTS)/summaries.jsonl
 settle-listings settle-leads settle-permits settle-events: export LEAD_SUMMARIES =
 
 # Every stage writes its outputs atomically and its stores commit as one: a run killed half

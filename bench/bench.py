@@ -374,8 +374,90 @@ def diff_section(records, skip_peers):
     table(rows)
 
 
+def scaleout_section(records, skip_peers):
+    """The permits chain (normalize, trades, score, tier, then the export) over --records
+    Austin-layout permits (500,000 unless given) three ways: one process per stage, two shards
+    side by side as make -j2 SHARDS=2 runs them (scripts/in-shards.sh, join-shards.sh), and
+    under Spark local[2] with two partitions (scripts/spark-run.py). The three must leave the
+    same stage files byte for byte and the same exports tree."""
+    records = records if records != 1_000_000 else 500_000
+    source = os.path.join(DATA, "permits-%d.csv" % records)
+    if not os.path.exists(source):
+        print("generating %d Austin-layout permits ..." % records, file=sys.stderr)
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_permits.py"), str(records), source + ".tmp"], check=True)
+        os.rename(source + ".tmp", source)
+    base = os.path.join(DATA, "scaleout")
+    subprocess.run(["rm", "-rf", base], check=True)
+    os.makedirs(base)
+    flat = os.path.join(base, "flattened.jsonl")
+    now = ["--now", "2016-03-14T06:00:00Z"]
+    run([BIN + "/lead-flatten", "permits", "-q", "--map", os.path.join(ROOT, "stages", "flatten", "permits-austin.csv"),
+         "--logs", base, source, "-o", flat] + now, os.devnull)
+    names = ["normalized", "tagged", "scored", "tiered"]
+    stages = [["lead-normalize"], ["lead-tag", "trades"], ["lead-score", "permits"], ["lead-tier"]]
+
+    def export(work):
+        seconds, _, _ = run([BIN + "/lead-export", "permits", "-q", "--dir", work + "/exports", "--logs", work,
+                             work + "/tiered.jsonl"] + now, os.devnull)
+        return seconds
+
+    timings = []
+    # One process per stage.
+    work = os.path.join(base, "plain")
+    os.makedirs(work)
+    start = time.monotonic()
+    previous = flat
+    for name, stage in zip(names, stages):
+        run([BIN + "/" + stage[0]] + stage[1:] + ["-q", previous, "-o", work + "/" + name + ".jsonl"] + now, os.devnull)
+        previous = work + "/" + name + ".jsonl"
+    chain = time.monotonic() - start
+    timings.append(("one process per stage", chain, export(work)))
+    # Two shards side by side, as make -j2 SHARDS=2.
+    work = os.path.join(base, "shards")
+    os.makedirs(work + "/shards")
+    start = time.monotonic()
+    subprocess.run(["sh", "-c", "cd %s/shards && split -n l/2 -d -a 1 %s in- && mv in-0 in-1.jsonl && mv in-1 in-2.jsonl" % (work, flat)], check=True)
+    previous = work + "/shards/in-@i@.jsonl"
+    for name, stage in zip(names, stages):
+        out = work + "/shards/" + name + "-@i@.jsonl"
+        run([os.path.join(ROOT, "scripts", "in-shards.sh"), "2", "--", BIN + "/" + stage[0]] + stage[1:]
+            + ["-q", "--shard", "@i@/@n@", previous, "-o", out] + now, os.devnull)
+        previous = out
+    run([os.path.join(ROOT, "scripts", "join-shards.sh"), "2", work] + names, os.devnull)
+    timings.append(("make -j2 SHARDS=2", time.monotonic() - start, export(work)))
+    # Spark local[2], two partitions.
+    if have("pyspark"):
+        work = os.path.join(base, "spark")
+        os.makedirs(work)
+        steps = []
+        for name, stage in zip(names, stages):
+            steps += ["--step", "%s.jsonl=%s %s -q %s" % (name, BIN + "/" + stage[0], " ".join(stage[1:]), " ".join(now))]
+        start = time.monotonic()
+        run([sys.executable, os.path.join(ROOT, "scripts", "spark-run.py"), "chain", "--partitions", "2", "--out", work,
+             "--input", flat] + steps, os.devnull)
+        timings.append(("Spark local[2], 2 partitions", time.monotonic() - start, export(work)))
+    else:
+        print("  (no pyspark: scripts/deps.sh spark installs it)")
+    same = []
+    for label, work in (("make -j2 SHARDS=2", "shards"), ("Spark", "spark")):
+        if not os.path.isdir(os.path.join(base, work)):
+            continue
+        files = all(subprocess.run(["cmp", "-s", os.path.join(base, "plain", n + ".jsonl"), os.path.join(base, work, n + ".jsonl")]).returncode == 0
+                    for n in names)
+        tree = subprocess.run(["diff", "-r", "-q", os.path.join(base, "plain", "exports"), os.path.join(base, work, "exports")],
+                              stdout=subprocess.DEVNULL).returncode == 0
+        same.append("%s: stage files %s, exports %s" % (label, "identical" if files else "DIFFER", "identical" if tree else "DIFFER"))
+    print("\nScale-out: the permits chain over %s permits, three ways\n" % "{:,}".format(records))
+    rows = [("how", "chain seconds", "export seconds", "permits/s (chain)", "vs one process")]
+    for label, chain_s, export_s in timings:
+        rows.append((label, "%.1f" % chain_s, "%.1f" % export_s, "{:,.0f}".format(records / chain_s), "%.2fx" % (timings[0][1] / chain_s)))
+    table(rows)
+    for line in same:
+        print("  " + line)
+
+
 SECTIONS = {"stream": stream_section, "listings": listings_section, "leads": leads_section, "diff": diff_section,
-            "permits": permits_section, "events": events_section}
+            "permits": permits_section, "events": events_section, "scaleout": scaleout_section}
 
 
 def main():

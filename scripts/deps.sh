@@ -3,7 +3,9 @@
 #   scripts/deps.sh          build: libcsv, zlib, simdjson, sqlite3
 #   scripts/deps.sh test     also what the tests need: chromium (the run report is opened in it),
 #                            python3 and, from PyPI, DuckDB, polars and jsonschema (every output
-#                            is checked against its schema and read by DuckDB and polars)
+#                            is checked against its schema and read by DuckDB and polars) and
+#                            pyspark (the spark-* targets; Java 17 must be on the machine)
+#   scripts/deps.sh spark    pyspark from PyPI, for make spark-permits|spark-leads|spark-events
 #   scripts/deps.sh bench    also the benchmark's peers and tools: miller, time, python3, and
 #                            DuckDB, polars and pandas from PyPI
 # As root it runs apt-get (after apt-get update); otherwise it prints the command to run.
@@ -13,6 +15,11 @@ packages="libcsv-dev zlib1g-dev libsimdjson-dev libsqlite3-dev"
 case "${1:-}" in
 test) packages="$packages chromium python3 python3-pip" ;;
 bench) packages="$packages miller time python3" ;;
+spark) packages="$packages python3 python3-pip" ;;
+esac
+# pyspark runs on Java: Debian's JRE when the machine has none.
+case "${1:-}" in
+test | spark) command -v java >/dev/null 2>&1 || packages="$packages openjdk-17-jre-headless" ;;
 esac
 
 missing=""
@@ -38,7 +45,8 @@ fi
 # (with jsonschema for the schemas); the benchmark's peers are DuckDB, polars and pandas.
 pypi=""
 case "${1:-}" in
-test) pypi="duckdb polars jsonschema" ;;
+test) pypi="duckdb polars jsonschema pyspark" ;;
+spark) pypi="pyspark" ;;
 bench) pypi="duckdb polars pandas" ;;
 esac
 for m in $pypi; do

@@ -76,6 +76,9 @@ struct LeadNormalize: ParsableCommand {
 
     static func main() { stageMain() }
 
+    /// Marks, within one run, a lead that another shard rejects.
+    static let otherShardMark = "\u{1}other_shard"
+
     func validate() throws {
         if let onDuplicate, DuplicatePolicy(rawValue: onDuplicate) == nil {
             throw ValidationError("--on-duplicate must be merge, update or skip")
@@ -134,10 +137,25 @@ struct LeadNormalize: ParsableCommand {
             }
             var otherShards = 0
             defer { if stage.shard != nil { stage.summary["other_shards"] = .int(otherShards) } }
-            try stage.forEachRecord(inputs, transform: stamped) { lead, json, location in
+            // Every shard reads every lead: one that cannot be read (it has no address_key to
+            // shard by) is shard 1's to reject, once.
+            let shard = stage.shard
+            let sharded: (inout Record) throws -> Void = { lead in
+                do {
+                    try stamped(&lead)
+                } catch let rejected as RecordRejected {
+                    guard let shard, shard.index != 1 else { throw rejected }
+                    lead = [LeadNormalize.otherShardMark: .bool(true)]
+                }
+            }
+            try stage.forEachRecord(inputs, transform: sharded) { lead, json, location in
                 // With --shard, only the leads whose address_key this shard owns (the others
                 // are another shard's, which reads the same input).
-                if let shard = stage.shard, !shard.owns(lead.text(LeadNormalizer.keyField) ?? "") {
+                if lead[LeadNormalize.otherShardMark] != nil {
+                    otherShards += 1
+                    return
+                }
+                if let shard, !shard.owns(lead.text(LeadNormalizer.keyField) ?? "") {
                     otherShards += 1
                     return
                 }

@@ -342,7 +342,9 @@ extension LeadScore {
             "new", status_tracker ["new"], notes [], created_at, updated_at (--now), run_id (the run \
             record's, else --run-id, else --now). The run record and the engagement rows (view, \
             impression, share, save) pass through as they are, in order; the lead records follow, \
-            by listing_id then seeker_id.
+            by listing_id then seeker_id. With --shard i/n, only the listings whose listing_id \
+            hashes to shard i (FNV-1a 64 mod n, as every keyed stage), the run record with shard 1: \
+            n shards over the same input give the single run's records.
 
             Example:
               lead-flatten events fetched.jsonl | lead-score events -o scored.jsonl
@@ -362,10 +364,20 @@ extension LeadScore {
                 let weights = try EventWeights.load(stage.rulesFile("event-weights.csv"))
                 var groups = LeadGroups()
                 var run: EventRun?
-                var passed = 0
+                var passed = 0, otherShards = 0
+                // With --shard i/n: only the listings that hash to shard i (Shard.of on
+                // listing_id); the run record goes out with shard 1.
+                let shard = stage.shard
+                func owned(_ record: Record) -> Bool {
+                    guard let shard else { return true }
+                    if shard.owns(record.text("listing_id") ?? "") { return true }
+                    otherShards += 1
+                    return false
+                }
                 try stage.forEachRecord(inputs, transform: { _ in }, encoding: .input) { record, line, location in
                     switch record.text("kind") {
                     case "action":
+                        guard owned(record) else { return }
                         try groups.add(LeadAction(record: record), weights: weights)
                     case EventRun.kind:
                         let this = try EventRun(record: record)
@@ -373,8 +385,9 @@ extension LeadScore {
                             throw StageError.data("\(location): a second run (\(this.runID)) in a stream of run \(run.runID): score one run at a time")
                         }
                         run = this
-                        try stage.writeLine(line)
+                        if shard.map({ $0.index == 1 }) ?? true { try stage.writeLine(line) }
                     case "view", "impression", "share", "save", "lead":
+                        guard owned(record) else { return }
                         try stage.writeLine(line)
                         passed += 1
                     case let kind:
@@ -387,6 +400,7 @@ extension LeadScore {
                 stage.summary.append("actions", .int(groups.actionCount))
                 stage.summary.append("leads", .int(groups.count))
                 stage.summary.append("passed_through", .int(passed))
+                if shard != nil { stage.summary.append("other_shards", .int(otherShards)) }
             }
         }
     }
