@@ -8,12 +8,17 @@
 A STEP is `name=stage args...` (one shell-quoted string): the stage's output is saved as
 DIR/name, its rejects as DIR/<name without .jsonl>.rejects.jsonl.
 
-Each partition of the input is streamed through the stage's standard input and output, as
-RDD.pipe does, through mapPartitionsWithIndex so that each gets its shard (--shard i/n):
-its side files (rejects) get their own names and are gathered afterwards in partition order.
-The stages get the environment they need (LEAD_STAGES, LEAD_THREADS = cores / partitions),
-every exit status is checked (a failed stage fails the job, naming it), and outputs are
-written in partition order, atomically, 0600.
+The first stage of a chain gets each partition of the input on its standard input, as
+RDD.pipe does, through mapPartitionsWithIndex so that each gets its shard (--shard i/n) and
+the name of the file and line its lines start on (--input-name, --first-line): its side
+files (rejects) get their own names, gathered afterwards in partition order, and records and
+rejects name the line a plain run would. Each task writes its stage's output to a part file
+under DIR/.spark-parts/ (the driver's disk in local mode; on a cluster DIR must be a shared
+filesystem) and the next stage of the chain runs over those parts, one task each, so no
+stage output goes through the JVM or the driver's memory; the driver joins the parts in
+partition order, atomically (0600). The stages get the environment they need (LEAD_STAGES,
+LEAD_THREADS = cores / partitions, the store locks the caller holds) and every exit status
+is checked: a failed stage fails the job, naming the stage and its shard.
 
 - chain: the input's lines split into partitions in order (the files one after the other);
   each step is piped over the partitions of the step before, so every stage file is the one
@@ -30,10 +35,10 @@ The driver binds to 127.0.0.1 and starts no UI. SPARK_PARTITIONS (default 2) and
 SPARK_CORES (default 2) set the partitions and local[cores].
 """
 import argparse
-import glob
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -73,62 +78,70 @@ def stage_env(threads):
     return env
 
 
-def piped(rdd, argv, rejects, threads, places=None):
-    """The lines of each partition through `argv --shard i/n`; fails the job on a failed stage.
-    `places[i]`, when given, is (file, first line) of partition i: the stage names its records
-    after that file and line (--input-name, --first-line), as a plain run reading the file."""
-    n = rdd.getNumPartitions()
-    env = stage_env(threads)
-
-    def run(index, lines):
-        command = argv + ["--shard", f"{index + 1}/{n}", "--rejects", rejects]
-        if places:
-            command += ["--input-name", places[index][0], "--first-line", str(places[index][1])]
-        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        errors = []
-
-        def feed():
-            try:
-                for line in lines:
-                    proc.stdin.write(line.encode("utf-8") + b"\n")
-            except BrokenPipeError:
-                pass
-            finally:
-                proc.stdin.close()
-
-        def drain():
-            errors.append(proc.stderr.read().decode("utf-8", "replace"))
-
-        writer = threading.Thread(target=feed)
-        reader = threading.Thread(target=drain)
-        writer.start()
-        reader.start()
-        for out in proc.stdout:
-            yield out.decode("utf-8").rstrip("\n")
-        writer.join()
-        reader.join()
-        status = proc.wait()
+def stage_task(argv, env, out_part, rejects, shard, place=None, path=None):
+    """A function of a partition's lines that runs `argv` as shard `shard` ("i/n") over them
+    (on its standard input, as RDD.pipe does), or over the file `path` when given, with its
+    output into `out_part`; it yields the number of lines written. A failed stage fails the
+    task, naming the stage, its shard and the end of its stderr."""
+    def run(lines):
+        command = argv + ["--shard", shard, "--rejects", rejects]
+        if place:
+            command += ["--input-name", place[0], "--first-line", str(place[1])]
+        if path:
+            command.append(path)
+        fd = os.open(out_part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL if path else subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            errors = []
+            threads = [threading.Thread(target=lambda: errors.append(proc.stderr.read().decode("utf-8", "replace")))]
+            if not path:
+                def feed():
+                    try:
+                        batch = []
+                        for line in lines:
+                            batch.append(line)
+                            if len(batch) == 4096:
+                                proc.stdin.write(("\n".join(batch) + "\n").encode("utf-8"))
+                                batch = []
+                        if batch:
+                            proc.stdin.write(("\n".join(batch) + "\n").encode("utf-8"))
+                    except BrokenPipeError:
+                        pass
+                    finally:
+                        proc.stdin.close()
+                threads.append(threading.Thread(target=feed))
+            for t in threads:
+                t.start()
+            count = 0
+            for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
+                out.write(chunk)
+                count += chunk.count(b"\n")
+            for t in threads:
+                t.join()
+            status = proc.wait()
         if status != 0:
-            raise RuntimeError(f"{' '.join(command)} exited {status} on partition {index + 1}/{n}: {''.join(errors)[-800:]}")
+            raise RuntimeError(f"{' '.join(command)} exited {status} (shard {shard}): {''.join(errors)[-800:]}")
+        yield count
+    return run
 
-    return rdd.mapPartitionsWithIndex(run)
 
-
-def save(rdd, path):
-    """The RDD's lines in partition order, written atomically (0600)."""
+def save(parts, path):
+    """The partitions' output files joined in partition order into `path`, atomically (0600)."""
     part = path + ".part"
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        for line in rdd.toLocalIterator():
-            out.write(line + "\n")
+    with os.fdopen(fd, "wb") as out:
+        for p in parts:
+            with open(p, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
     os.replace(part, path)
 
 
 def gather_rejects(rejects, n):
-    """The shards' rejects (<name>.shard-<i>-of-<n>.jsonl) joined in shard order into `rejects`."""
+    """The shards' rejects (<name>.shard-<i>-of-<n>.jsonl) joined in shard order into `rejects`
+    (removed when no shard rejected anything); the number of rejects."""
     base, ext = os.path.splitext(rejects)
-    parts = [f"{base}.shard-{i}-of-{n}{ext}" for i in range(1, n + 1)]
-    present = [p for p in parts if os.path.exists(p)]
+    present = [p for p in (f"{base}.shard-{i}-of-{n}{ext}" for i in range(1, n + 1)) if os.path.exists(p)]
     if not present:
         if os.path.exists(rejects):
             os.remove(rejects)
@@ -136,21 +149,64 @@ def gather_rejects(rejects, n):
     count = 0
     part = rejects + ".part"
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
+    with os.fdopen(fd, "wb") as out:
         for p in present:
-            with open(p, encoding="utf-8") as f:
-                for line in f:
-                    out.write(line)
-                    count += 1
+            with open(p, "rb") as f:
+                data = f.read()
+            out.write(data)
+            count += data.count(b"\n")
             os.remove(p)
     os.replace(part, rejects)
     return count
 
 
-def step_parts(step):
-    name, _, command = step.partition("=")
-    argv = shlex.split(command)
-    return name, argv
+def places_after(counts, name):
+    """(name, first line) of each part of a file whose parts hold `counts` lines."""
+    places, line = [], 1
+    for count in counts:
+        places.append((name, line))
+        line += count
+    return places
+
+
+class Step:
+    """One stage of a chain: its output's name, its argv, and where its parts go."""
+    def __init__(self, out, step):
+        self.name, _, command = step.partition("=")
+        self.argv = shlex.split(command)
+        self.rejects = rejects_path(out, self.name)
+        self.parts_dir = os.path.join(out, ".spark-parts", self.name)
+        os.makedirs(self.parts_dir, mode=0o700, exist_ok=True)
+
+    def part(self, i):
+        return os.path.join(self.parts_dir, "part-%05d" % i)
+
+
+def over_lines(sc, rdd, step, env, n, places=None):
+    """Runs `step` over each partition of `rdd` (its lines on the stage's stdin); the line counts."""
+    def task(index, lines):
+        place = places[index] if places else None
+        return stage_task(step.argv, env, step.part(index), step.rejects, f"{index + 1}/{n}", place)(lines)
+    return rdd.mapPartitionsWithIndex(task).collect()
+
+
+def over_parts(sc, previous, step, env, n, places):
+    """Runs `step` over the parts the step before wrote, one task each (the stage reads its part
+    as a file, named after the whole file and line); the line counts."""
+    def task(index, _):
+        return stage_task(step.argv, env, step.part(index), step.rejects, f"{index + 1}/{n}", places[index] if places else None,
+                          path=previous.part(index))(iter(()))
+    return sc.parallelize(range(n), n).mapPartitionsWithIndex(task).collect()
+
+
+def finish(args, step, counts, n, **fields):
+    save([step.part(i) for i in range(n)], os.path.join(args.out, step.name))
+    report(step=step.name, partitions=n, rejected=gather_rejects(step.rejects, n), **fields)
+    return places_after(counts, os.path.join(args.named_out, step.name))
+
+
+def cleanup(args):
+    shutil.rmtree(os.path.join(args.out, ".spark-parts"), ignore_errors=True)
 
 
 def rejects_path(out, name):
@@ -191,23 +247,26 @@ def report(**fields):
 
 
 def chain(args):
+    """The steps one after another over the input's lines in order: the first over Spark's
+    partitions of the input, each next over the parts the one before wrote."""
     sc, cores = session()
     rdd, files = lines_of(sc, args.input, args.partitions)
     n = rdd.getNumPartitions()
-    threads = max(1, cores // n)
+    env = stage_env(max(1, cores // n))
     places = places_of(rdd, files)
-    for step in args.steps:
-        name, argv = step_parts(step)
-        rejects = rejects_path(args.out, name)
-        rdd = piped(rdd, argv, rejects, threads, places).cache()
-        path = os.path.join(args.out, name)
-        save(rdd, path)
-        report(step=name, partitions=n, rejected=gather_rejects(rejects, n))
-        # The next stage reads this one's output, line for line as a plain run would.
-        places = places_of(rdd, [os.path.join(args.named_out, name)] * n)
+    previous = None
+    try:
+        for text in args.steps:
+            step = Step(args.out, text)
+            counts = over_lines(sc, rdd, step, env, n, places) if previous is None else over_parts(sc, previous, step, env, n, places)
+            places = finish(args, step, counts, n)
+            previous = step
+    finally:
+        cleanup(args)
 
 
 def keyed(args):
+    """The input's lines partitioned by a field with the stages' hash, then the steps."""
     sc, cores = session()
     n = args.partitions
     field = args.key
@@ -221,48 +280,49 @@ def keyed(args):
 
     pairs = lines_of(sc, args.input, n)[0].map(key_of)
     rdd = pairs.partitionBy(n, lambda k: 0 if k == "" else fnv_shard(k, n)).values()
-    threads = max(1, cores // n)
+    env = stage_env(max(1, cores // n))
     run_id = None
     if args.run_id_from:
         with open(args.run_id_from, encoding="utf-8") as f:
             first = f.readline()
         run_id = json.loads(first).get("run_id") if first.strip() else None
-    for step in args.steps:
-        name, argv = step_parts(step)
-        if run_id:
-            argv = argv + ["--run-id", run_id]
-        rejects = rejects_path(args.out, name)
-        rdd = piped(rdd, argv, rejects, threads).cache()
-        save(rdd, os.path.join(args.out, name))
-        report(step=name, partitions=n, key=field, rejected=gather_rejects(rejects, n))
+    previous = None
+    try:
+        for text in args.steps:
+            step = Step(args.out, text)
+            if run_id:
+                step.argv += ["--run-id", run_id]
+            places = None
+            counts = over_lines(sc, rdd, step, env, n) if previous is None else over_parts(sc, previous, step, env, n, places)
+            finish(args, step, counts, n, key=field)
+            previous = step
+    finally:
+        cleanup(args)
 
 
 def dedupe(args):
+    """lead-normalize --dedupe as n tasks, shard i of n each over every input and the master,
+    then the steps over each shard's part."""
     sc, cores = session()
     n = args.partitions
     env = stage_env(max(1, cores // n))
-    rejects = rejects_path(args.out, args.name)
-    command = args.stage + ["--rejects", rejects]
+    first = Step(args.out, args.name + "=" + shlex.join(args.stage))
 
-    def run(index, _):
-        argv = command + ["--shard", f"{index + 1}/{n}"]
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode('utf-8', 'replace')[-800:]}")
-        for line in done.stdout.decode("utf-8").splitlines():
-            yield line
+    def task(index, _):
+        return stage_task(first.argv, env, first.part(index), first.rejects, f"{index + 1}/{n}", path=None)(iter(()))
 
-    rdd = sc.parallelize(range(n), n).mapPartitionsWithIndex(run).cache()
-    save(rdd, os.path.join(args.out, args.name))
-    report(step=args.name, partitions=n, key="address_key", rejected=gather_rejects(rejects, n))
-    rest = rdd
-    threads = max(1, cores // n)
-    for step in args.steps:
-        name, argv = step_parts(step)
-        rejected = rejects_path(args.out, name)
-        rest = piped(rest, argv, rejected, threads).cache()
-        save(rest, os.path.join(args.out, name))
-        report(step=name, partitions=n, rejected=gather_rejects(rejected, n))
+    try:
+        # The dedupe reads its files itself: its standard input is empty.
+        counts = sc.parallelize(range(n), n).mapPartitionsWithIndex(task).collect()
+        places = finish(args, first, counts, n, key="address_key")
+        previous = first
+        for text in args.steps:
+            step = Step(args.out, text)
+            counts = over_parts(sc, previous, step, env, n, places)
+            places = finish(args, step, counts, n)
+            previous = step
+    finally:
+        cleanup(args)
 
 
 def main():

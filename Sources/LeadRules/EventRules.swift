@@ -261,6 +261,11 @@ public struct LeadGroups {
         return out
     }
 
+    /// The fields of a lead record, in order, after `kind`: what lead-export events keeps of it.
+    public static let leadFields = ["listing_id", "seeker_id", "lister_id", "lister_type", "lead_actions", "total_actions", "lead_score",
+                                    "first_action_date", "last_action_date", "last_action_type", "status", "status_tracker", "notes",
+                                    "created_at", "updated_at", "run_id"]
+
     /// The same records one at a time, so a large run never holds them all.
     public func forEachRecord(now: Timestamp, runID: String, _ body: (Record) throws -> Void) rethrows {
         let keys = groups.keys.sorted { a, b in a.precedesInByteOrder(b) }
@@ -276,9 +281,10 @@ public struct LeadGroups {
                 a.append("action_type", .string(action.event))
                 a.append("lead_type", .string(action.leadType))
                 a.append("timestamp", .string(action.timestamp.iso8601))
-                if action.leadType == "message" { a.append("message_type", action.messageType.map { .string($0) } ?? .null) }
-                if action.leadType == "appointment", let t = action.appointmentType { a.append("appointment_type", .string(t)) }
-                if let id = action.eventID { a.append("event_id", .string(id)) }
+                // Every action has every field (null where it does not apply): one struct type.
+                a.append("message_type", action.leadType == "message" ? action.messageType.map { .string($0) } ?? .null : .null)
+                a.append("appointment_type", action.leadType == "appointment" ? action.appointmentType.map { .string($0) } ?? .null : .null)
+                a.append("event_id", action.eventID.map { .string($0) } ?? .null)
                 a.append("points", .int(action.points))
                 list.append(.object(a))
             }

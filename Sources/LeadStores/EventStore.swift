@@ -136,10 +136,10 @@ public struct EventLedger {
                 run = this
             case "lead":
                 guard let id = record.text("run_id") else { throw RecordRejected("a lead record without run_id") }
-                var lead = record
-                _ = lead.removeValue(forKey: "kind")
-                // A lead sums many events: it has no one origin.
-                _ = lead.removeValue(forKey: Stage.originField)
+                // The lead's own fields: not kind, not the fields a schema gave the stream's
+                // other records (null here), and no _origin (a lead sums many events).
+                var lead = Record()
+                for field in LeadGroups.leadFields { lead.append(field, record[field] ?? .null) }
                 try tally.addLead(record: lead)
                 leadRunIDs.insert(id)
                 events += lead["total_actions"]?.int ?? 0
