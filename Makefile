@@ -256,6 +256,8 @@ SHARD_TIERED := $(SHARD_IDS:%=$(SHARD_DIR)/tiered-%.jsonl)
 .PRECIOUS: $(SHARD_DIR)/flattened.jsonl $(SHARD_TIERED)
 $(SHARD_DIR)/flattened.jsonl: $(PERMIT_FLAT) | settle-permits
 	@umask 077 && mkdir -p $(@D) && cat $(PERMIT_FLAT) > $@.part && mv $@.part $@
+# Shards side by side share the cores: cores / SHARDS worker threads each.
+$(SHARD_DIR)/tiered-%.jsonl: export LEAD_THREADS = $(shell n=$$(( $$(nproc) / $(SHARDS) )); [ $$n -ge 1 ] || n=1; echo $$n)
 $(SHARD_DIR)/tiered-%.jsonl: $(SHARD_DIR)/flattened.jsonl $(PERMIT_RULES) $(wildcard stages/normalize/*.csv)
 	@umask 077 && split -n l/$*/$(SHARDS) $< > $(SHARD_DIR)/in-$*.jsonl
 	$(BIN)/lead-normalize --schema permits-normalized --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/in-$*.jsonl -o $(SHARD_DIR)/normalized-$*.jsonl

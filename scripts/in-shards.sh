@@ -1,12 +1,19 @@
 #!/bin/sh
 # Runs N copies of a stage side by side, shard i of N each: @i@ and @n@ in the arguments
-# become the shard's number and N. Waits for all; exits with the first failure's status,
-# naming the shard.
+# become the shard's number and N; each gets cores / N worker threads (LEAD_THREADS). Waits
+# for all; exits with the first failure's status, naming the shard.
 #   scripts/in-shards.sh N -- COMMAND [ARG...]
 set -eu
 n=$1
 shift
 [ "${1:-}" = "--" ] && shift
+# The shards share the machine: each gets cores / N worker threads unless LEAD_THREADS says.
+if [ -z "${LEAD_THREADS:-}" ]; then
+    cores=$(nproc 2>/dev/null || echo 1)
+    LEAD_THREADS=$((cores / n))
+    [ "$LEAD_THREADS" -ge 1 ] || LEAD_THREADS=1
+fi
+export LEAD_THREADS
 
 run_shard() {
     i=$1
