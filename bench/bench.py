@@ -15,6 +15,7 @@ The data set is generated once per size under bench/data/ (git-ignored).
 """
 import argparse
 import hashlib
+import json
 import os
 import resource
 import subprocess
@@ -293,6 +294,13 @@ def permits_section(records, skip_peers):
     print("\nPermits, %s Austin-layout rows (%.0f MB CSV)\n" % ("{:,}".format(records), os.path.getsize(source) / 1e6))
     table(rows)
     print("\n  whole chain: %.1f s for %s permits = %s permits/s" % (total, "{:,}".format(records), "{:,.0f}".format(records / total)))
+    if skip_peers or not have("pandas"):
+        return
+    # The peer: a pandas script doing the same kind of work (bench/peers_df.py pandas-permits).
+    peer_out = os.path.join(work, "pandas")
+    seconds, rss, _ = run([sys.executable, os.path.join(ROOT, "bench", "peers_df.py"), "pandas-permits", source, now[1], peer_out], os.devnull)
+    print("  pandas script, the same kind of work from the CSV: %.1f s, peak RSS %.0f MB; ratio (pandas s / LeadETL s) %.2f "
+          "(above 1: LeadETL faster)" % (seconds, rss, seconds / total))
 
 
 def events_section(records, skip_peers):
@@ -342,6 +350,24 @@ def events_section(records, skip_peers):
         print("\n  export report: " + f.read().strip())
     print("  flatten + score + export: %.1f s for %s events = %s events/s, peak RSS %.0f MB"
           % (chain, "{:,}".format(n), "{:,.0f}".format(n / chain), peak))
+    if skip_peers or not have("duckdb"):
+        return
+    # The peer: DuckDB SQL doing the same from the raw events (bench/peers_df.py duckdb-events).
+    peer_out = os.path.join(work, "duckdb")
+    os.makedirs(peer_out)
+    seconds, rss, _ = run([sys.executable, os.path.join(ROOT, "bench", "peers_df.py"), "duckdb-events", source,
+                           now[1].rstrip("Z"), peer_out], os.devnull)
+
+    def leads(path):
+        out = {}
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                out[(r["listing_id"], r["seeker_id"])] = (r["total_actions"], r["lead_score"])
+        return out
+    same = leads(os.path.join(events, "leads.jsonl")) == leads(os.path.join(peer_out, "leads.jsonl"))
+    print("  DuckDB SQL, the same from the raw events (2 threads): %.1f s, peak RSS %.0f MB; ratio (DuckDB s / LeadETL s) %.2f "
+          "(above 1: LeadETL faster); lead records and scores %s" % (seconds, rss, seconds / chain, "the same" if same else "DIFFER"))
 
 
 def diff_section(records, skip_peers):

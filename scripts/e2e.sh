@@ -27,6 +27,12 @@ run "$tmp/b"
 for side in a b; do
     cp -r "$tmp/$side" "$tmp/$side.cmp"
     find "$tmp/$side.cmp" -type f \( -name '*.jsonl' -o -name '*.json' -o -name '*.csv' \) -exec sed -i "s#$tmp/$side/#TREE/#g" {} +
+    # The import archive names a copy by its content's hash, and a record names the tree it was
+    # read in (_origin): the hashes differ between the two trees, the copies do not.
+    find "$tmp/$side.cmp" -type f \( -name '*.jsonl' -o -name '*.json' -o -name '*.csv' \) -exec sed -i -E 's#[0-9]{8}-[0-9a-f]{12}-#DAY-HASH-#g' {} +
+    find "$tmp/$side.cmp" -path '*/imports/*' -type f | while read -r f; do
+        mv "$f" "$(dirname "$f")/$(basename "$f" | sed -E 's/^[0-9]{8}-[0-9a-f]{12}-/DAY-HASH-/')"
+    done
     # Photo run logs are named by each run's real start and record how long each download
     # took: compare their lines without "ms", under one name.
     # The summary logs say when each stage ran and for how long: compare them without that.
