@@ -69,7 +69,10 @@ public final class Store: OutputCommitter {
                                          wait: wait, environment: stage.environment) { message in stage.note(message) }
         stage.atExit { lock.release() }
         var settled = Settled()
-        for dir in lock.directories {
+        // A directory whose lock this process inherited may have a sibling's change in flight
+        // (shards side by side under one scripts/locked.sh): the holder's run settled it
+        // before it started them (make's settle-* targets), so it is not rolled back here.
+        for dir in lock.directories where !lock.inherited.contains(dir) {
             if try StoreJournal.recover(directory: dir) {
                 settled.rolledBack += 1
                 stage.note("rolled back the change an interrupted run left half made in \(dir)")

@@ -18,6 +18,8 @@ import StageKit
 public final class StoreLock {
     /// The real paths of the directories locked, sorted.
     public let directories: [String]
+    /// Those of them held by the process that started this one (`LEAD_LOCKS`).
+    public private(set) var inherited: Set<String> = []
     private var descriptors: [Int32]
 
     /// The lock file name inside a store directory.
@@ -45,6 +47,7 @@ public final class StoreLock {
         let inherited = Set((environment["LEAD_LOCKS"] ?? "").split(separator: ":").map(String.init))
         // Released (emptied and closed) if a later directory cannot be had.
         let lock = StoreLock(directories: real, descriptors: [])
+        lock.inherited = inherited.intersection(real)
         for dir in real where !inherited.contains(dir) {
             let path = dir + "/" + fileName
             let fd = AtomicFiles.createPrivate(path, flags: O_RDWR | O_CREAT | O_CLOEXEC)

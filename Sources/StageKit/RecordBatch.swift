@@ -1,0 +1,98 @@
+import CSimdJSON
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One batch of `forEachRecord(_:transform:_:)`: the texts read, and per worker the records
+/// made of them, transformed, and their JSON.
+final class RecordBatch: @unchecked Sendable {
+    /// One text of the batch: where its bytes are in `texts`, where it came from, and for
+    /// input that could not be cut into a text, why.
+    struct Item {
+        var offset: Int
+        var length: Int
+        var location: SourceLocation
+        var broken: String?
+    }
+
+    enum Outcome {
+        case record(Record, offset: Int, length: Int)
+        case rejected(String, line: Int)
+    }
+
+    final class Worker {
+        let parser = JSONParser()
+        let keys = KeyCache()
+        let out = ByteBuffer(capacity: 1 << 20)
+        var outcomes: [Outcome] = []
+    }
+
+    let texts = ByteBuffer(capacity: 1 << 22)
+    var items: [Item] = []
+    let pool: [Worker]
+    private(set) var chunks = 1
+
+    init(workers: Int) {
+        pool = (0..<workers).map { _ in Worker() }
+        items.reserveCapacity(2048)
+    }
+
+    /// Empties the batch for the next texts (the records made of the last ones are released
+    /// by the workers, when the batch is next transformed).
+    func reset() {
+        items.removeAll(keepingCapacity: true)
+        texts.removeAll()
+    }
+
+    /// Parses and transforms every text, on as many threads as there are workers.
+    func transform(_ transform: @escaping (inout Record) throws -> Void, encoding: Stage.LineEncoding, stampingOrigin: Bool = false) {
+        let transform = UncheckedBox(transform)
+        let count = items.count
+        chunks = min(pool.count, max(1, count / 64))
+        let chunks = self.chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let worker = pool[chunk]
+            // Last use's records are released here, on the worker.
+            worker.outcomes.removeAll(keepingCapacity: true)
+            worker.out.removeAll()
+            let base = texts.base
+            for item in items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
+                if let reason = item.broken {
+                    worker.outcomes.append(.rejected(reason, line: item.location.line))
+                    continue
+                }
+                let bytes = UnsafeBufferPointer(start: base + item.offset, count: item.length)
+                var record: Record
+                switch worker.parser.parse(bytes) {
+                case .failure(let error):
+                    let (line, reason) = Stage.describe(error, in: bytes, startLine: item.location.line)
+                    worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line))
+                    continue
+                case .success(let tape):
+                    guard tape.isObject else {
+                        worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.location.line))
+                        continue
+                    }
+                    record = Record(tape: tape, keys: worker.keys)
+                }
+                do {
+                    try transform.value(&record)
+                    if stampingOrigin && !record.hasValue(Stage.originField) {
+                        record[Stage.originField] = .string(item.location.description)
+                    }
+                    let offset = worker.out.count
+                    if encoding == .json { JSONWriter.write(record, into: worker.out) }
+                    worker.outcomes.append(.record(record, offset: offset, length: worker.out.count - offset))
+                } catch let rejected as RecordRejected {
+                    worker.outcomes.append(.rejected(rejected.reason, line: item.location.line))
+                } catch {
+                    worker.outcomes.append(.rejected("\(error)", line: item.location.line))
+                }
+            }
+        }
+    }
+}

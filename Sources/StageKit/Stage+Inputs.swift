@@ -1,0 +1,361 @@
+import CSimdJSON
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// The inputs of a stage: every format it reads (JSONL, JSON texts, CSV), the batched parallel
+// record path, standard input and where a record came from.
+extension Stage {
+    // MARK: Inputs
+
+    /// The inputs to read: the given paths, or stdin when there are none. Refuses to wait
+    /// on a terminal for input nobody is going to type.
+    public func inputs(_ paths: [String]) throws(StageError) -> [String] {
+        if paths.isEmpty || paths == ["-"] {
+            if isatty(0) != 0 {
+                throw .usage("no input: give input files or pipe records into stdin (see --help)")
+            }
+            return ["-"]
+        }
+        return paths
+    }
+
+    /// Reads JSON texts from `paths` (JSONL, a JSON array, or pretty-printed objects, gzip or
+    /// not) and calls `body` with each parsed tape. Invalid JSON goes to the rejects file, as
+    /// does any text for which `body` throws `RecordRejected`.
+    /// With `counting: false` nothing is counted and bad input is skipped silently (for a
+    /// first pass over input that a second pass will read and report).
+    public func forEachJSON(_ paths: [String], counting: Bool = true,
+                            _ body: (JSONTape, SourceLocation) throws -> Void) throws {
+        let parser = JSONParser()
+        for path in try inputs(paths) {
+            let source = try ByteSource(path: path, encoding: inputEncoding)
+            defer { source.close() }
+            let lines = LineReader(source: source)
+            let reader = JSONTextReader(lines: lines)
+            try reader.forEach { event in
+                if case .warning(let line, let message) = event {
+                    if counting { warn(message, at: inputLocation(path, line: line)) }
+                    return
+                }
+                if counting {
+                    recordsIn += 1
+                    progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
+                }
+                switch event {
+                case .warning:
+                    break
+                case .broken(let raw, let line, let reason):
+                    if counting { try reject(reason, at: inputLocation(path, line: line), raw: raw) }
+                case .text(let bytes, let line):
+                    switch parser.parse(bytes) {
+                    case .failure(let error):
+                        if counting {
+                            let (l, reason) = Stage.describe(error, in: bytes, startLine: line)
+                            try reject("invalid JSON: " + reason, at: inputLocation(path, line: l), raw: bytes)
+                        }
+                    case .success(let tape):
+                        let location = inputLocation(path, line: line)
+                        do {
+                            try body(tape, location)
+                        } catch let rejected as RecordRejected {
+                            if counting { try reject(rejected.reason, at: location, raw: bytes) }
+                        }
+                    }
+                }
+            }
+            progressBytesBase += reader.bytesRead
+        }
+    }
+
+
+    /// Like `forEachJSON`, for stages that work on whole records: each object becomes a
+    /// `Record` (members kept raw until used); a value that is not an object is rejected.
+    public func forEachRecord(_ paths: [String], _ body: (Record, SourceLocation) throws -> Void) throws {
+        let keys = KeyCache()
+        try forEachJSON(paths) { tape, location in
+            guard tape.isObject else {
+                throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
+            }
+            try body(Record(tape: tape, keys: keys), location)
+        }
+    }
+
+    /// The number of threads `forEachRecord(_:transform:_:)` uses: `$LEAD_THREADS`, else the
+    /// number of processors.
+    public var workerCount: Int {
+        if let text = environment["LEAD_THREADS"], let n = Int(text), n >= 1 { return min(n, 64) }
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Like `forEachRecord`, with a per-record `transform` that runs on all processors: records
+    /// are read in batches, each batch is transformed (and written out as JSON) in parallel,
+    /// and `body` then gets the results one by one in input order, with the record's JSON
+    /// line (no newline), so the output is the same as a one-thread run. A record for which
+    /// `transform` or `body` throws `RecordRejected` goes to the rejects. `transform` must be
+    /// safe to call from several threads at once (pure rules are).
+    /// What `body` gets as the record's JSON line: the transformed record written out
+    /// (`.json`), the text as read (`.input`, for a transform that changes nothing), or nothing.
+    public enum LineEncoding: Sendable { case json, input, none }
+
+    public func forEachRecord(_ paths: [String], transform: @escaping (inout Record) throws -> Void, encoding: LineEncoding = .json,
+                              _ body: (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
+        try withoutActuallyEscaping(body) { body in
+            try forEachRecordInBatches(paths, transform: transform, encoding: encoding, body)
+        }
+    }
+
+    /// The batched, parallel reading behind `forEachRecord(_:transform:_:)`. This thread only
+    /// cuts the input into JSON texts and copies each batch's texts into one buffer; the
+    /// workers parse them, build the records, transform them and write their JSON, each into
+    /// its own buffer; then this thread hands the results to `body` in input order. Two
+    /// batches are in flight: while the workers transform one, this thread reads the next and
+    /// hands out the one before. Texts that cannot be parsed, and input that cannot be cut
+    /// into texts, travel in the batch too, so rejects keep the input order.
+    func forEachRecordInBatches(_ paths: [String], transform: @escaping (inout Record) throws -> Void,
+                                        encoding: LineEncoding, _ body: @escaping (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
+        let workers = workerCount
+        let batchSize = 2048
+        // With --schema the workers fill the schema's fields as they encode.
+        let shared = UncheckedBox(schema.map { schema in { (record: inout Record) throws -> Void in
+            try transform(&record)
+            schema.fill(&record)
+        } } ?? transform)
+        // Two batches, used in turn; a batch's buffers are touched by one side at a time.
+        let batches = [RecordBatch(workers: workers), RecordBatch(workers: workers)]
+        var filling = 0
+        var inFlight: (batch: RecordBatch, group: DispatchGroup)?
+
+        func deliver(_ batch: RecordBatch) throws {
+            let count = batch.items.count
+            var chunk = 0, first = 0
+            for (i, item) in batch.items.enumerated() {
+                while i >= count * (chunk + 1) / batch.chunks { chunk += 1; first = i }
+                let raw = UnsafeBufferPointer(start: batch.texts.base + item.offset, count: item.length)
+                let location = item.location
+                switch batch.pool[chunk].outcomes[i - first] {
+                case .record(let record, let offset, let length):
+                    let line = encoding == .input ? UnsafeBufferPointer(start: raw.baseAddress, count: raw.count)
+                        : UnsafeBufferPointer(start: batch.pool[chunk].out.base + offset, count: length)
+                    do {
+                        try body(record, line, location)
+                    } catch let rejected as RecordRejected {
+                        try reject(rejected.reason, at: location, raw: raw)
+                    }
+                case .rejected(let reason, let line):
+                    try reject(reason, at: SourceLocation(path: location.path, line: line), raw: raw)
+                }
+            }
+        }
+
+        /// Sends the batch being filled to the workers, and hands out the one before it.
+        func launch() throws {
+            let batch = batches[filling]
+            guard !batch.items.isEmpty else { return }
+            // The parser reads a little past each text: the next text is there, and after
+            // the last one, this padding.
+            batch.texts.append(JSONParser.zeroPadding)
+            let group = DispatchGroup()
+            let job = UncheckedBox(batch)
+            let origins = stampsOrigin
+            DispatchQueue.global().async(group: group) { job.value.transform(shared.value, encoding: encoding, stampingOrigin: origins) }
+            if let previous = inFlight {
+                previous.group.wait()
+                try deliver(previous.batch)
+            }
+            inFlight = (batch, group)
+            filling = 1 - filling
+            // The batch now filling was handed out above (or never used): clear it for reuse.
+            batches[filling].reset()
+        }
+
+        func finish() throws {
+            try launch()
+            if let last = inFlight {
+                last.group.wait()
+                inFlight = nil
+                try deliver(last.batch)
+                last.batch.reset()
+            }
+        }
+
+        for path in try inputs(paths) {
+            let source = try ByteSource(path: path, encoding: inputEncoding)
+            defer { source.close() }
+            let reader = JSONTextReader(lines: LineReader(source: source))
+            try reader.forEach { event in
+                let batch = batches[filling]
+                var bytes: UnsafeBufferPointer<UInt8>
+                var item: RecordBatch.Item
+                switch event {
+                case .warning(let line, let message):
+                    warn(message, at: inputLocation(path, line: line))
+                    return
+                case .broken(let raw, let line, let reason):
+                    bytes = raw
+                    item = .init(offset: batch.texts.count, length: raw.count, location: inputLocation(path, line: line), broken: reason)
+                case .text(let text, let line):
+                    bytes = text
+                    item = .init(offset: batch.texts.count, length: text.count, location: inputLocation(path, line: line), broken: nil)
+                }
+                recordsIn += 1
+                progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
+                batch.texts.append(bytes)
+                batch.items.append(item)
+                if batch.items.count == batchSize { try launch() }
+            }
+            try finish()
+            progressBytesBase += reader.bytesRead
+        }
+    }
+
+    /// Writes one JSON line, already encoded, to the main output.
+    public func writeLine(_ json: UnsafeBufferPointer<UInt8>) throws(StageError) {
+        if let schema, var record = schemaParser.record(json), schema.fill(&record) { return try write(record) }
+        let sink = try output()
+        sink.buffer.append(json)
+        sink.buffer.append(10)
+        recordsOut += 1
+        try sink.flushIfNeeded()
+    }
+
+    /// Reads every record of a side file (a previous output, a master file); a line that is
+    /// not a JSON object is an error naming the file. With `counting`, the records count as
+    /// this run's input and show in the progress display (a master rewritten in place).
+    public func readRecords(_ path: String, counting: Bool = false, _ body: (Record, SourceLocation) throws -> Void) throws {
+        let keys = KeyCache()
+        let parser = JSONParser()
+        let source = try ByteSource(path: path)
+        defer { source.close() }
+        let reader = JSONTextReader(lines: LineReader(source: source))
+        try reader.forEach { event in
+            if counting, case .text = event {
+                recordsIn += 1
+                progress.tick(records: recordsIn, bytes: reader.bytesRead)
+            }
+            switch event {
+            case .warning: break
+            case .broken(_, let line, let reason):
+                throw StageError.io("\(path):\(line): \(reason)")
+            case .text(let bytes, let line):
+                guard case .success(let tape) = parser.parse(bytes), tape.isObject else {
+                    throw StageError.io("\(path):\(line): not a JSON object")
+                }
+                try body(Record(tape: tape, keys: keys), SourceLocation(path: path, line: line))
+            }
+        }
+    }
+
+    /// True when `path` exists (file or directory).
+    public static func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// Reads CSV files with a header row. `body` gets each data row and the file's header
+    /// (duplicate names get `_2`, `_3`, ...; an empty name becomes the column number). Rows
+    /// with a different number of fields than the header, and unreadable rows, are rejected.
+    /// With `--header-from FILE` the inputs are headerless chunks of a CSV split by lines and
+    /// FILE's first row names their columns; `--first-line N` says which line of the whole
+    /// file a chunk starts on, so locations name the line of the original.
+    public func forEachCSV(_ paths: [String], delimiter: UInt8 = 44,
+                           _ body: (CSVReader.Row, [String], SourceLocation) throws -> Void) throws {
+        let given = try options.headerFrom.map { file throws in try Stage.headerNames(Stage.firstCSVRow(file, delimiter: delimiter, encoding: inputEncoding)) }
+        if let first = options.firstLine, first < 1 { throw StageError.usage("--first-line must be 1 or more (got \(first))") }
+        for path in try inputs(paths) {
+            let source = try ByteSource(path: path, encoding: inputEncoding)
+            defer { source.close() }
+            let reader = CSVReader(lines: LineReader(source: source), delimiter: delimiter)
+            var header: [String]? = given
+            try reader.forEach { event in
+                switch event {
+                case .broken(let raw, let line, let reason):
+                    recordsIn += 1
+                    try reject(reason, at: inputLocation(path, line: line), raw: raw)
+                case .row(let row):
+                    guard let header else {
+                        header = Stage.headerNames((0..<row.count).map { row.string($0) })
+                        return
+                    }
+                    recordsIn += 1
+                    let location = inputLocation(path, line: row.line)
+                    if row.count != header.count {
+                        var raw = row.raw
+                        while let last = raw.last, last == 10 || last == 13 { raw = UnsafeBufferPointer(rebasing: raw.dropLast()) }
+                        try reject("expected \(header.count) fields as in the header, found \(row.count)", at: location, raw: raw)
+                        return
+                    }
+                    do {
+                        try body(row, header, location)
+                    } catch let rejected as RecordRejected {
+                        var raw = row.raw
+                        while let last = raw.last, last == 10 || last == 13 { raw = UnsafeBufferPointer(rebasing: raw.dropLast()) }
+                        try reject(rejected.reason, at: location, raw: raw)
+                    }
+                }
+                progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
+            }
+            progressBytesBase += reader.bytesRead
+        }
+    }
+
+    /// The cells of the first row of a CSV file (a header for headerless chunks).
+    static func firstCSVRow(_ path: String, delimiter: UInt8, encoding: TextEncoding) throws -> [String] {
+        let source = try ByteSource(path: path, encoding: encoding)
+        defer { source.close() }
+        var cells: [String]?
+        struct Done: Error {}
+        do {
+            try CSVReader(lines: LineReader(source: source), delimiter: delimiter).forEach { event in
+                switch event {
+                case .broken(_, let line, let reason): throw StageError.usage("\(path):\(line): the header cannot be read: \(reason)")
+                case .row(let row):
+                    cells = (0..<row.count).map { row.string($0) }
+                    throw Done()
+                }
+            }
+        } catch is Done {}
+        guard let cells else { throw StageError.usage("\(path): no header row (--header-from)") }
+        return cells
+    }
+
+    static func headerNames(_ cells: [String]) -> [String] {
+        var names: [String] = []
+        var seen: [String: Int] = [:]
+        for (i, cell) in cells.enumerated() {
+            var name = cell
+            if name.isEmpty { name = String(i + 1) }
+            if let n = seen[name] {
+                var k = n + 1
+                while seen["\(name)_\(k)"] != nil { k += 1 }
+                seen[name] = k
+                name = "\(name)_\(k)"
+            }
+            seen[name] = seen[name] ?? 1
+            names.append(name)
+        }
+        return names
+    }
+
+    /// Copies stdin to a temporary file (removed when the stage ends), for stages that must
+    /// read their input twice.
+    public func spoolStdin() throws(StageError) -> String {
+        let dir = environment["TMPDIR"] ?? "/tmp"
+        let path = "\(dir)/lead-\(name)-stdin-\(getpid()).tmp"
+        let source = try ByteSource(path: "-")
+        defer { source.close() }
+        let sink = try ByteSink(path: path)
+        removeOnExit(path)
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try source.read(into: buffer, count: 1 << 20)
+            if n == 0 { break }
+            sink.buffer.append(UnsafeRawPointer(buffer), count: n)
+            try sink.flush()
+        }
+        try sink.commit()
+        return path
+    }
+}

@@ -1,0 +1,89 @@
+import CSimdJSON
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// True when `bytes` is valid UTF-8.
+public func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
+    return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) { lj_validate_utf8($0, bytes.count) }
+}
+
+/// The offset of the first byte that makes `bytes` invalid UTF-8, or nil.
+public func firstInvalidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    if validUTF8(bytes) { return nil }
+    var i = 0
+    let n = bytes.count
+    while i < n {
+        let b = bytes[i]
+        let length: Int
+        if b < 0x80 { length = 1 } else if b >> 5 == 0x6 && b >= 0xC2 { length = 2 } else if b >> 4 == 0xE { length = 3 } else if b >> 3 == 0x1E && b <= 0xF4 { length = 4 } else { return i }
+        if i + length > n { return i }
+        for k in 1..<length where bytes[i + k] >> 6 != 0x2 { return i }
+        if length > 1 && !validUTF8(UnsafeBufferPointer(rebasing: bytes[i..<(i + length)])) { return i }
+        i += length
+    }
+    return nil
+}
+
+/// Standard base64, for raw bytes that are not UTF-8.
+public enum Base64 {
+    static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    public static func encode(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 2 < bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(v >> 18)], alphabet[Int(v >> 12 & 63)], alphabet[Int(v >> 6 & 63)], alphabet[Int(v & 63)]]
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let v = UInt32(bytes[i]) << 16
+            out += [alphabet[Int(v >> 18)], alphabet[Int(v >> 12 & 63)], 61, 61]
+        } else if rest == 2 {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [alphabet[Int(v >> 18)], alphabet[Int(v >> 12 & 63)], alphabet[Int(v >> 6 & 63)], 61]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// The process environment without Foundation.
+public enum ProcessInfoLite {
+    public static var environment: [String: String] {
+        var result: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                result[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            p += 1
+        }
+        return result
+    }
+}
+
+/// A value handed to other threads by code that keeps their accesses apart (or takes the lock).
+final class UncheckedBox<T>: @unchecked Sendable {
+    var value: T
+    private var mutex = pthread_mutex_t()
+    init(_ value: T) {
+        self.value = value
+        pthread_mutex_init(&mutex, nil)
+    }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    func withLock(_ body: () -> Void) {
+        pthread_mutex_lock(&mutex)
+        body()
+        pthread_mutex_unlock(&mutex)
+    }
+}
