@@ -250,14 +250,20 @@ def leads_section(records, skip_peers):
     print("\n  import chain (flatten, normalize + dedupe, tag, score): %.1f s for %s rows" % (chain, "{:,}".format(records)))
 
 
-def permits_section(records, skip_peers):
-    """The make permits chain, each stage timed on its own file: lead-flatten permits,
-    lead-normalize, lead-tag trades, lead-score permits, lead-tier, lead-export permits."""
+def permits_csv(records):
+    """The generated Austin-layout permits CSV of `records` rows, made once."""
     source = os.path.join(DATA, "permits-%d.csv" % records)
     if not os.path.exists(source):
         print("generating %d Austin-layout permits ..." % records, file=sys.stderr)
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_permits.py"), str(records), source + ".tmp"], check=True)
         os.rename(source + ".tmp", source)
+    return source
+
+
+def permits_section(records, skip_peers):
+    """The make permits chain, each stage timed on its own file: lead-flatten permits,
+    lead-normalize, lead-tag trades, lead-score permits, lead-tier, lead-export permits."""
+    source = permits_csv(records)
     work = os.path.join(DATA, "permits-run")
     subprocess.run(["rm", "-rf", work], check=True)
     os.makedirs(work)
@@ -407,11 +413,7 @@ def scaleout_section(records, skip_peers):
     under Spark local[2] with two partitions (scripts/spark-run.py). The three must leave the
     same stage files byte for byte and the same exports tree."""
     records = records if records != 1_000_000 else 500_000
-    source = os.path.join(DATA, "permits-%d.csv" % records)
-    if not os.path.exists(source):
-        print("generating %d Austin-layout permits ..." % records, file=sys.stderr)
-        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_permits.py"), str(records), source + ".tmp"], check=True)
-        os.rename(source + ".tmp", source)
+    source = permits_csv(records)
     base = os.path.join(DATA, "scaleout")
     subprocess.run(["rm", "-rf", base], check=True)
     os.makedirs(base)

@@ -121,6 +121,10 @@ extension Stage {
         let workers = workerCount
         let batchSize = 2048
         // With --schema the workers fill the schema's fields as they encode.
+        // The lines handed to `body` are then the workers' JSON, filled already: writeLine
+        // need not parse them again.
+        linesFilled = schema != nil && encoding == .json
+        defer { linesFilled = false }
         let shared = UncheckedBox(schema.map { schema in { (record: inout Record) throws -> Void in
             try transform(&record)
             schema.fill(&record)
@@ -211,16 +215,6 @@ extension Stage {
             try finish()
             progressBytesBase += reader.bytesRead
         }
-    }
-
-    /// Writes one JSON line, already encoded, to the main output.
-    public func writeLine(_ json: UnsafeBufferPointer<UInt8>) throws(StageError) {
-        if let schema, var record = schemaParser.record(json), schema.fill(&record) { return try write(record) }
-        let sink = try output()
-        sink.buffer.append(json)
-        sink.buffer.append(10)
-        recordsOut += 1
-        try sink.flushIfNeeded()
     }
 
     /// Reads every record of a side file (a previous output, a master file); a line that is

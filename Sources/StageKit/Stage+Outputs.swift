@@ -45,6 +45,18 @@ extension Stage {
     }
 
 
+    /// Writes one JSON line, already encoded, to the main output. With `--schema`, a line that
+    /// lacks fields of the schema is parsed and filled first (not one the record path's
+    /// workers encoded, which they filled).
+    public func writeLine(_ json: UnsafeBufferPointer<UInt8>) throws(StageError) {
+        if let schema, !linesFilled, var record = schemaParser.record(json), schema.fill(&record) { return try write(record) }
+        let sink = try output()
+        sink.buffer.append(json)
+        sink.buffer.append(10)
+        recordsOut += 1
+        try sink.flushIfNeeded()
+    }
+
     /// Opens another output file, committed with the main output when the stage succeeds,
     /// in the order they were opened.
     public func openOutput(_ path: String) throws(StageError) -> ByteSink {

@@ -166,6 +166,8 @@ public final class Stage {
     var exitHooks: [() -> Void] = []
     var successPaths: [String] = []
     var progressBytesBase = 0
+    /// Whether the lines the record path hands out were filled to the schema by its workers.
+    var linesFilled = false
 
     // MARK: Finishing
 
