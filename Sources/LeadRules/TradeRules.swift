@@ -24,30 +24,117 @@ public enum PermitWords {
     }
 }
 
+/// A permit text's words as the keyword patterns compare them: for each word its FNV-1a
+/// hash, its first eight bytes and its length, taken once per permit, so that a pattern word
+/// is matched by comparing integers (the bytes only when they agree); `|` keeps fields apart.
+public struct PatternWords: Sendable {
+    struct Key: Sendable {
+        let hash: UInt64
+        /// The first 8 bytes, the first in the low byte, zero-padded.
+        let head: UInt64
+        /// -1 for the field boundary.
+        let count: Int
+    }
+    let keys: [Key]
+    public let texts: [String]
+    /// Which words the text holds, roughly: a bit (of 128) per word hash, and a bit (of 64) per
+    /// first byte; a pattern alternative needing a bit the text lacks cannot match.
+    let bloom: Bloom
+
+    public init(_ texts: [String]) {
+        self.texts = texts
+        keys = texts.map { text in
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325, head: UInt64 = 0, n = 0
+            for byte in text.utf8 {
+                hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+                if n < 8 { head |= UInt64(byte) << (8 * UInt64(n)) }
+                n += 1
+            }
+            return Key(hash: hash, head: head, count: text == "|" ? -1 : n)
+        }
+        var bloom = Bloom()
+        for key in keys where key.count >= 0 {
+            bloom.addWord(key.hash)
+            bloom.addInitial(key.head)
+        }
+        self.bloom = bloom
+    }
+
+    struct Bloom: Sendable {
+        var low: UInt64 = 0, high: UInt64 = 0, initials: UInt64 = 0
+
+        mutating func addWord(_ hash: UInt64) {
+            let bit = hash >> 57
+            if bit < 64 { low |= 1 << bit } else { high |= 1 << (bit - 64) }
+        }
+        mutating func addInitial(_ head: UInt64) { initials |= 1 << (head & 63) }
+        /// Whether every bit of `needed` is here.
+        func covers(_ needed: Bloom) -> Bool {
+            low & needed.low == needed.low && high & needed.high == needed.high && initials & needed.initials == needed.initials
+        }
+    }
+
+    static func hash(_ text: String) -> UInt64 { PatternWords([text]).keys[0].hash }
+    static func head(_ text: String) -> UInt64 { PatternWords([text]).keys[0].head }
+    public var count: Int { keys.count }
+}
+
 /// A keyword pattern: alternatives separated by `|`, each one or more words that must appear
 /// in a row (`swimming pool`); a word ending in `*` matches any word it begins
 /// (`roof*`: roof, roofing, roofs), a lone `*` any one word (`new * residence`), and `**` up to
 /// four words, or none (`construct ** sfr`: construct sfr, construct one new sfr).
 public struct KeywordPattern: Sendable {
+    /// A pattern word; `text` is the alternative's `texts` entry that spells it out.
     enum Word: Sendable, Equatable {
-        case exact(String), prefix(String), any, gap
-        func matches(_ w: String) -> Bool {
-            switch self {
-            case .exact(let e): return w == e
-            case .prefix(let p): return w.hasPrefix(p)
-            case .any, .gap: return true
+        case exact(hash: UInt64, text: Int), prefix(head: UInt64, mask: UInt64, count: Int, text: Int), any, gap
+    }
+    /// A class, so that walking the alternatives of every rule for every permit costs one
+    /// reference count each, not one per array inside.
+    final class Alternative: Sendable {
+        let words: [Word]
+        /// The words and prefixes, for the rare comparison the integers cannot settle.
+        let texts: [String]
+        /// The words that are not `**`: the fewest the alternative can match.
+        let fixed: Int
+        /// The bits of its words and prefixes: a text without them all is passed over.
+        let needs: PatternWords.Bloom
+
+        init(words: [Word], texts: [String]) {
+            self.words = words
+            self.texts = texts
+            fixed = words.filter { $0 != .gap }.count
+            var needs = PatternWords.Bloom()
+            for word in words {
+                switch word {
+                case .exact(let hash, _): needs.addWord(hash)
+                case .prefix(let head, _, _, _): needs.addInitial(head)
+                case .any, .gap: break
+                }
+            }
+            self.needs = needs
+        }
+
+        @inline(__always)
+        func matches(_ word: Word, _ words: PatternWords, _ i: Int) -> Bool {
+            let key = words.keys[i]
+            switch word {
+            case .exact(let hash, let text): return key.hash == hash && words.texts[i] == texts[text]
+            case .prefix(let head, let mask, let count, let text):
+                guard key.count >= count, key.head & mask == head else { return false }
+                return count <= 8 || words.texts[i].utf8.starts(with: texts[text].utf8)
+            case .any, .gap: return key.count >= 0
             }
         }
     }
     /// The most words `**` stands for.
     static let gapWords = 4
-    let alternatives: [[Word]]
+    let alternatives: [Alternative]
     public let text: String
 
     public init?(_ text: String) {
-        var alternatives: [[Word]] = []
+        var alternatives: [Alternative] = []
         for alternative in text.split(separator: "|") {
-            var words: [Word] = []
+            var words: [Word] = [], texts: [String] = []
             for piece in alternative.split(separator: " ") {
                 if piece == "*" || piece == "**" {
                     words.append(piece == "*" ? .any : .gap)
@@ -58,11 +145,18 @@ public struct KeywordPattern: Sendable {
                 let parts = PermitWords.split(String(core))
                 guard !parts.isEmpty else { return nil }
                 for (n, part) in parts.enumerated() {
-                    words.append(star && n == parts.count - 1 ? .prefix(String(part)) : .exact(String(part)))
+                    texts.append(part)
+                    if star && n == parts.count - 1 {
+                        let count = part.utf8.count
+                        words.append(.prefix(head: PatternWords.head(part), mask: count >= 8 ? ~0 : (1 << (8 * UInt64(count))) - 1,
+                                             count: count, text: texts.count - 1))
+                    } else {
+                        words.append(.exact(hash: PatternWords.hash(part), text: texts.count - 1))
+                    }
                 }
             }
             guard let first = words.first, first != .any, first != .gap, words.last != .gap else { return nil }
-            alternatives.append(words)
+            alternatives.append(Alternative(words: words, texts: texts))
         }
         guard !alternatives.isEmpty else { return nil }
         self.alternatives = alternatives
@@ -70,32 +164,40 @@ public struct KeywordPattern: Sendable {
     }
 
     /// The alternative found in `words`, or nil.
-    public func firstMatch(in words: [String]) -> String? {
+    public func firstMatch(in words: [String]) -> String? { firstMatch(in: PatternWords(words)) }
+
+    /// The alternative found in `words`, or nil: the first alternative, at its first place.
+    public func firstMatch(in words: PatternWords) -> String? {
         for alternative in alternatives {
-            let fixed = alternative.filter { $0 != .gap }.count
-            guard fixed <= words.count else { continue }
-            for start in 0...(words.count - fixed) {
-                if let end = KeywordPattern.match(alternative[...], words, at: start) {
-                    return words[start..<end].joined(separator: " ")
+            guard alternative.fixed <= words.count, words.bloom.covers(alternative.needs) else { continue }
+            let first = alternative.words[0]
+            for start in 0...(words.count - alternative.fixed) where alternative.matches(first, words, start) {
+                if let end = KeywordPattern.match(alternative, 1, words, at: start + 1) {
+                    return words.texts[start..<end].joined(separator: " ")
                 }
             }
         }
         return nil
     }
 
-    /// Where `pattern` matched at `start` ends, or nil. A field boundary (`|`) is never
-    /// crossed.
-    static func match(_ pattern: ArraySlice<Word>, _ words: [String], at start: Int) -> Int? {
-        guard let word = pattern.first else { return start }
-        if word == .gap {
-            for skip in 0...gapWords where start + skip <= words.count {
-                if skip > 0 && words[start + skip - 1] == "|" { break }
-                if let end = match(pattern.dropFirst(), words, at: start + skip) { return end }
+    /// Where the alternative's words from `from` on, matched at `start`, end, or nil. A field
+    /// boundary (`|`) is never crossed.
+    static func match(_ alternative: Alternative, _ from: Int, _ words: PatternWords, at start: Int) -> Int? {
+        var p = from, at = start
+        while p < alternative.words.count {
+            let word = alternative.words[p]
+            if word == .gap {
+                for skip in 0...gapWords where at + skip <= words.count {
+                    if skip > 0 && words.keys[at + skip - 1].count < 0 { break }
+                    if let end = match(alternative, p + 1, words, at: at + skip) { return end }
+                }
+                return nil
             }
-            return nil
+            guard at < words.count, alternative.matches(word, words, at) else { return nil }
+            p += 1
+            at += 1
         }
-        guard start < words.count, words[start] != "|", word.matches(words[start]) else { return nil }
-        return match(pattern.dropFirst(), words, at: start + 1)
+        return at
     }
 }
 
@@ -113,28 +215,44 @@ public enum PermitText: String, Sendable, CaseIterable {
         default: return [rawValue]
         }
     }
+
+    /// Its place in `allCases`.
+    var index: Int {
+        switch self {
+        case .description: return 0
+        case .permitType: return 1
+        case .workType: return 2
+        case .permitID: return 3
+        case .type: return 4
+        case .text: return 5
+        }
+    }
 }
 
 /// The words of one permit's fields, split once and spelled out with the vocabulary
 /// (`PLBG` is `plumbing`, `SNGL FAM` is `single family`). Fields joined in one text are
 /// kept apart by `|`, which no pattern crosses.
 public struct PermitWordSet {
-    let words: [[String]]
+    let words: [PatternWords]
 
     public init(_ permit: Record, vocabulary: TradeVocabulary = TradeVocabulary(entries: [])) {
+        // Each field is split and spelled once; the texts that join fields reuse the words.
+        var byField: [String: [String]] = [:]
+        for field in PermitText.text.fields + ["permit_id"] {
+            byField[field] = vocabulary.spell(PermitWords.split(permit.text(field) ?? ""))
+        }
         words = PermitText.allCases.map { text in
             var out: [String] = []
             for field in text.fields {
-                let split = vocabulary.spell(PermitWords.split(permit.text(field) ?? ""))
-                if split.isEmpty { continue }
+                guard let split = byField[field], !split.isEmpty else { continue }
                 if !out.isEmpty { out.append("|") }
                 out += split
             }
-            return out
+            return PatternWords(out)
         }
     }
 
-    func of(_ text: PermitText) -> [String] { words[PermitText.allCases.firstIndex(of: text)!] }
+    func of(_ text: PermitText) -> PatternWords { words[text.index] }
 }
 
 /// The abbreviations and spellings of permit systems, `stages/tag/trade-words.csv`
@@ -220,7 +338,8 @@ public struct TextCondition: Sendable {
 /// every trade the permit touches: each tag of trade-tags.csv whose pattern is found, so a
 /// solar permit on a new roof reaches the roofer's and the solar installer's lists.
 public struct TradeRules: Sendable {
-    public struct Rule: Sendable {
+    // Classes, so that trying every rule on every permit costs one reference count per rule.
+    public final class Rule: Sendable {
         public let group: String
         public let category: String
         public let condition: TextCondition
@@ -228,15 +347,37 @@ public struct TradeRules: Sendable {
         public let unless: TextCondition?
         public let commercialCategory: String?
         public let line: Int
+
+        init(group: String, category: String, condition: TextCondition, and: TextCondition?, unless: TextCondition?,
+             commercialCategory: String?, line: Int) {
+            self.group = group
+            self.category = category
+            self.condition = condition
+            self.and = and
+            self.unless = unless
+            self.commercialCategory = commercialCategory
+            self.line = line
+        }
     }
-    public struct CommercialRule: Sendable {
+    public final class CommercialRule: Sendable {
         public let condition: TextCondition
         public let commercial: Bool
         public let line: Int
+
+        init(condition: TextCondition, commercial: Bool, line: Int) {
+            self.condition = condition
+            self.commercial = commercial
+            self.line = line
+        }
     }
-    public struct TagRule: Sendable {
+    public final class TagRule: Sendable {
         public let tag: String
         public let condition: TextCondition
+
+        init(tag: String, condition: TextCondition) {
+            self.tag = tag
+            self.condition = condition
+        }
     }
 
     public static let commercialGroup = "commercial"

@@ -241,11 +241,20 @@ public struct PermitStore {
         let reviews = try self.reviews().merging(newReviews) { $1 }
 
         // Each permit of the merge, written to the new store and, when it is in the tree, to
-        // the spool of view rows.
-        struct ViewRow { var file: Int32; var score: Int32; var span: SpoolFile.Span; var id: String }
+        // the spool of view rows, as the CSV row its view file gets.
+        struct ViewRow { var file: Int32; var score: Int32; var tier: Int32; var category: Int32; var span: SpoolFile.Span; var id: String }
         var views: [ViewRow] = []
         var files: [String] = []
         var fileIndex: [String: Int32] = [:]
+        var names: [String] = []
+        var nameIndex: [String: Int32] = [:]
+        func intern(_ name: String) -> Int32 {
+            if let known = nameIndex[name] { return known }
+            names.append(name)
+            nameIndex[name] = Int32(names.count - 1)
+            return Int32(names.count - 1)
+        }
+        let rowBytes = ByteBuffer(capacity: 1 << 12)
         let out = try stage.openOutput(recordsPath)
         let viewSpool = try SpoolFile()
         var counts: [String: Int] = [:]
@@ -301,7 +310,11 @@ public struct PermitStore {
                     files.append(file)
                 }
                 let score = ordered["score"]?.double.map { Int32(clamping: Int($0.rounded())) } ?? Int32.min
-                views.append(ViewRow(file: index, score: score, span: try viewSpool.append(scratch), id: id))
+                rowBytes.removeAll()
+                PermitStore.writeViewRow(ordered, flagged: file == PermitStore.flaggedFile, into: rowBytes)
+                views.append(ViewRow(file: index, score: score, tier: intern(ordered.text("tier") ?? ""),
+                                     category: intern((ordered.text("trade_group") ?? "") + "/" + (ordered.text("category") ?? "")),
+                                     span: try viewSpool.append(rowBytes), id: id))
             }
         }
 
@@ -350,7 +363,7 @@ public struct PermitStore {
         var flagged = 0, retry = 0
         let order = files.indices.sorted { files[$0].utf8.lexicographicallyPrecedes(files[$1].utf8) }
         for always in [PermitStore.flaggedFile, PermitStore.retryFile, PermitStore.otherFile] where fileIndex[always] == nil {
-            try writeView(always, rows: [], stage: stage)
+            _ = try openView(always, stage: stage)
             written.insert(always)
         }
         for f in order {
@@ -360,20 +373,17 @@ public struct PermitStore {
                 let x = views[a], y = views[b]
                 return x.score != y.score ? x.score > y.score : x.id.utf8.lexicographicallyPrecedes(y.id.utf8)
             }
-            var records: [Record] = []
-            records.reserveCapacity(rows.count)
+            let sink = try openView(file, stage: stage)
             for i in rows {
                 try viewSpool.read(views[i].span, into: scratch)
-                guard let record = parser.record(scratch) else { throw StageError.io("spool file: a permit did not read back") }
-                records.append(record)
+                sink.buffer.append(scratch)
+                try sink.flushIfNeeded()
                 if file == PermitStore.flaggedFile { flagged += 1 } else if file == PermitStore.retryFile { retry += 1 } else {
-                    let tier = record.text("tier") ?? ""
+                    let tier = names[Int(views[i].tier)]
                     tierCounts[tier, default: 0] += 1
-                    let key = (record.text("trade_group") ?? "") + "/" + (record.text("category") ?? "")
-                    categoryCounts[key, default: [:]][tier, default: 0] += 1
+                    categoryCounts[names[Int(views[i].category)], default: [:]][tier, default: 0] += 1
                 }
             }
-            try writeView(file, rows: records, stage: stage)
             written.insert(file)
         }
         for relative in existingViewFiles() where !written.contains(relative) {
@@ -434,17 +444,21 @@ public struct PermitStore {
         return group + "/" + category + "/tier_" + tier.lowercased() + ".csv"
     }
 
-    func writeView(_ relative: String, rows: [Record], stage: Stage) throws {
+    /// Opens a view file and writes its header; its rows follow, each from `writeViewRow`.
+    func openView(_ relative: String, stage: Stage) throws -> ByteSink {
         let sink = try stage.openOutput(exports + "/" + relative)
         var csv = CSVWriter(out: sink.buffer, delimiter: 44, spreadsheetSafe: true, crlf: false)
-        let flagged = relative == PermitStore.flaggedFile
-        csv.writeRow(flagged ? PermitStore.viewColumns + [PermitStore.reviewColumn] : PermitStore.viewColumns)
-        for record in rows {
-            var cells = PermitStore.viewColumns.map { PermitStore.cell(record[$0]) }
-            if flagged { cells.append(PermitStore.cell(record[PermitStore.reviewColumn])) }
-            csv.writeRow(cells)
-            try sink.flushIfNeeded()
-        }
+        csv.writeRow(relative == PermitStore.flaggedFile ? PermitStore.viewColumns + [PermitStore.reviewColumn] : PermitStore.viewColumns)
+        return sink
+    }
+
+    /// A permit's row of a view file (flagged/ has review_reasons last), made safe to open in
+    /// a spreadsheet.
+    static func writeViewRow(_ record: Record, flagged: Bool, into out: ByteBuffer) {
+        var csv = CSVWriter(out: out, delimiter: 44, spreadsheetSafe: true, crlf: false)
+        var cells = PermitStore.viewColumns.map { PermitStore.cell(record[$0]) }
+        if flagged { cells.append(PermitStore.cell(record[PermitStore.reviewColumn])) }
+        csv.writeRow(cells)
     }
 
     /// The CSV cell of a value: text as is, booleans as true/false, null empty, others as JSON.

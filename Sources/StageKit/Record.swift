@@ -45,16 +45,21 @@ public struct Record {
     public var keys: [String] { fields.map(\.key) }
 
     /// The position of `key`, or nil.
+    /// Keys of other lengths are passed over on their UTF-8 count (kept by every native
+    /// String), and no field is copied on the way: lookups run many times per record.
     public func index(of key: String) -> Int? {
-        for i in fields.indices where fields[i].key == key { return i }
-        return nil
+        let count = key.utf8.count
+        return fields.withUnsafeBufferPointer { fields in
+            for i in fields.indices where fields[i].key.utf8.count == count && fields[i].key == key { return i }
+            return nil
+        }
     }
 
     /// The value of `key`; assigning nil removes the field.
     public subscript(key: String) -> JSONValue? {
         get {
-            for field in fields where field.key == key { return field.value }
-            return nil
+            guard let i = index(of: key) else { return nil }
+            return fields[i].value
         }
         set {
             if let i = index(of: key) {
