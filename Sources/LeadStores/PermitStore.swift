@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
 import LeadRules
 import StageKit
 
@@ -186,6 +187,31 @@ public struct PermitStore {
         }
     }
 
+    /// Calls `body` with every stored record's text (and its tape, for a field or two), in
+    /// permit_id order.
+    func forEachStoredText(_ body: (JSONTape, UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+        guard Stage.fileExists(recordsPath) else { return }
+        let source = try ByteSource(path: recordsPath)
+        defer { source.close() }
+        let reader = JSONTextReader(lines: LineReader(source: source))
+        let parser = JSONParser()
+        let padded = ByteBuffer(capacity: 1 << 12)
+        try reader.forEach { event in
+            switch event {
+            case .warning: break
+            case .broken(_, let line, let reason): throw StageError.data("\(recordsPath):\(line): \(reason)")
+            case .text(let bytes, let line):
+                padded.removeAll()
+                padded.append(bytes)
+                padded.append(JSONParser.zeroPadding)
+                guard case .success(let tape) = parser.parse(padded.bytes(0..<bytes.count)), tape.isObject else {
+                    throw StageError.data("\(recordsPath):\(line): not a JSON object")
+                }
+                try body(tape, bytes)
+            }
+        }
+    }
+
     /// The stored record of `id`, if any.
     public func record(_ id: String) throws -> Record? {
         var found: Record?
@@ -218,19 +244,17 @@ public struct PermitStore {
         let now = stage.clock.now
         let spool = try SpoolFile()
         let scratch = ByteBuffer(capacity: 1 << 12)
-        let parser = RecordParser()
         var outcome = Outcome()
 
         // The incoming permits, spooled; the last of an id wins.
         var incoming: [String: SpoolFile.Span] = [:]
         if let inputs {
-            try stage.forEachRecord(inputs) { permit, _ in
+            try stage.forEachRecord(inputs, transform: { permit in
                 guard let id = permit.text(PermitFields.id), !id.isEmpty else { throw RecordRejected("no permit_id") }
                 guard let tier = permit.text("tier"), !tier.isEmpty else { throw RecordRejected("permit \(id) has no tier (run lead-tier)") }
-                _ = try viewFile(of: permit, tier: tier, rules: rules)
-                scratch.removeAll()
-                JSONWriter.write(permit, into: scratch)
-                incoming[id] = try spool.append(scratch)
+                _ = try PermitStore.viewFile(of: permit, tier: tier, rules: rules)
+            }, encoding: .json) { permit, line, _ in
+                incoming[permit.text(PermitFields.id)!] = try spool.append(line)
                 outcome.input += 1
             }
         }
@@ -241,7 +265,10 @@ public struct PermitStore {
         let reviews = try self.reviews().merging(newReviews) { $1 }
 
         // Each permit of the merge, written to the new store and, when it is in the tree, to
-        // the spool of view rows, as the CSV row its view file gets.
+        // the spool of view rows, as the CSV row its view file gets. The merge (this thread)
+        // hands the permits' texts in permit_id order to a batch; the workers place a batch's
+        // permits side by side (parse, ledgers, re-age, tier, store line and view row), and
+        // this thread writes the results in order.
         struct ViewRow { var file: Int32; var score: Int32; var tier: Int32; var category: Int32; var span: SpoolFile.Span; var id: String }
         var views: [ViewRow] = []
         var files: [String] = []
@@ -254,68 +281,38 @@ public struct PermitStore {
             nameIndex[name] = Int32(names.count - 1)
             return Int32(names.count - 1)
         }
-        let rowBytes = ByteBuffer(capacity: 1 << 12)
         let out = try stage.openOutput(recordsPath)
         let viewSpool = try SpoolFile()
         var counts: [String: Int] = [:]
+        let context = PlaceContext(sales: sales, deliveries: deliveries, reviews: reviews, rules: rules, now: now, reage: reage)
+        let batch = PlaceBatch(workers: stage.workerCount)
 
-        func place(_ original: Record, fromInput: Bool) throws {
-            var permit = original
-            let id = permit.text(PermitFields.id) ?? ""
-            for field in PermitStore.statusFields { _ = permit.removeValue(forKey: field) }
-            var status = "new"
-            if let sale = sales[id] {
-                status = "sold"
-                permit.append("sold_to", .string(sale.to))
-                permit.append("sold_price", Double(sale.price).map { .double($0) } ?? .null)
-                permit.append("sold_at", .string(sale.at))
-            } else if let delivery = deliveries[id] {
-                status = "delivered"
-                permit.append("delivered_to", .string(delivery.to))
-                permit.append("delivered_at", .string(delivery.at))
-            } else if reviews[id]?.action == "drop" {
-                status = "dropped"
-            }
-            if status == "new" && !fromInput && reage {
-                try reageKept(&permit, rules: rules, now: now)
-                outcome.reaged += 1
-            }
-            var reviewStatus: JSONValue = .null
-            if let review = reviews[id] { reviewStatus = .string(review.action == "approve" ? "approved" : "dropped") }
-            var file: String?
-            if status == "new" {
-                let tier = permit.text("tier") ?? ""
-                var probe = permit
-                probe.append("review_status", reviewStatus)
-                file = try viewFile(of: probe, tier: tier, rules: rules)
-            }
-            var ordered = Record(permit.fields.filter { !PermitStore.statusFields.contains($0.key) })
-            ordered.append("status", .string(status))
-            ordered.append("review_status", reviewStatus)
-            for field in ["sold_to", "sold_price", "sold_at", "delivered_to", "delivered_at"] {
-                ordered.append(field, permit[field] ?? .null)
-            }
-            ordered.append("export_file", file.map { .string($0) } ?? .null)
-            counts[status, default: 0] += 1
-            scratch.removeAll()
-            JSONWriter.write(ordered, into: scratch)
-            out.buffer.append(scratch)
-            out.buffer.append(10)
-            try out.flushIfNeeded()
-            if let file {
+        func place() throws {
+            batch.place(context)
+            for (worker, n) in batch.order {
+                let result = try batch.pool[worker].results[n].get()
+                let bytes = batch.pool[worker].out
+                out.buffer.append(bytes.bytes(result.line))
+                out.buffer.append(10)
+                try out.flushIfNeeded()
+                counts[result.status, default: 0] += 1
+                if result.reaged { outcome.reaged += 1 }
+                guard let file = result.file, let row = result.row else { continue }
                 let index: Int32
                 if let known = fileIndex[file] { index = known } else {
                     index = Int32(files.count)
                     fileIndex[file] = index
                     files.append(file)
                 }
-                let score = ordered["score"]?.double.map { Int32(clamping: Int($0.rounded())) } ?? Int32.min
-                rowBytes.removeAll()
-                PermitStore.writeViewRow(ordered, flagged: file == PermitStore.flaggedFile, into: rowBytes)
-                views.append(ViewRow(file: index, score: score, tier: intern(ordered.text("tier") ?? ""),
-                                     category: intern((ordered.text("trade_group") ?? "") + "/" + (ordered.text("category") ?? "")),
-                                     span: try viewSpool.append(rowBytes), id: id))
+                let span = try viewSpool.append(bytes.bytes(row))
+                views.append(ViewRow(file: index, score: result.score, tier: intern(result.tier), category: intern(result.category),
+                                     span: span, id: result.id))
             }
+            batch.reset()
+        }
+        func enqueue(_ text: UnsafeBufferPointer<UInt8>, fromInput: Bool) throws {
+            batch.add(text, fromInput: fromInput)
+            if batch.items.count >= PlaceBatch.size { try place() }
         }
 
         // The merge: incoming ids and stored ids in byte order; an incoming permit replaces
@@ -325,8 +322,7 @@ public struct PermitStore {
         func takeIncoming(before bound: String?) throws {
             while next < incomingIDs.count, bound.map({ incomingIDs[next].utf8.lexicographicallyPrecedes($0.utf8) }) ?? true {
                 try spool.read(incoming[incomingIDs[next]]!, into: scratch)
-                guard let permit = parser.record(scratch) else { throw StageError.io("spool file: a permit did not read back") }
-                try place(permit, fromInput: true)
+                try enqueue(scratch.bytes, fromInput: true)
                 next += 1
             }
         }
@@ -336,8 +332,8 @@ public struct PermitStore {
                 throw StageError.usage("\(exports) holds permit files (\(old[0]), ...) but there is no \(recordsPath): it was written by an earlier version; move it aside, or rebuild it from this run alone with --replace")
             }
         }
-        try forEachRecord { stored in
-            guard let id = stored.text(PermitFields.id) else { throw StageError.data("\(recordsPath): a record without permit_id") }
+        try forEachStoredText { tape, text in
+            guard let id = tape.topLevelString("permit_id") else { throw StageError.data("\(recordsPath): a record without permit_id") }
             if let last, !last.utf8.lexicographicallyPrecedes(id.utf8) {
                 throw StageError.data("\(recordsPath): permit \(id) out of order after \(last); the file is written sorted, was it edited?")
             }
@@ -347,12 +343,13 @@ public struct PermitStore {
                 try takeIncoming(before: id + "\u{0}")
                 return
             }
-            let isNew = (stored.text("status") ?? "new") == "new"
+            let isNew = (tape.topLevelString("status") ?? "new") == "new"
             if replace && isNew { return }
             if isNew { outcome.kept += 1 }
-            try place(stored, fromInput: false)
+            try enqueue(text, fromInput: false)
         }
         try takeIncoming(before: nil)
+        try place()
 
         // The views: every file again; files left without permits are removed.
         var rowsByFile = [[Int]](repeating: [], count: files.count)
@@ -417,7 +414,7 @@ public struct PermitStore {
 
     /// Brings a kept permit to the clock: rule-scored permits are scored again (days_old,
     /// freshness, reasoning, scored_at); others get their days_old again; then the tier.
-    func reageKept(_ permit: inout Record, rules: PermitStoreRules, now: Timestamp) throws {
+    static func reageKept(_ permit: inout Record, rules: PermitStoreRules, now: Timestamp) throws {
         if permit.text("scored_by") == "rules" || !permit.hasValue("scored_by") {
             rules.scorer.score(&permit, now: now)
         } else {
@@ -431,7 +428,7 @@ public struct PermitStore {
     }
 
     /// The view file (relative to the tree) a permit in status new belongs in.
-    func viewFile(of permit: Record, tier: String, rules: PermitStoreRules) throws(RecordRejected) -> String {
+    static func viewFile(of permit: Record, tier: String, rules: PermitStoreRules) throws(RecordRejected) -> String {
         if tier == PermitStore.retryTier { return PermitStore.retryFile }
         if PermitStore.isFlagged(permit) { return PermitStore.flaggedFile }
         let group = PermitStore.cell(permit["trade_group"]), category = PermitStore.cell(permit["category"])
@@ -505,5 +502,144 @@ public struct PermitStore {
             out += "  \(field.key): \(counts)\n"
         }
         return out
+    }
+}
+
+// MARK: Placing permits, side by side
+
+/// What placing a permit needs: the ledgers, the rules and the clock (read only, shared by
+/// the workers).
+struct PlaceContext: @unchecked Sendable {
+    let sales: [String: PermitStore.Sale]
+    let deliveries: [String: PermitStore.Delivery]
+    let reviews: [String: PermitStore.Review]
+    let rules: PermitStoreRules
+    let now: Timestamp
+    let reage: Bool
+}
+
+/// What placing one permit gave: its store line and, when it is in the tree, its view row
+/// (both in the worker's buffer), with what the report counts.
+struct Placed {
+    var line: Range<Int>
+    var row: Range<Int>?
+    var file: String?
+    var score: Int32
+    var tier: String
+    var category: String
+    var status: String
+    var reaged: Bool
+    var id: String
+}
+
+/// A batch of the merge's permit texts, placed on all processors; results stay in input order.
+final class PlaceBatch: @unchecked Sendable {
+    static let size = 2048
+
+    final class Worker {
+        let parser = RecordParser()
+        let out = ByteBuffer(capacity: 1 << 20)
+        var results: [Result<Placed, Error>] = []
+    }
+
+    let texts = ByteBuffer(capacity: 1 << 22)
+    var items: [(offset: Int, count: Int, fromInput: Bool)] = []
+    let pool: [Worker]
+    /// (worker, result) of each item, in input order, after `place`.
+    private(set) var order: [(Int, Int)] = []
+
+    init(workers: Int) {
+        pool = (0..<max(1, workers)).map { _ in Worker() }
+    }
+
+    func add(_ text: UnsafeBufferPointer<UInt8>, fromInput: Bool) {
+        items.append((texts.count, text.count, fromInput))
+        texts.append(text)
+    }
+
+    func reset() {
+        items.removeAll(keepingCapacity: true)
+        texts.removeAll()
+        order.removeAll(keepingCapacity: true)
+    }
+
+    func place(_ context: PlaceContext) {
+        let count = items.count
+        let chunks = min(pool.count, max(1, count / 64))
+        order.removeAll(keepingCapacity: true)
+        for chunk in 0..<chunks {
+            for n in 0..<((count * (chunk + 1) / chunks) - (count * chunk / chunks)) { order.append((chunk, n)) }
+        }
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let worker = pool[chunk]
+            worker.results.removeAll(keepingCapacity: true)
+            worker.out.removeAll()
+            for item in items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
+                let text = texts.bytes(item.offset..<(item.offset + item.count))
+                guard let permit = worker.parser.record(text) else {
+                    worker.results.append(.failure(StageError.io("a permit of the merge did not read back")))
+                    continue
+                }
+                worker.results.append(Result { try PermitStore.place(permit, fromInput: item.fromInput, context, into: worker.out) })
+            }
+        }
+    }
+}
+
+extension PermitStore {
+    /// One permit of the merge: its status from the ledgers, kept permits re-aged, the view
+    /// file it belongs in; its store line (status fields last) and view row go to `out`.
+    static func place(_ original: Record, fromInput: Bool, _ context: PlaceContext, into out: ByteBuffer) throws -> Placed {
+        var permit = original
+        let id = permit.text(PermitFields.id) ?? ""
+        for field in PermitStore.statusFields { _ = permit.removeValue(forKey: field) }
+        var status = "new"
+        if let sale = context.sales[id] {
+            status = "sold"
+            permit.append("sold_to", .string(sale.to))
+            permit.append("sold_price", Double(sale.price).map { .double($0) } ?? .null)
+            permit.append("sold_at", .string(sale.at))
+        } else if let delivery = context.deliveries[id] {
+            status = "delivered"
+            permit.append("delivered_to", .string(delivery.to))
+            permit.append("delivered_at", .string(delivery.at))
+        } else if context.reviews[id]?.action == "drop" {
+            status = "dropped"
+        }
+        var reaged = false
+        if status == "new" && !fromInput && context.reage {
+            try reageKept(&permit, rules: context.rules, now: context.now)
+            reaged = true
+        }
+        var reviewStatus: JSONValue = .null
+        if let review = context.reviews[id] { reviewStatus = .string(review.action == "approve" ? "approved" : "dropped") }
+        var file: String?
+        if status == "new" {
+            let tier = permit.text("tier") ?? ""
+            var probe = permit
+            probe.append("review_status", reviewStatus)
+            file = try viewFile(of: probe, tier: tier, rules: context.rules)
+        }
+        var ordered = Record(permit.fields.filter { !PermitStore.statusFields.contains($0.key) })
+        ordered.append("status", .string(status))
+        ordered.append("review_status", reviewStatus)
+        for field in ["sold_to", "sold_price", "sold_at", "delivered_to", "delivered_at"] {
+            ordered.append(field, permit[field] ?? .null)
+        }
+        ordered.append("export_file", file.map { .string($0) } ?? .null)
+        let start = out.count
+        JSONWriter.write(ordered, into: out)
+        let line = start..<out.count
+        var row: Range<Int>?
+        if let file {
+            let rowStart = out.count
+            writeViewRow(ordered, flagged: file == flaggedFile, into: out)
+            row = rowStart..<out.count
+        }
+        return Placed(line: line, row: row, file: file,
+                      score: ordered["score"]?.double.map { Int32(clamping: Int($0.rounded())) } ?? Int32.min,
+                      tier: ordered.text("tier") ?? "",
+                      category: (ordered.text("trade_group") ?? "") + "/" + (ordered.text("category") ?? ""),
+                      status: status, reaged: reaged, id: id)
     }
 }

@@ -87,6 +87,11 @@ public final class ByteBuffer {
     /// The bytes held, valid until the buffer changes.
     public var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
 
+    /// The bytes at `range`, valid until the buffer changes.
+    public func bytes(_ range: Range<Int>) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: base + range.lowerBound, count: range.count)
+    }
+
     /// The last byte, if any.
     public var last: UInt8? { count > 0 ? base[count - 1] : nil }
 

@@ -106,6 +106,19 @@ public struct JSONTape {
     /// The children of container node `i`.
     public func children(_ i: Int) -> JSONChildren { JSONChildren(tape: self, first: i + 1, end: next(i)) }
 
+    /// The text of the top-level object's string member `key` (the first of that key), or nil
+    /// when it is missing or not a string: one field read without building the record.
+    public func topLevelString(_ key: StaticString) -> String? {
+        guard isObject else { return nil }
+        let wanted = UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
+        for i in children(0) {
+            let raw = rawKey(i)
+            guard raw.count == wanted.count, !keyIsEscaped(i), raw.elementsEqual(wanted) else { continue }
+            return kind(i) == LJ_STRING.rawValue ? string(i) : nil
+        }
+        return nil
+    }
+
     /// Decodes JSON string escapes into a String.
     public static func unescape(_ body: UnsafeBufferPointer<UInt8>) -> String {
         guard body.count > 0 else { return "" }
