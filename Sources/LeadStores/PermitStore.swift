@@ -253,7 +253,7 @@ public struct PermitStore {
                 guard let id = permit.text(PermitFields.id), !id.isEmpty else { throw RecordRejected("no permit_id") }
                 guard let tier = permit.text("tier"), !tier.isEmpty else { throw RecordRejected("permit \(id) has no tier (run lead-tier)") }
                 _ = try PermitStore.viewFile(of: permit, tier: tier, rules: rules)
-            }, encoding: .json) { permit, line, _ in
+            }, encoding: .input) { permit, line, _ in
                 incoming[permit.text(PermitFields.id)!] = try spool.append(line)
                 outcome.input += 1
             }
