@@ -238,8 +238,10 @@ $(PERMITS)/flattened-%.jsonl: $(PERMITS)/raw-%.jsonl $$(call permit_map,$$*)
 # SHARDS=N (with make -j N): the per-record stages (normalize, trades, score, tier) run in N
 # shards, each over its part of the flattened permits (split by lines, in order), then the
 # parts are joined in order, so every stage file is the one a plain run writes; each shard's
-# rejects are gathered into the stage's rejects file. The export (keyed by trade file) runs
-# once over the joined permits.
+# rejects are gathered into the stage's rejects file. The export runs in N shards too, each
+# placing the permits of the trades it owns (lead-export permits --shard), then
+# --join-shards makes the store and the tree of their parts; the store and the tree stay
+# locked from the first shard to the join.
 SHARDS ?=
 reasoner_opts = $(if $(REASONER),--reasoner $(REASONER) --reasoner-timeout $(REASONER_TIMEOUT))
 ifeq ($(SHARDS),)
@@ -266,7 +268,11 @@ $(SHARD_DIR)/tiered-%.jsonl: $(SHARD_DIR)/flattened.jsonl $(PERMIT_RULES) $(wild
 	$(BIN)/lead-tier --schema permits-tiered --shard $*/$(SHARDS) $(permits_now) $(SHARD_DIR)/scored-$*.jsonl -o $@
 $(PERMITS)/report.json: $(SHARD_TIERED) | settle-permits
 	scripts/join-shards.sh $(SHARDS) $(PERMITS) normalized tagged scored tiered
-	$(BIN)/lead-export permits $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
+	scripts/locked.sh $(EXPORTS) -- scripts/locked.sh $(PERMITS) -- sh -c '\
+	scripts/in-shards.sh $(SHARDS) -- $(BIN)/lead-export permits --shard @i@/@n@ $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl && \
+	$(BIN)/lead-export permits --join-shards $(SHARDS) $(permits_now) --dir $(EXPORTS) --logs $(LOGS)'
+	@umask 077; r=$$(ls lead-export.rejects.shard-*-of-$(SHARDS).jsonl 2>/dev/null || true); \
+	if [ -n "$$r" ]; then cat $$r > lead-export.rejects.jsonl.part && mv lead-export.rejects.jsonl.part lead-export.rejects.jsonl && rm -f $$r; fi
 endif
 
 # The retry cron job: the permits waiting in the retry queue (their own records, whatever run
@@ -335,7 +341,10 @@ spark-permits: $(PERMIT_FLAT) $(PERMIT_RULES) | settle-permits
 	  --step "tagged.jsonl=$(SPARK_BIN)/lead-tag trades --schema permits-tagged $(permits_now)" \
 	  --step "scored.jsonl=$(SPARK_BIN)/lead-score permits --schema permits-scored $(permits_now) $(reasoner_opts)" \
 	  --step "tiered.jsonl=$(SPARK_BIN)/lead-tier --schema permits-tiered $(permits_now)"
-	$(BIN)/lead-export permits $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl
+	scripts/locked.sh $(EXPORTS) -- scripts/locked.sh $(PERMITS) -- env $(SPARK_RUN) shards --partitions $(SPARK_PARTITIONS) --out $(PERMITS) \
+	  --rejects $(abspath lead-export.rejects.jsonl) \
+	  --then "$(BIN)/lead-export permits --join-shards $(SPARK_PARTITIONS) $(permits_now) --dir $(EXPORTS) --logs $(LOGS)" \
+	  -- $(SPARK_BIN)/lead-export permits $(permits_now) --dir $(abspath $(EXPORTS)) --logs $(abspath $(LOGS)) $(abspath $(PERMITS))/tiered.jsonl
 
 spark-leads: $(LEAD_IMPORTS) $(LEAD_RULES) | settle-leads
 	scripts/locked.sh $(LEADS) -- sh -c '$(SPARK_RUN) dedupe --out $(LEADS) --name normalized.jsonl \

@@ -4,6 +4,7 @@
     spark-run.py chain  --out DIR --input FILE... STEP...     per-record stages over the lines
     spark-run.py dedupe --out DIR --master FILE --logs DIR --input FILE... -- ARGS...
     spark-run.py keyed  --out DIR --key FIELD --input FILE... STEP
+    spark-run.py shards --out DIR --rejects FILE [--then COMMAND] -- ARGS...
 
 A STEP is `name=stage args...` (one shell-quoted string): the stage's output is saved as
 DIR/name, its rejects as DIR/<name without .jsonl>.rejects.jsonl.
@@ -30,6 +31,10 @@ is checked: a failed stage fails the job, naming the stage and its shard.
   the UTF-8 bytes, mod n), so a stage that groups by that field (lead-score events by
   listing_id) sees every record of a key in one partition. Lines without the field go to
   the first partition.
+- shards: a keyed stage that reads its inputs and its store itself, as n tasks, shard i of n
+  each (lead-export permits --shard: each reads the whole input and keeps the trades it
+  owns); --then runs in the driver once they all succeeded (lead-export permits
+  --join-shards n), then the shards' rejects are gathered into --rejects.
 
 The driver binds to 127.0.0.1 and starts no UI. SPARK_PARTITIONS (default 2) and
 SPARK_CORES (default 2) set the partitions and local[cores].
@@ -325,17 +330,40 @@ def dedupe(args):
         cleanup(args)
 
 
+def shards(args):
+    """The stage as n tasks, shard i of n each over the files it names; then --then; then the
+    shards' rejects gathered."""
+    sc, cores = session()
+    n = args.partitions
+    env = stage_env(max(1, cores // n))
+    parts = os.path.join(args.out, ".spark-parts", "shards")
+    os.makedirs(parts, mode=0o700, exist_ok=True)
+
+    def task(index, _):
+        return stage_task(args.stage, env, os.path.join(parts, "part-%05d" % index), args.rejects, f"{index + 1}/{n}")(iter(()))
+
+    try:
+        sc.parallelize(range(n), n).mapPartitionsWithIndex(task).collect()
+        if args.then:
+            status = subprocess.run(shlex.split(args.then)).returncode
+            if status != 0:
+                raise SystemExit(f"spark-run.py: {args.then} exited {status}")
+        report(step="shards", partitions=n, rejected=gather_rejects(args.rejects, n))
+    finally:
+        cleanup(args)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
     partitions = int(os.environ.get("SPARK_PARTITIONS", "2"))
-    for mode in ("chain", "keyed", "dedupe"):
+    for mode in ("chain", "keyed", "dedupe", "shards"):
         p = sub.add_parser(mode)
         p.add_argument("--out", required=True)
         p.add_argument("--partitions", type=int, default=partitions)
         p.add_argument("--step", dest="steps", action="append", default=[],
                        help="name=stage args (repeatable, in order)")
-        if mode != "dedupe":
+        if mode not in ("dedupe", "shards"):
             p.add_argument("--input", nargs="+", required=True)
         if mode == "keyed":
             p.add_argument("--key", required=True)
@@ -343,12 +371,16 @@ def main():
         if mode == "dedupe":
             p.add_argument("--name", required=True, help="the dedupe output's name (normalized.jsonl)")
             p.add_argument("stage", nargs=argparse.REMAINDER, help="-- lead-normalize --dedupe ... (without --shard)")
+        if mode == "shards":
+            p.add_argument("--rejects", required=True, help="where the shards' rejects are gathered")
+            p.add_argument("--then", help="a command the driver runs once every shard succeeded (the join)")
+            p.add_argument("stage", nargs=argparse.REMAINDER, help="-- the stage ... (without --shard)")
     args = parser.parse_args()
     args.named_out = args.out  # as given: the name a plain run's stage reads its input by
     args.out = os.path.abspath(args.out)
-    if args.mode == "dedupe" and args.stage and args.stage[0] == "--":
+    if args.mode in ("dedupe", "shards") and args.stage and args.stage[0] == "--":
         args.stage = args.stage[1:]
-    {"chain": chain, "keyed": keyed, "dedupe": dedupe}[args.mode](args)
+    {"chain": chain, "keyed": keyed, "dedupe": dedupe, "shards": shards}[args.mode](args)
 
 
 if __name__ == "__main__":

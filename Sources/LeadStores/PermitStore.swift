@@ -238,25 +238,47 @@ public struct PermitStore {
     /// first (sold, delivered and dropped ones stay on record).
     /// `sales`, `deliveries` and `reviews` are changes this run makes to the ledgers, taken as
     /// made.
+    ///
+    /// With `shard` (lead-export permits --shard i/n), the run places only the permits whose
+    /// trade (`trade_group/category`, see `shardKey`) the shard owns, stored or incoming, and
+    /// writes its part under `<logs>/permits/shards/i-of-n/` instead of the store and the
+    /// tree; `join` makes the store and the tree of the n parts.
     public func rebuild(_ stage: Stage, store: Store, rules: PermitStoreRules, inputs: [String]?, reage: Bool,
                         replace: Bool = false, sales newSales: [String: Sale] = [:],
-                        deliveries newDeliveries: [String: Delivery] = [:], reviews newReviews: [String: Review] = [:]) throws -> Outcome {
+                        deliveries newDeliveries: [String: Delivery] = [:], reviews newReviews: [String: Review] = [:],
+                        shard: Shard? = nil) throws -> Outcome {
         let now = stage.clock.now
         let spool = try SpoolFile()
         let scratch = ByteBuffer(capacity: 1 << 12)
         var outcome = Outcome()
+        let part = shard.map { ShardPart(store: self, shard: $0) }
+        let before = try part.map { _ in try fingerprint() }
 
-        // The incoming permits, spooled; the last of an id wins.
+        // The incoming permits, spooled; the last of an id wins. A shard reads every input
+        // permit but keeps its own: of the others it notes the id (and where it came last), so
+        // that the stored permit an incoming one replaces leaves every shard, and of the
+        // same id twice the last stays, whichever shards own them.
         var incoming: [String: SpoolFile.Span] = [:]
+        var lastSeen: [String: Int] = [:], ownSeen: [String: Int] = [:]
         if let inputs {
+            var seen = 0
+            // A permit another shard owns is checked there (and rejected there, once).
             try stage.forEachRecord(inputs, transform: { permit in
-                guard let id = permit.text(PermitFields.id), !id.isEmpty else { throw RecordRejected("no permit_id") }
-                guard let tier = permit.text("tier"), !tier.isEmpty else { throw RecordRejected("permit \(id) has no tier (run lead-tier)") }
-                _ = try PermitStore.viewFile(of: permit, tier: tier, rules: rules)
+                if let shard, !shard.owns(PermitStore.shardKey(permit)) { return }
+                try PermitStore.check(permit, rules: rules)
             }, encoding: .input) { permit, line, _ in
-                incoming[permit.text(PermitFields.id)!] = try spool.append(line)
+                let id = permit.text(PermitFields.id) ?? ""
+                seen += 1
+                if let shard {
+                    let own = shard.owns(PermitStore.shardKey(permit))
+                    if own || (try? PermitStore.check(permit, rules: rules)) != nil { lastSeen[id] = seen }
+                    if !own { return }
+                    ownSeen[id] = seen
+                }
+                incoming[id] = try spool.append(line)
                 outcome.input += 1
             }
+            for (id, n) in ownSeen where lastSeen[id] != n { incoming[id] = nil }
         }
         let incomingIDs = incoming.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
 
@@ -281,7 +303,7 @@ public struct PermitStore {
             nameIndex[name] = Int32(names.count - 1)
             return Int32(names.count - 1)
         }
-        let out = try stage.openOutput(recordsPath)
+        let out = try stage.openOutput(part?.storePath ?? recordsPath)
         let viewSpool = try SpoolFile()
         var counts: [String: Int] = [:]
         let context = PlaceContext(sales: sales, deliveries: deliveries, reviews: reviews, rules: rules, now: now, reage: reage)
@@ -343,6 +365,8 @@ public struct PermitStore {
                 try takeIncoming(before: id + "\u{0}")
                 return
             }
+            // A shard places the stored permits of its trades that no input permit replaces.
+            if let shard, !shard.owns(PermitStore.shardKey(tape)) || lastSeen[id] != nil { return }
             let isNew = (tape.topLevelString("status") ?? "new") == "new"
             if replace && isNew { return }
             if isNew { outcome.kept += 1 }
@@ -350,6 +374,9 @@ public struct PermitStore {
         }
         try takeIncoming(before: nil)
         try place()
+        if let before, try fingerprint() != before {
+            throw StageError.data("\(recordsPath) or a ledger changed while this shard read it: run the shards again")
+        }
 
         // The views: every file again; files left without permits are removed.
         var rowsByFile = [[Int]](repeating: [], count: files.count)
@@ -359,7 +386,7 @@ public struct PermitStore {
         var categoryCounts: [String: [String: Int]] = [:]
         var flagged = 0, retry = 0
         let order = files.indices.sorted { files[$0].utf8.lexicographicallyPrecedes(files[$1].utf8) }
-        for always in [PermitStore.flaggedFile, PermitStore.retryFile, PermitStore.otherFile] where fileIndex[always] == nil {
+        for always in [PermitStore.flaggedFile, PermitStore.retryFile, PermitStore.otherFile] where fileIndex[always] == nil && part == nil {
             _ = try openView(always, stage: stage)
             written.insert(always)
         }
@@ -370,10 +397,16 @@ public struct PermitStore {
                 let x = views[a], y = views[b]
                 return x.score != y.score ? x.score > y.score : x.id.utf8.lexicographicallyPrecedes(y.id.utf8)
             }
-            let sink = try openView(file, stage: stage)
+            // A shard's flagged and retry rows are merged with the other shards' by `join`.
+            let shared = part != nil && (file == PermitStore.flaggedFile || file == PermitStore.retryFile)
+            let sink = try shared ? stage.openOutput(part!.sharedRowsPath(file)) : openView(file, stage: stage, under: part?.treePath)
             for i in rows {
                 try viewSpool.read(views[i].span, into: scratch)
-                sink.buffer.append(scratch)
+                if shared {
+                    ShardPart.writeSharedRow(score: views[i].score, id: views[i].id, row: scratch, into: sink.buffer)
+                } else {
+                    sink.buffer.append(scratch)
+                }
                 try sink.flushIfNeeded()
                 if file == PermitStore.flaggedFile { flagged += 1 } else if file == PermitStore.retryFile { retry += 1 } else {
                     let tier = names[Int(views[i].tier)]
@@ -383,33 +416,55 @@ public struct PermitStore {
             }
             written.insert(file)
         }
+        stage.recordsOut += views.count
+        let tally = Tally(input: outcome.input, kept: outcome.kept, reaged: outcome.reaged, permits: views.count,
+                          flagged: flagged, retry: retry, statuses: counts, tiers: tierCounts, categories: categoryCounts)
+        if let part, let shard {
+            let report = try stage.openOutput(part.reportPath)
+            report.buffer.append(PermitStore.pretty(part.report(tally, shard: shard, now: now, replace: replace,
+                                                                 fingerprint: before ?? "", files: written.sorted())))
+            outcome.report = tally.report(now: now, exports: exports, rules: rules)
+            return outcome
+        }
         for relative in existingViewFiles() where !written.contains(relative) {
             stage.removeOnSuccess(exports + "/" + relative)
         }
-        stage.recordsOut += views.count
-
-        var tiers = Record()
-        for band in rules.tiers.bands where band.tier != PermitStore.retryTier { tiers.append(band.tier, .int(tierCounts[band.tier] ?? 0)) }
-        var groups = Record()
-        var groupTotals: [String: Int] = [:]
-        for (key, c) in categoryCounts { groupTotals[String(key.split(separator: "/")[0]), default: 0] += c.values.reduce(0, +) }
-        for (group, n) in groupTotals.sorted(by: { $0.key < $1.key }) { groups.append(group, .int(n)) }
-        var categories = Record()
-        for (key, c) in categoryCounts.sorted(by: { $0.key < $1.key }) {
-            var r = Record()
-            for band in rules.tiers.bands where c[band.tier] != nil { r.append(band.tier, .int(c[band.tier]!)) }
-            categories.append(key, .object(r))
-        }
-        outcome.report = [
-            "run_at": .string(now.iso8601), "exports": .string(exports), "input": .int(outcome.input),
-            "kept_from_tree": .int(outcome.kept), "reaged": .int(outcome.reaged), "permits": .int(views.count),
-            "tiers": .object(tiers), "flagged": .int(flagged), "retry": .int(retry),
-            "sold": .int(counts["sold"] ?? 0), "delivered": .int(counts["delivered"] ?? 0),
-            "dropped": .int(counts["dropped"] ?? 0), "groups": .object(groups), "categories": .object(categories),
-        ]
+        outcome.report = tally.report(now: now, exports: exports, rules: rules)
         let report = try stage.openOutput(reportPath)
         report.buffer.append(PermitStore.pretty(outcome.report))
         return outcome
+    }
+
+    /// The counts of a rebuild (or of the shards of one), for the report.
+    struct Tally {
+        var input = 0, kept = 0, reaged = 0, permits = 0, flagged = 0, retry = 0
+        var statuses: [String: Int] = [:]
+        var tiers: [String: Int] = [:]
+        var categories: [String: [String: Int]] = [:]
+
+        /// report.json: run_at, exports, input, kept_from_tree, reaged, permits, tiers,
+        /// flagged, retry, sold, delivered, dropped, groups, categories.
+        func report(now: Timestamp, exports: String, rules: PermitStoreRules) -> Record {
+            var tierRecord = Record()
+            for band in rules.tiers.bands where band.tier != PermitStore.retryTier { tierRecord.append(band.tier, .int(self.tiers[band.tier] ?? 0)) }
+            var groups = Record()
+            var groupTotals: [String: Int] = [:]
+            for (key, c) in self.categories { groupTotals[String(key.split(separator: "/")[0]), default: 0] += c.values.reduce(0, +) }
+            for (group, n) in groupTotals.sorted(by: { $0.key < $1.key }) { groups.append(group, .int(n)) }
+            var categoryRecord = Record()
+            for (key, c) in self.categories.sorted(by: { $0.key < $1.key }) {
+                var r = Record()
+                for band in rules.tiers.bands where c[band.tier] != nil { r.append(band.tier, .int(c[band.tier]!)) }
+                categoryRecord.append(key, .object(r))
+            }
+            return [
+                "run_at": .string(now.iso8601), "exports": .string(exports), "input": .int(input),
+                "kept_from_tree": .int(kept), "reaged": .int(reaged), "permits": .int(permits),
+                "tiers": .object(tierRecord), "flagged": .int(flagged), "retry": .int(retry),
+                "sold": .int(statuses["sold"] ?? 0), "delivered": .int(statuses["delivered"] ?? 0),
+                "dropped": .int(statuses["dropped"] ?? 0), "groups": .object(groups), "categories": .object(categoryRecord),
+            ]
+        }
     }
 
     /// Brings a kept permit to the clock: rule-scored permits are scored again (days_old,
@@ -427,6 +482,13 @@ public struct PermitStore {
         do { try rules.tiers.tier(&permit, now: now) } catch { throw StageError.data("permit \(permit.text(PermitFields.id) ?? "?"): \(error)") }
     }
 
+    /// Whether an input permit can be placed: it has a permit_id, a tier and a known trade.
+    static func check(_ permit: Record, rules: PermitStoreRules) throws(RecordRejected) {
+        guard let id = permit.text(PermitFields.id), !id.isEmpty else { throw RecordRejected("no permit_id") }
+        guard let tier = permit.text("tier"), !tier.isEmpty else { throw RecordRejected("permit \(id) has no tier (run lead-tier)") }
+        _ = try viewFile(of: permit, tier: tier, rules: rules)
+    }
+
     /// The view file (relative to the tree) a permit in status new belongs in.
     static func viewFile(of permit: Record, tier: String, rules: PermitStoreRules) throws(RecordRejected) -> String {
         if tier == PermitStore.retryTier { return PermitStore.retryFile }
@@ -441,9 +503,10 @@ public struct PermitStore {
         return group + "/" + category + "/tier_" + tier.lowercased() + ".csv"
     }
 
-    /// Opens a view file and writes its header; its rows follow, each from `writeViewRow`.
-    func openView(_ relative: String, stage: Stage) throws -> ByteSink {
-        let sink = try stage.openOutput(exports + "/" + relative)
+    /// Opens a view file (in the tree, or where `under` puts it) and writes its header; its
+    /// rows follow, each from `writeViewRow`.
+    func openView(_ relative: String, stage: Stage, under: ((String) -> String)? = nil) throws -> ByteSink {
+        let sink = try stage.openOutput(under?(relative) ?? exports + "/" + relative)
         var csv = CSVWriter(out: sink.buffer, delimiter: 44, spreadsheetSafe: true, crlf: false)
         csv.writeRow(relative == PermitStore.flaggedFile ? PermitStore.viewColumns + [PermitStore.reviewColumn] : PermitStore.viewColumns)
         return sink

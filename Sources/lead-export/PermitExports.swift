@@ -35,6 +35,14 @@ extension LeadExport {
             and <logs>/permits/report.json. The store and the tree are locked for the run and \
             change as one.
 
+            In shards: with --shard i/n (or LEAD_SHARD), the run places only the permits whose \
+            trade (trade_group/category, FNV-1a 64 mod n) shard i owns, stored or incoming, \
+            reading the whole input, and leaves its part (store records, tier files, flagged and \
+            retry rows, counts) in <logs>/permits/shards/i-of-n/; the store and the tree are \
+            only read. Then --join-shards n makes the store, the tree and the report of the n \
+            parts: the same files one process writes. The join refuses parts that read another \
+            store or ledgers than it finds (a run in between), or another --now.
+
             Example:
               lead-tier scored.jsonl | lead-export permits --dir exports/
             """
@@ -52,6 +60,10 @@ extension LeadExport {
         @Flag(help: "Start from an empty tree instead of keeping the permits already in it.")
         var replace = false
 
+        /// Join the parts of n shards.
+        @Option(help: ArgumentHelp("Make the store and the tree of the parts that lead-export permits --shard i/n left (no input).", valueName: "n"))
+        var joinShards: Int?
+
         @OptionGroup var common: CommonOptions
 
         /// Tiered permits; none or `-` means stdin.
@@ -60,14 +72,29 @@ extension LeadExport {
 
         func validate() throws {
             if common.output != nil { throw ValidationError("lead-export permits writes the tree under --dir; -o is not used") }
+            if let n = joinShards {
+                if n < 1 { throw ValidationError("--join-shards must be at least 1") }
+                if !inputs.isEmpty { throw ValidationError("--join-shards reads the shards' parts, not input files") }
+                if common.shard != nil { throw ValidationError("--join-shards joins every shard: do not give --shard") }
+            }
         }
 
         func run() throws {
             Stage.run("export", command: "permits", options: common) { stage in
                 let permits = PermitStore(exports: dir, logs: logs)
-                let store = try permits.open(stage)
                 let rules = try PermitStoreRules.load(stage)
-                let outcome = try permits.rebuild(stage, store: store, rules: rules, inputs: inputs, reage: true, replace: replace)
+                let outcome: PermitStore.Outcome
+                if let n = joinShards {
+                    try permits.open(stage)
+                    outcome = try permits.join(stage, count: n, rules: rules)
+                } else if let shard = stage.shard {
+                    let store = try permits.openShard(stage, shard)
+                    outcome = try permits.rebuild(stage, store: store, rules: rules, inputs: inputs, reage: true, replace: replace, shard: shard)
+                    stage.summary.append("shard", .string(shard.description))
+                } else {
+                    let store = try permits.open(stage)
+                    outcome = try permits.rebuild(stage, store: store, rules: rules, inputs: inputs, reage: true, replace: replace)
+                }
                 if !common.quiet { standardError(PermitStore.text(outcome.report)) }
                 for key in ["permits", "flagged", "retry", "reaged"] { stage.summary.append(key, outcome.report[key] ?? .int(0)) }
             }

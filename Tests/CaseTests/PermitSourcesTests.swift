@@ -127,5 +127,48 @@ import Testing
         let one = try rejects("plain"), two = try rejects("sharded")
         #expect(one.count == 1 && two == one, "\(two)")
         #expect(one.first?.hasPrefix(#""TREE/logs/permits/raw-springfield-files.jsonl:"#) == true || one.first?.contains("springfield") == true, "\(one)")
+
+        // The export ran in two shards, by trade, and their join left the store and report of
+        // one process; so does a second day, when every kept permit is re-aged.
+        #expect(sharded.stdout.contains("lead-export permits --shard 2/2") && sharded.stdout.contains("--join-shards 2"), "\(sharded.stdout.suffix(2000))")
+        func same(_ day: String) throws {
+            for file in ["permits.jsonl", "report.json"] {
+                #expect(try stageFile("plain", file).replacingOccurrences(of: "sharded", with: "plain")
+                        == stageFile("sharded", file).replacingOccurrences(of: "sharded", with: "plain"), "\(day): \(file)")
+            }
+            let a = try fm.subpathsOfDirectory(atPath: root + "/plain/exports").filter { $0.hasSuffix(".csv") }.sorted()
+            #expect(a == (try fm.subpathsOfDirectory(atPath: root + "/sharded/exports").filter { $0.hasSuffix(".csv") }.sorted()), "\(day)")
+            for file in a { #expect(fm.contentsEqual(atPath: root + "/plain/exports/" + file, andPath: root + "/sharded/exports/" + file), "\(day): \(file)") }
+            #expect(!fm.fileExists(atPath: root + "/sharded/logs/permits/shards/1-of-2/report.json"), "the join used up the parts")
+        }
+        try same("day 1")
+        let later = "PERMITS_NOW=2016-03-29T06:00:00Z"
+        #expect(try make(["permits", later], "plain").status == 0)
+        let again = try make(["-j2", "permits", "SHARDS=2", later], "sharded")
+        #expect(again.status == 0, "\(again.stderr.suffix(1500))")
+        try same("day 2")
+
+        // A part that read another store than the join finds is refused, and nothing changes:
+        // a run between the shards and the join fails the join instead of being lost.
+        let bin = Binaries.directory, logs = root + "/sharded/logs", exportsDir = root + "/sharded/exports"
+        let tiered = root + "/sharded/logs/permits/tiered.jsonl", env = ["LEAD_STAGES": root + "/stages"]
+        let now = "--now=2016-03-30T06:00:00Z"
+        for i in 1...2 {
+            let r = try Binaries.run(bin + "/lead-export", ["permits", "-q", now, "--shard", "\(i)/2", "--dir", exportsDir, "--logs", logs, tiered], in: root, environment: env)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let id = try #require(try stageFile("sharded", "tiered.jsonl").split(separator: "\n").first?.components(separatedBy: #""permit_id":""#)[1].split(separator: "\"").first)
+        let between = try Binaries.run(bin + "/lead-export", ["sold", "-q", now, "--permit-id", String(id), "--to", "A Buyer", "--price", "25",
+                                                              "--dir", exportsDir, "--logs", logs], in: root, environment: env)
+        #expect(between.status == 0, "\(between.stderr)")
+        let storeBetween = try stageFile("sharded", "permits.jsonl")
+        let join = try Binaries.run(bin + "/lead-export", ["permits", "-q", now, "--join-shards", "2", "--dir", exportsDir, "--logs", logs], in: root, environment: env)
+        #expect(join.status != 0 && join.stderr.contains("changed after shard 1 of 2 read it"), "\(join.stderr)")
+        #expect(try stageFile("sharded", "permits.jsonl") == storeBetween)
+        // A join at another clock than its shards', or with a shard missing, is refused too.
+        let clock = try Binaries.run(bin + "/lead-export", ["permits", "-q", "--now=2016-04-01T06:00:00Z", "--join-shards", "2", "--dir", exportsDir, "--logs", logs], in: root, environment: env)
+        #expect(clock.status == 2 && clock.stderr.contains("shard 1 ran at 2016-03-30T06:00:00Z"), "\(clock.stderr)")
+        let missing = try Binaries.run(bin + "/lead-export", ["permits", "-q", now, "--join-shards", "3", "--dir", exportsDir, "--logs", logs], in: root, environment: env)
+        #expect(missing.status == 2 && missing.stderr.contains("no part of shard 1 of 3"), "\(missing.stderr)")
     }
 }

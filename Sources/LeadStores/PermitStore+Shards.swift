@@ -1,0 +1,274 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import LeadRules
+import StageKit
+
+/// The permits store in shards: `lead-export permits --shard i/n` places the permits of the
+/// trades shard i owns and leaves its part in `<logs>/permits/shards/i-of-n/`; `lead-export
+/// permits --join-shards n` makes the store, the tree and the report of the n parts, exactly
+/// those of one process.
+///
+///     <logs>/permits/shards/i-of-n/permits.jsonl   the shard's store records, by permit_id
+///     <logs>/permits/shards/i-of-n/tree/...         its tier files, whole (a trade belongs to
+///                                                   one shard, so does its folder)
+///     <logs>/permits/shards/i-of-n/flagged.jsonl    its rows of flagged/ and pending_retry/
+///     <logs>/permits/shards/i-of-n/retry.jsonl      ({score, permit_id, row}, in file order)
+///     <logs>/permits/shards/i-of-n/report.json      its counts, clock and the ledgers it read
+///
+/// A permit belongs to the shard of its trade, `trade_group/category` (`Shard.of`). A shard
+/// reads the whole input and the whole store: it keeps its own permits and notes the ids of
+/// the others, so that a permit whose trade changed leaves its old shard. What the shards
+/// read is fingerprinted (the store and ledgers' inode, size and change time); the join
+/// refuses parts that read another state than the one it finds, so a run between the shards
+/// and the join fails it instead of being lost.
+extension PermitStore {
+    /// The key a permit is sharded by: its trade, `trade_group/category`.
+    public static func shardKey(_ permit: Record) -> String {
+        cell(permit["trade_group"]) + "/" + cell(permit["category"])
+    }
+
+    static func shardKey(_ tape: JSONTape) -> String {
+        (tape.topLevelString("trade_group") ?? "") + "/" + (tape.topLevelString("category") ?? "")
+    }
+
+    var shardsFolder: String { logs + "/permits/shards" }
+
+    /// Locks shard `shard`'s part for this run; the store and the tree are only read. A
+    /// change a killed run left half made in them must be settled first (lead-cleanup
+    /// stores), unless the process that started this one holds them (scripts/locked.sh).
+    public func openShard(_ stage: Stage, _ shard: Shard) throws -> Store {
+        let part = ShardPart(store: self, shard: shard)
+        let store = try Store.open([part.dir], for: stage)
+        let held = Set((stage.environment["LEAD_LOCKS"] ?? "").split(separator: ":").map(String.init))
+        for dir in [exports, logs + "/permits"] where Stage.fileExists(StoreJournal.path(in: dir)) {
+            guard let real = realpath(dir, nil) else { continue }
+            defer { free(real) }
+            if held.contains(String(cString: real)) { continue }
+            throw StageError.usage("\(dir): an interrupted run left a change half made: run lead-cleanup stores \(dir) before the shards")
+        }
+        return store
+    }
+
+    /// What a shard reads besides its input: the store and the ledgers, by inode, size and
+    /// change time (a file is replaced by rename, so a change gives another inode).
+    func fingerprint() throws -> String {
+        var parts: [String] = []
+        for path in [recordsPath, soldPath, deliveriesPath, reviewsPath] + deliveredFiles.sorted() {
+            var info = stat()
+            if stat(path, &info) != 0 {
+                parts.append(path + ":-")
+                continue
+            }
+            parts.append("\(path):\(info.st_ino):\(info.st_size):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)")
+        }
+        return SHA256.hex(Array(parts.joined(separator: "\n").utf8))
+    }
+
+    /// Makes the store, the tree and the report of the parts of `count` shards (the store and
+    /// tree are locked by the caller). Each part must be there, of this many shards and this
+    /// clock, and have read the store and ledgers as they are now.
+    public func join(_ stage: Stage, count: Int, rules: PermitStoreRules) throws -> Outcome {
+        let now = stage.clock.now
+        let current = try fingerprint()
+        var parts: [ShardPart] = []
+        var tally = Tally()
+        var written = Set<String>()
+        var replace: Bool?
+        for i in 1...count {
+            let part = ShardPart(store: self, shard: Shard("\(i)/\(count)")!)
+            guard Stage.fileExists(part.reportPath) else {
+                throw StageError.usage("\(part.reportPath): no part of shard \(i) of \(count) (run lead-export permits --shard \(i)/\(count) first)")
+            }
+            let report = try part.readReport()
+            guard report.text("now") == now.iso8601 else {
+                throw StageError.usage("\(part.reportPath): shard \(i) ran at \(report.text("now") ?? "?"), not at \(now.iso8601): give the join the shards' --now")
+            }
+            guard report.text("fingerprint") == current else {
+                throw StageError.data("\(part.reportPath): the store or a ledger changed after shard \(i) of \(count) read it: run the shards again")
+            }
+            let partReplace = report["replace"]?.bool ?? false
+            if let replace, replace != partReplace { throw StageError.usage("\(part.reportPath): the shards disagree on --replace") }
+            replace = partReplace
+            tally.add(report)
+            for file in report["files"]?.array ?? [] { if let f = file.text { written.insert(f) } }
+            parts.append(part)
+        }
+        if !Stage.fileExists(recordsPath) && replace != true {
+            let old = existingViewFiles().filter { $0 != PermitStore.flaggedFile && $0 != PermitStore.retryFile && $0 != PermitStore.otherFile }
+            if !old.isEmpty {
+                throw StageError.usage("\(exports) holds permit files (\(old[0]), ...) but there is no \(recordsPath): it was written by an earlier version; move it aside, or rebuild it from this run alone with --replace")
+            }
+        }
+
+        // The store: the parts' records merged in permit_id order (each part is sorted).
+        let out = try stage.openOutput(recordsPath)
+        try ShardPart.mergeLines(parts.map(\.storePath), key: { $0.topLevelString("permit_id") ?? "" }, before: PermitStore.precedes) { line in
+            out.buffer.append(line)
+            out.buffer.append(10)
+            try out.flushIfNeeded()
+        }
+
+        // The tier files are whole in their shard's part; flagged and retry rows are merged by
+        // score (highest first), then permit_id, as one process orders them.
+        for file in written.sorted() where file != PermitStore.flaggedFile && file != PermitStore.retryFile {
+            guard let part = parts.first(where: { Stage.fileExists($0.treePath(file)) }) else {
+                throw StageError.data("\(file): named by a shard's report but in no shard's part")
+            }
+            let sink = try stage.openOutput(exports + "/" + file)
+            let source = try ByteSource(path: part.treePath(file))
+            defer { source.close() }
+            let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
+            defer { chunk.deallocate() }
+            while case let n = try source.read(into: chunk, count: 1 << 16), n > 0 {
+                sink.buffer.append(UnsafeBufferPointer(start: chunk, count: n))
+                try sink.flushIfNeeded()
+            }
+        }
+        for file in [PermitStore.flaggedFile, PermitStore.retryFile] {
+            let sink = try openView(file, stage: stage)
+            var rows: [(score: Int, id: String, row: String)] = []
+            for part in parts where Stage.fileExists(part.sharedRowsPath(file)) {
+                try stage.readRecords(part.sharedRowsPath(file)) { entry, location in
+                    guard let score = entry["score"]?.int, let id = entry.text("permit_id"), let row = entry.text("row") else {
+                        throw StageError.data("\(location): not a shard's row (score, permit_id, row)")
+                    }
+                    rows.append((score, id, row))
+                }
+            }
+            rows.sort { $0.score != $1.score ? $0.score > $1.score : PermitStore.precedes($0.id, $1.id) }
+            for row in rows {
+                sink.buffer.append(row.row)
+                try sink.flushIfNeeded()
+            }
+            written.insert(file)
+        }
+        if !written.contains(PermitStore.otherFile) {
+            _ = try openView(PermitStore.otherFile, stage: stage)
+            written.insert(PermitStore.otherFile)
+        }
+        for relative in existingViewFiles() where !written.contains(relative) {
+            stage.removeOnSuccess(exports + "/" + relative)
+        }
+        // The parts are used up.
+        for part in parts {
+            for path in Directory.files(in: part.dir, suffix: "", recursive: true) { stage.removeOnSuccess(path) }
+        }
+        stage.recordsOut += tally.permits
+        var outcome = Outcome()
+        outcome.input = tally.input
+        outcome.kept = tally.kept
+        outcome.reaged = tally.reaged
+        outcome.report = tally.report(now: now, exports: exports, rules: rules)
+        let report = try stage.openOutput(reportPath)
+        report.buffer.append(PermitStore.pretty(outcome.report))
+        return outcome
+    }
+
+    static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+}
+
+/// Where shard i of n of a permits export leaves its part.
+struct ShardPart {
+    let dir: String
+
+    init(store: PermitStore, shard: Shard) {
+        dir = store.shardsFolder + "/\(shard.index)-of-\(shard.count)"
+    }
+
+    var storePath: String { dir + "/permits.jsonl" }
+    var reportPath: String { dir + "/report.json" }
+    func treePath(_ relative: String) -> String { dir + "/tree/" + relative }
+    func sharedRowsPath(_ relative: String) -> String {
+        dir + (relative == PermitStore.flaggedFile ? "/flagged.jsonl" : "/retry.jsonl")
+    }
+
+    /// A row of flagged/ or pending_retry/, with what orders it among the other shards'.
+    static func writeSharedRow(score: Int32, id: String, row: ByteBuffer, into out: ByteBuffer) {
+        JSONWriter.writeLine(["score": .int(Int(score)), "permit_id": .string(id), "row": .string(row.string)], into: out)
+    }
+
+    func report(_ tally: PermitStore.Tally, shard: Shard, now: Timestamp, replace: Bool, fingerprint: String, files: [String]) -> Record {
+        var tiers = Record(), categories = Record(), statuses = Record()
+        for (tier, n) in tally.tiers.sorted(by: { $0.key < $1.key }) { tiers.append(tier, .int(n)) }
+        for (key, c) in tally.categories.sorted(by: { $0.key < $1.key }) {
+            categories.append(key, .object(Record(c.sorted(by: { $0.key < $1.key }).map { Record.Field(key: $0.key, value: .int($0.value)) })))
+        }
+        for (status, n) in tally.statuses.sorted(by: { $0.key < $1.key }) { statuses.append(status, .int(n)) }
+        return [
+            "shard": .string(shard.description), "now": .string(now.iso8601), "replace": .bool(replace), "fingerprint": .string(fingerprint),
+            "input": .int(tally.input), "kept": .int(tally.kept), "reaged": .int(tally.reaged), "permits": .int(tally.permits),
+            "flagged": .int(tally.flagged), "retry": .int(tally.retry), "statuses": .object(statuses), "tiers": .object(tiers),
+            "categories": .object(categories), "files": .array(files.map { .string($0) }),
+        ]
+    }
+
+    func readReport() throws -> Record {
+        let bytes = try ByteSource.readAll(reportPath)
+        guard let report = bytes.withUnsafeBufferPointer({ RecordParser().record($0) }) else {
+            throw StageError.data("\(reportPath): not a shard's report")
+        }
+        return report
+    }
+
+    /// Calls `body` with the lines of sorted files, merged by `key` (ties: the earlier file).
+    static func mergeLines(_ paths: [String], key: (JSONTape) -> String, before: (String, String) -> Bool,
+                           _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+        let parser = JSONParser()
+        let padded = ByteBuffer(capacity: 1 << 12)
+        var readers: [(source: ByteSource, reader: LineReader, path: String)] = []
+        var heads: [(key: String, bytes: [UInt8])?] = []
+        func advance(_ r: Int) throws {
+            while true {
+                guard let line = try readers[r].reader.next() else { heads[r] = nil; return }
+                let bytes = line.withoutCR
+                if bytes.isEmpty { continue }
+                padded.removeAll()
+                padded.append(bytes)
+                padded.append(JSONParser.zeroPadding)
+                guard case .success(let tape) = parser.parse(padded.bytes(0..<bytes.count)), tape.isObject else {
+                    throw StageError.data("\(readers[r].path):\(line.number): not a JSON object")
+                }
+                heads[r] = (key(tape), Array(bytes))
+                return
+            }
+        }
+        defer { for r in readers { r.source.close() } }
+        for path in paths where Stage.fileExists(path) {
+            let source = try ByteSource(path: path)
+            readers.append((source, LineReader(source: source), path))
+            heads.append(nil)
+            try advance(readers.count - 1)
+        }
+        while true {
+            var best: Int?
+            for r in heads.indices {
+                guard let head = heads[r] else { continue }
+                if let b = best, !before(head.key, heads[b]!.key) { continue }
+                best = r
+            }
+            guard let b = best else { return }
+            try heads[b]!.bytes.withUnsafeBufferPointer { try body($0) }
+            try advance(b)
+        }
+    }
+}
+
+extension PermitStore.Tally {
+    /// Adds a shard's counts (its report).
+    mutating func add(_ report: Record) {
+        input += report["input"]?.int ?? 0
+        kept += report["kept"]?.int ?? 0
+        reaged += report["reaged"]?.int ?? 0
+        permits += report["permits"]?.int ?? 0
+        flagged += report["flagged"]?.int ?? 0
+        retry += report["retry"]?.int ?? 0
+        for field in report["statuses"]?.object?.fields ?? [] { statuses[field.key, default: 0] += field.value.int ?? 0 }
+        for field in report["tiers"]?.object?.fields ?? [] { tiers[field.key, default: 0] += field.value.int ?? 0 }
+        for field in report["categories"]?.object?.fields ?? [] {
+            for tier in field.value.object?.fields ?? [] { categories[field.key, default: [:]][tier.key, default: 0] += tier.value.int ?? 0 }
+        }
+    }
+}
