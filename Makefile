@@ -306,10 +306,18 @@ settle-events: $(BIN)/.built
 
 # SHARDS=N: lead-score events runs in N shards side by side, each over the whole run keeping
 # the listings that hash to it (the run record with shard 1); the parts are joined in shard
-# order. Fetch, flatten and the export (the store's one writer) run once.
+# order. The export runs in N shards by listing too (lead-export events --shard), and
+# --join-shards applies the run from their parts, the store locked from the first shard to
+# the join; their rejects are gathered into the run's. Fetch and flatten run once.
 ifeq ($(SHARDS),)
 event_score = $(BIN)/lead-score events --schema events-scored --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/scored.jsonl
+event_export = $(BIN)/lead-export events --force --now $(EVENTS_NOW_$1) --dir $(EVENTS) $(EVENTS)/run-$1/scored.jsonl -o $(EVENTS)/run-$1/report.json
 else
+event_export = scripts/locked.sh $(EVENTS) -- sh -c '\
+	scripts/in-shards.sh $(SHARDS) -- $(BIN)/lead-export events --force --shard @i@/@n@ --now $(EVENTS_NOW_$1) --dir $(EVENTS) $(EVENTS)/run-$1/scored.jsonl -o $(EVENTS)/run-$1/shards/export-@i@.json && \
+	$(BIN)/lead-export events --join-shards $(SHARDS) --now $(EVENTS_NOW_$1) --dir $(EVENTS) -o $(EVENTS)/run-$1/report.json' && \
+	umask 077 && r=$$$$(ls $(EVENTS)/run-$1/shards/export-*.rejects.shard-*-of-$(SHARDS).jsonl 2>/dev/null || true) && \
+	if [ -n "$$$$r" ]; then cat $$$$r > $(EVENTS)/run-$1/report.rejects.jsonl.part && mv $(EVENTS)/run-$1/report.rejects.jsonl.part $(EVENTS)/run-$1/report.rejects.jsonl && rm -f $$$$r; fi
 event_score = umask 077 && mkdir -p $(EVENTS)/run-$1/shards && \
 	scripts/in-shards.sh $(SHARDS) -- $(BIN)/lead-score events --schema events-scored --shard @i@/@n@ --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/flattened.jsonl -o $(EVENTS)/run-$1/shards/scored-@i@.jsonl && \
 	scripts/join-shards.sh $(SHARDS) $(EVENTS)/run-$1 scored
@@ -321,16 +329,17 @@ $(EVENTS)/run-$1/report.json: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(
 	$(BIN)/lead-fetch events --schema events-fetched --from $(EVENT_EXPORT_$1) --state $(EVENTS)/state.json --now $(EVENTS_NOW_$1) -o $(EVENTS)/run-$1/fetched.jsonl
 	$(BIN)/lead-flatten events --schema events-flattened --now $(EVENTS_NOW_$1) $(EVENTS)/run-$1/fetched.jsonl -o $(EVENTS)/run-$1/flattened.jsonl
 	$(call event_score,$1)
-	$(BIN)/lead-export events --force --now $(EVENTS_NOW_$1) --dir $(EVENTS) $(EVENTS)/run-$1/scored.jsonl -o $$@
+	$(call event_export,$1)
 endef
 $(eval $(call event_run,1,))
 $(eval $(call event_run,2,1))
 
 # ---- the same pipelines under Apache Spark (pyspark in local mode; scripts/deps.sh spark) ----
-# The fetches, flattens of provider files and exports run as in the plain targets; the chains
-# between them run under Spark (scripts/spark-run.py): each partition streamed through the
-# stage as RDD.pipe does, as shard i of n, keyed stages partitioned by their key. They leave
-# the plain targets' outputs (in another order where a stage groups by key).
+# The fetches and flattens of provider files run as in the plain targets; the chains after
+# them run under Spark (scripts/spark-run.py): each partition streamed through the stage as
+# RDD.pipe does, as shard i of n, keyed stages partitioned by their key, the exports as n
+# shards joined by the driver. They leave the plain targets' outputs (in another order where
+# a stage groups by key).
 SPARK_PARTITIONS ?= 2
 SPARK_BIN   = $(abspath $(BIN))
 SPARK_RUN   = SPARK_PARTITIONS=$(SPARK_PARTITIONS) python3 scripts/spark-run.py
@@ -361,7 +370,10 @@ spark-events-$1: $(EVENT_EXPORT_$1) $(EVENT_RULES) $(BIN)/.built $(if $2,spark-e
 	  --step "flattened.jsonl=$(SPARK_BIN)/lead-flatten events --schema events-flattened --now $(EVENTS_NOW_$1)"
 	$(SPARK_RUN) keyed --key listing_id --run-id-from $(EVENTS)/run-$1/fetched.jsonl --out $(EVENTS)/run-$1 --input $(EVENTS)/run-$1/flattened.jsonl \
 	  --step "scored.jsonl=$(SPARK_BIN)/lead-score events --schema events-scored --now $(EVENTS_NOW_$1)"
-	$(BIN)/lead-export events --force --now $(EVENTS_NOW_$1) --dir $(EVENTS) $(EVENTS)/run-$1/scored.jsonl -o $(EVENTS)/run-$1/report.json
+	scripts/locked.sh $(EVENTS) -- env $(SPARK_RUN) shards --partitions $(SPARK_PARTITIONS) --out $(EVENTS)/run-$1 \
+	  --rejects $(abspath $(EVENTS)/run-$1/report.rejects.jsonl) \
+	  --then "$(BIN)/lead-export events --join-shards $(SPARK_PARTITIONS) --now $(EVENTS_NOW_$1) --dir $(EVENTS) -o $(EVENTS)/run-$1/report.json" \
+	  -- $(SPARK_BIN)/lead-export events --force --now $(EVENTS_NOW_$1) --dir $(abspath $(EVENTS)) $(abspath $(EVENTS))/run-$1/scored.jsonl
 endef
 $(eval $(call spark_event_run,1,))
 $(eval $(call spark_event_run,2,1))

@@ -119,15 +119,28 @@ public struct EventLedger {
     var statePath: String { dir + "/state.json" }
 
     /// Applies the run in `inputs` (lead-score events' output): see the type's description.
-    public func apply(_ inputs: [String], force: Bool, stage: Stage) throws {
+    /// With `shard` (lead-export events --shard i/n), the run takes only the records of the
+    /// listings shard i owns (`Shard.of(listing_id)`) and leaves its part under
+    /// `<dir>/shards/i-of-n/`: see `join`.
+    public func apply(_ inputs: [String], force: Bool, stage: Stage, shard: Shard? = nil) throws {
         var state = try EventState.load(statePath)
+        let part = shard.map { EventShardPart(ledger: self, shard: $0) }
+        let before = try part.map { _ in try fingerprint() }
         var run: EventRun?
         var leads: [Record] = []
+        var leadOrder: [Int] = []
         var leadRunIDs = Set<String>()
         var tally = RunTally(runID: "")
         var events = 0
+        var seen = 0
         try stage.forEachRecord(inputs, transform: { _ in }, encoding: .none) { record, _, location in
-            switch record.text("kind") {
+            seen += 1
+            let kind = record.text("kind")
+            if kind == "lead", let id = record.text("run_id") { leadRunIDs.insert(id) }
+            // A shard takes the run record and the records of its listings (a record without
+            // listing_id is the shard of "", which rejects it).
+            if let shard, kind != EventRun.kind, !shard.owns(record.text("listing_id") ?? "") { return }
+            switch kind {
             case EventRun.kind:
                 let this = try EventRun(record: record)
                 if let run, run.runID != this.runID {
@@ -144,6 +157,7 @@ public struct EventLedger {
                 leadRunIDs.insert(id)
                 events += lead["total_actions"]?.int ?? 0
                 leads.append(lead)
+                leadOrder.append(seen)
             case let kind? where kind == "view" || kind == "impression" || kind == "share" || kind == "save":
                 guard let listing = record.text("listing_id"), !listing.isEmpty else { throw RecordRejected("\(kind) without listing_id") }
                 guard let text = record.text("timestamp"), let at = Timestamp(iso8601: text) else {
@@ -173,8 +187,10 @@ public struct EventLedger {
                 throw StageError.data("lead records of several runs (\(leadRunIDs.sorted().joined(separator: ", "))): apply one run at a time")
             }
             runID = leadRunIDs.first ?? stage.clock.now.iso8601
-            stage.warn("no run record (lead-fetch events starts a run): applied as run \(runID); the watermark is left alone",
-                       at: SourceLocation(path: inputs.first ?? "-", line: 1))
+            if shard == nil || shard?.index == 1 {
+                stage.warn("no run record (lead-fetch events starts a run): applied as run \(runID); the watermark is left alone",
+                           at: SourceLocation(path: inputs.first ?? "-", line: 1))
+            }
         }
         var report = Record()
         report.append("run_id", .string(runID))
@@ -185,23 +201,52 @@ public struct EventLedger {
             report.append("applied", false)
             report.append("reason", .string("already applied at \(already.appliedAt.iso8601); --force applies it again"))
             stage.summary.append("applied", false)
+            if let part, let shard {
+                try part.writeReport(["shard": .string(shard.description), "now": .string(stage.clock.now.iso8601),
+                                      "fingerprint": .string(before ?? ""), "report": .object(report)], stage: stage)
+                return
+            }
             try stage.write(report)
             return
         }
         var parts = tally.parts()
         for i in parts.indices { parts[i].runID = runID }
+        if let part, let shard {
+            try part.writeLeads(leads, order: leadOrder, stage: stage)
+            let counts = try writeAnalytics(parts, runID: runID, stage: stage, shard: shard)
+            if let before, try fingerprint() != before {
+                throw StageError.data("\(dir) changed while this shard read it: run the shards again")
+            }
+            try part.writeReport(["shard": .string(shard.description), "now": .string(stage.clock.now.iso8601),
+                                  "fingerprint": .string(before ?? ""), "run": run.map { .object($0.record) } ?? .null,
+                                  "run_id": .string(runID), "already": .bool(already != nil), "events": .int(events),
+                                  "leads": .int(leads.count), "hours": .int(parts.count), "new_hours": .int(counts.newHours),
+                                  "analytics_rows": .int(counts.rows), "listings": .int(counts.listings),
+                                  "replaced_parts": .int(counts.replacedParts)], stage: stage)
+            stage.summary.append("shard", .string(shard.description))
+            stage.recordsOut = leads.count
+            return
+        }
         try writeLeads(leads, runID: runID, stage: stage)
         let counts = try writeAnalytics(parts, runID: runID, stage: stage)
+        try finish(report, run: run, state: &state, replaced: already != nil || counts.replacedParts > 0, events: events,
+                   leads: leads.count, hours: parts.count, counts: counts, stage: stage)
+    }
+
+    /// The state with the run applied (state.json, last), and the run's report.
+    func finish(_ start: Record, run: EventRun?, state: inout EventState, replaced: Bool, events: Int, leads: Int, hours: Int,
+                counts: Counts, stage: Stage) throws {
         if let run {
-            try state.apply(EventState.Applied(run: run, events: events, leads: leads.count, appliedAt: stage.clock.now))
+            try state.apply(EventState.Applied(run: run, events: events, leads: leads, appliedAt: stage.clock.now))
             let sink = try stage.openOutput(statePath)
             JSONWriter.writeLine(state.record, into: sink.buffer)
         }
+        var report = start
         report.append("applied", true)
-        report.append("replaced", .bool(already != nil || counts.replacedParts > 0))
+        report.append("replaced", .bool(replaced))
         report.append("events", .int(events))
-        report.append("leads", .int(leads.count))
-        report.append("hours", .int(parts.count))
+        report.append("leads", .int(leads))
+        report.append("hours", .int(hours))
         report.append("new_hours", .int(counts.newHours))
         report.append("analytics_rows", .int(counts.rows))
         report.append("listings", .int(counts.listings))
@@ -210,7 +255,7 @@ public struct EventLedger {
             stage.summary.append(field.key, field.value)
         }
         try stage.write(report)
-        stage.recordsOut = leads.count
+        stage.recordsOut = leads
     }
 
     /// leads.jsonl with this run's records in place: the runs before it, this run's records,
@@ -244,10 +289,12 @@ public struct EventLedger {
 
     /// The parts file with this run's parts in place of any earlier ones of the run, merged in
     /// listing and hour order, and from it listing_analytics.jsonl and listings.jsonl.
-    func writeAnalytics(_ parts: [HourPart], runID: String, stage: Stage) throws -> Counts {
-        let partsSink = try stage.openOutput(partsPath)
-        let analyticsSink = try stage.openOutput(analyticsPath)
-        let listingsSink = try stage.openOutput(listingsPath)
+    /// With `shard`, the stored parts of the shard's listings only, into the shard's part.
+    func writeAnalytics(_ parts: [HourPart], runID: String, stage: Stage, shard: Shard? = nil) throws -> Counts {
+        let part = shard.map { EventShardPart(ledger: self, shard: $0) }
+        let partsSink = try stage.openOutput(part?.partsPath ?? partsPath)
+        let analyticsSink = try stage.openOutput(part?.analyticsPath ?? analyticsPath)
+        let listingsSink = try stage.openOutput(part?.listingsPath ?? listingsPath)
         var counts = Counts()
         var cell: [HourPart] = []
         var cellHasOld = false
@@ -286,6 +333,7 @@ public struct EventLedger {
         var next = 0
         if Stage.fileExists(partsPath) {
             try stage.readRecords(partsPath) { record, location in
+                if let shard, !shard.owns(record.text("listing_id") ?? "") { return }
                 let part: HourPart
                 do { part = try HourPart(record: record) } catch let bad as RecordRejected { throw StageError.data("\(location): \(bad.reason)") }
                 while next < parts.count && parts[next].key < part.key { try feed(parts[next], old: false); next += 1 }

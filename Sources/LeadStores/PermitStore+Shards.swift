@@ -105,7 +105,7 @@ extension PermitStore {
 
         // The store: the parts' records merged in permit_id order (each part is sorted).
         let out = try stage.openOutput(recordsPath)
-        try ShardPart.mergeLines(parts.map(\.storePath), key: { $0.topLevelString("permit_id") ?? "" }, before: PermitStore.precedes) { line in
+        try SortedMerge.lines(parts.map(\.storePath), key: { $0.topLevelString("permit_id") ?? "" }, before: PermitStore.precedes) { line in
             out.buffer.append(line)
             out.buffer.append(10)
             try out.flushIfNeeded()
@@ -211,48 +211,6 @@ struct ShardPart {
             throw StageError.data("\(reportPath): not a shard's report")
         }
         return report
-    }
-
-    /// Calls `body` with the lines of sorted files, merged by `key` (ties: the earlier file).
-    static func mergeLines(_ paths: [String], key: (JSONTape) -> String, before: (String, String) -> Bool,
-                           _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
-        let parser = JSONParser()
-        let padded = ByteBuffer(capacity: 1 << 12)
-        var readers: [(source: ByteSource, reader: LineReader, path: String)] = []
-        var heads: [(key: String, bytes: [UInt8])?] = []
-        func advance(_ r: Int) throws {
-            while true {
-                guard let line = try readers[r].reader.next() else { heads[r] = nil; return }
-                let bytes = line.withoutCR
-                if bytes.isEmpty { continue }
-                padded.removeAll()
-                padded.append(bytes)
-                padded.append(JSONParser.zeroPadding)
-                guard case .success(let tape) = parser.parse(padded.bytes(0..<bytes.count)), tape.isObject else {
-                    throw StageError.data("\(readers[r].path):\(line.number): not a JSON object")
-                }
-                heads[r] = (key(tape), Array(bytes))
-                return
-            }
-        }
-        defer { for r in readers { r.source.close() } }
-        for path in paths where Stage.fileExists(path) {
-            let source = try ByteSource(path: path)
-            readers.append((source, LineReader(source: source), path))
-            heads.append(nil)
-            try advance(readers.count - 1)
-        }
-        while true {
-            var best: Int?
-            for r in heads.indices {
-                guard let head = heads[r] else { continue }
-                if let b = best, !before(head.key, heads[b]!.key) { continue }
-                best = r
-            }
-            guard let b = best else { return }
-            try heads[b]!.bytes.withUnsafeBufferPointer { try body($0) }
-            try advance(b)
-        }
     }
 }
 

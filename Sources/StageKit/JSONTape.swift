@@ -109,12 +109,24 @@ public struct JSONTape {
     /// The text of the top-level object's string member `key` (the first of that key), or nil
     /// when it is missing or not a string: one field read without building the record.
     public func topLevelString(_ key: StaticString) -> String? {
+        guard let i = topLevelMember(key) else { return nil }
+        return kind(i) == LJ_STRING.rawValue ? string(i) : nil
+    }
+
+    /// The top-level object's member `key` as a whole number, or nil when it is missing or
+    /// not an integer.
+    public func topLevelInt(_ key: StaticString) -> Int? {
+        guard let i = topLevelMember(key), kind(i) == LJ_INT.rawValue else { return nil }
+        return Int(String(decoding: rawValue(i), as: UTF8.self))
+    }
+
+    /// The node of the top-level object's first member `key`.
+    public func topLevelMember(_ key: StaticString) -> Int? {
         guard isObject else { return nil }
         let wanted = UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
         for i in children(0) {
             let raw = rawKey(i)
-            guard raw.count == wanted.count, !keyIsEscaped(i), raw.elementsEqual(wanted) else { continue }
-            return kind(i) == LJ_STRING.rawValue ? string(i) : nil
+            if raw.count == wanted.count, !keyIsEscaped(i), raw.elementsEqual(wanted) { return i }
         }
         return nil
     }

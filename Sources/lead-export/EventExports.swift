@@ -27,6 +27,14 @@ extension LeadExport {
             its leads' run_id and leaves the watermark alone. The main output is a one-line \
             report of the run.
 
+            In shards: with --shard i/n (or LEAD_SHARD), the run takes the run record and the \
+            records of the listings shard i owns (listing_id, FNV-1a 64 mod n), reading the whole \
+            input and parts file, and leaves its part (its leads with their place in the input, \
+            its listings' parts, analytics rows and totals, its counts) in <dir>/shards/i-of-n/; \
+            the store is only read. Then --join-shards n applies the run from the n parts: the \
+            same files and report one process writes. The join refuses parts that read another \
+            store than it finds, or ran at another --now.
+
             Example:
               lead-score events scored.jsonl | lead-export events --dir local-logs/events
             """
@@ -38,17 +46,36 @@ extension LeadExport {
         @Flag(help: "Apply a run that was applied already, replacing its rows.")
         var force = false
 
+        @Option(help: ArgumentHelp("Apply the run from the parts that lead-export events --shard i/n left (no input).", valueName: "n"))
+        var joinShards: Int?
+
         @OptionGroup var common: CommonOptions
 
         @Argument(help: ArgumentHelp("Scored events (lead-score events); none or - for stdin.", valueName: "file"))
         var inputs: [String] = []
 
+        func validate() throws {
+            if let n = joinShards {
+                if n < 1 { throw ValidationError("--join-shards must be at least 1") }
+                if !inputs.isEmpty { throw ValidationError("--join-shards reads the shards' parts, not input files") }
+                if common.shard != nil { throw ValidationError("--join-shards joins every shard: do not give --shard") }
+            }
+        }
+
         func run() throws {
             Stage.run("export", command: "events", options: common) { stage in
                 stage.commitsOutputLast = true
                 let ledger = EventLedger(dir: dir)
-                try ledger.open(stage)
-                try ledger.apply(inputs, force: force, stage: stage)
+                if let n = joinShards {
+                    try ledger.open(stage)
+                    try ledger.join(stage, count: n)
+                } else if let shard = stage.shard {
+                    try ledger.openShard(stage, shard)
+                    try ledger.apply(inputs, force: force, stage: stage, shard: shard)
+                } else {
+                    try ledger.open(stage)
+                    try ledger.apply(inputs, force: force, stage: stage)
+                }
             }
         }
     }

@@ -75,6 +75,9 @@ struct SparkTests {
         let s = try RunsOverTimeTests.make(["-j2", pipeline, "SHARDS=2"], tree: sharded)
         #expect(s.status == 0, "\(s.stdout.suffix(3000))")
         #expect(s.stdout.contains("--shard 2/2"), "the stages ran in two shards")
+        if pipeline == "events" {
+            #expect(s.stdout.contains("lead-export events --force --shard 2/2") && s.stdout.contains("--join-shards 2"), "the export ran in two shards, joined")
+        }
         SparkTests.expectSame(try SparkTests.contents(plain, skipping: ["/shards/"]), try SparkTests.contents(sharded, skipping: ["/shards/"]), "SHARDS=2 " + pipeline)
     }
 }

@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import LeadRules
+import StageKit
+
+/// The events store in shards: `lead-export events --shard i/n` applies the run to the
+/// listings shard i owns (`Shard.of(listing_id)`) and leaves its part in
+/// `<dir>/shards/i-of-n/`; `lead-export events --join-shards n` makes the store of the n
+/// parts, exactly what one process writes.
+///
+///     <dir>/shards/i-of-n/leads.jsonl              the run's lead records of its listings,
+///                                                  each with its place in the input ({seq, lead})
+///     <dir>/shards/i-of-n/analytics_parts.jsonl    the parts file, listing_analytics.jsonl and
+///     <dir>/shards/i-of-n/listing_analytics.jsonl  listings.jsonl of its listings, sorted as
+///     <dir>/shards/i-of-n/listings.jsonl           the whole files are
+///     <dir>/shards/i-of-n/report.json              its counts, the run, the clock, the store it read
+///
+/// Every shard reads the whole input (the run record, and the run id of every lead) and the
+/// whole parts file, keeping its listings. What the shards read is fingerprinted; the join
+/// refuses parts that read another store than it finds.
+extension EventLedger {
+    var shardsFolder: String { dir + "/shards" }
+
+    /// The store's files by inode, size and change time.
+    func fingerprint() throws -> String {
+        var parts: [String] = []
+        for path in [leadsPath, partsPath, analyticsPath, listingsPath, statePath] {
+            var info = stat()
+            if stat(path, &info) != 0 {
+                parts.append(path + ":-")
+                continue
+            }
+            parts.append("\(path):\(info.st_ino):\(info.st_size):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)")
+        }
+        return SHA256.hex(Array(parts.joined(separator: "\n").utf8))
+    }
+
+    /// Locks shard `shard`'s part; the store is only read. A change a killed run left half
+    /// made must be settled first, unless the process that started this one holds the store.
+    public func openShard(_ stage: Stage, _ shard: Shard) throws {
+        try Store.open([EventShardPart(ledger: self, shard: shard).dir], for: stage)
+        let held = Set((stage.environment["LEAD_LOCKS"] ?? "").split(separator: ":").map(String.init))
+        if Stage.fileExists(StoreJournal.path(in: dir)), let real = realpath(dir, nil) {
+            defer { free(real) }
+            if !held.contains(String(cString: real)) {
+                throw StageError.usage("\(dir): an interrupted run left a change half made: run lead-cleanup stores \(dir) before the shards")
+            }
+        }
+    }
+
+    /// Applies the run the parts of `count` shards hold: the leads merged in input order into
+    /// leads.jsonl, the analytics files merged by listing and hour, the state, the report.
+    public func join(_ stage: Stage, count: Int) throws {
+        let now = stage.clock.now
+        let current = try fingerprint()
+        var parts: [EventShardPart] = []
+        var reports: [Record] = []
+        for i in 1...count {
+            let part = EventShardPart(ledger: self, shard: Shard("\(i)/\(count)")!)
+            guard Stage.fileExists(part.reportPath) else {
+                throw StageError.usage("\(part.reportPath): no part of shard \(i) of \(count) (run lead-export events --shard \(i)/\(count) first)")
+            }
+            let report = try part.readReport()
+            guard report.text("now") == now.iso8601 else {
+                throw StageError.usage("\(part.reportPath): shard \(i) ran at \(report.text("now") ?? "?"), not at \(now.iso8601): give the join the shards' --now")
+            }
+            guard report.text("fingerprint") == current else {
+                throw StageError.data("\(part.reportPath): \(dir) changed after shard \(i) of \(count) read it: run the shards again")
+            }
+            if let first = reports.first, first.text("run_id") != report.text("run_id") {
+                throw StageError.data("\(part.reportPath): shard \(i) applied run \(report.text("run_id") ?? "?"), shard 1 run \(first.text("run_id") ?? "?")")
+            }
+            parts.append(part)
+            reports.append(report)
+        }
+        // The parts are used up, whatever the outcome.
+        for part in parts {
+            for path in Directory.files(in: part.dir, suffix: "", recursive: true) { stage.removeOnSuccess(path) }
+        }
+        // Not applied (applied before, without --force): the shards' report says why.
+        if let skipped = reports.first?["report"]?.object {
+            stage.summary.append("applied", false)
+            try stage.write(skipped)
+            return
+        }
+        let runID = reports[0].text("run_id") ?? ""
+        var run: EventRun?
+        if let record = reports[0]["run"]?.object {
+            do { run = try EventRun(record: record) } catch { throw StageError.data("\(parts[0].reportPath): \(error.reason)") }
+        }
+        func sum(_ key: String) -> Int { reports.reduce(0) { $0 + ($1[key]?.int ?? 0) } }
+
+        // leads.jsonl: the run's records in input order (each shard's are in order).
+        var leads: [Record] = []
+        try SortedMerge.lines(parts.map(\.leadsPath), key: { $0.topLevelInt("seq") ?? 0 }, before: <) { line in
+            guard let entry = RecordParser().record(line), let lead = entry["lead"]?.object else {
+                throw StageError.data("\(dir)/shards: a lead of a shard's part is not {seq, lead}")
+            }
+            leads.append(lead)
+        }
+        try writeLeads(leads, runID: runID, stage: stage)
+        // The analytics files: each shard's, of its listings, merged by listing and hour.
+        func byHour(_ tape: JSONTape) -> (String, String, Int) {
+            (tape.topLevelString("listing_id") ?? "", tape.topLevelString("date") ?? "", tape.topLevelInt("hour") ?? 0)
+        }
+        func hourBefore(_ a: (String, String, Int), _ b: (String, String, Int)) -> Bool {
+            a.0 != b.0 ? a.0.precedesInByteOrder(b.0) : (a.1 != b.1 ? a.1 < b.1 : a.2 < b.2)
+        }
+        for (path, of) in [(partsPath, \EventShardPart.partsPath), (analyticsPath, \EventShardPart.analyticsPath)] {
+            let sink = try stage.openOutput(path)
+            try SortedMerge.lines(parts.map { $0[keyPath: of] }, key: byHour, before: hourBefore) { line in
+                sink.buffer.append(line)
+                sink.buffer.append(10)
+                try sink.flushIfNeeded()
+            }
+        }
+        let listings = try stage.openOutput(listingsPath)
+        try SortedMerge.lines(parts.map(\.listingsPath), key: { $0.topLevelString("listing_id") ?? "" }, before: { $0.precedesInByteOrder($1) }) { line in
+            listings.buffer.append(line)
+            listings.buffer.append(10)
+            try listings.flushIfNeeded()
+        }
+        var state = try EventState.load(statePath)
+        var report = Record()
+        report.append("run_id", .string(runID))
+        report.append("from", run.map { JSONValue.string($0.from.iso8601) } ?? .null)
+        report.append("to", run.map { JSONValue.string($0.to.iso8601) } ?? .null)
+        let counts = Counts(rows: sum("analytics_rows"), listings: sum("listings"), newHours: sum("new_hours"), replacedParts: sum("replaced_parts"))
+        try finish(report, run: run, state: &state, replaced: reports[0]["already"]?.bool == true || counts.replacedParts > 0,
+                   events: sum("events"), leads: leads.count, hours: sum("hours"), counts: counts, stage: stage)
+    }
+}
+
+/// Where shard i of n of an events export leaves its part.
+struct EventShardPart {
+    let dir: String
+
+    init(ledger: EventLedger, shard: Shard) {
+        dir = ledger.shardsFolder + "/\(shard.index)-of-\(shard.count)"
+    }
+
+    var leadsPath: String { dir + "/leads.jsonl" }
+    var partsPath: String { dir + "/analytics_parts.jsonl" }
+    var analyticsPath: String { dir + "/listing_analytics.jsonl" }
+    var listingsPath: String { dir + "/listings.jsonl" }
+    var reportPath: String { dir + "/report.json" }
+
+    func writeLeads(_ leads: [Record], order: [Int], stage: Stage) throws {
+        let sink = try stage.openOutput(leadsPath)
+        for (lead, seq) in zip(leads, order) {
+            JSONWriter.writeLine(["seq": .int(seq), "lead": .object(lead)], into: sink.buffer)
+            try sink.flushIfNeeded()
+        }
+    }
+
+    func writeReport(_ report: Record, stage: Stage) throws {
+        let sink = try stage.openOutput(reportPath)
+        JSONWriter.writeLine(report, into: sink.buffer)
+    }
+
+    func readReport() throws -> Record {
+        let bytes = try ByteSource.readAll(reportPath)
+        guard let report = bytes.withUnsafeBufferPointer({ RecordParser().record($0) }) else {
+            throw StageError.data("\(reportPath): not a shard's report")
+        }
+        return report
+    }
+}
