@@ -407,16 +407,34 @@ def diff_section(records, skip_peers):
 
 
 def scaleout_section(records, skip_peers):
-    """The permits chain (normalize, trades, score, tier, then the export) over --records
-    Austin-layout permits (500,000 unless given) three ways: one process per stage, two shards
-    side by side as make -j2 SHARDS=2 runs them (scripts/in-shards.sh, join-shards.sh), and
-    under Spark local[2] with two partitions (scripts/spark-run.py). The three must leave the
-    same stage files byte for byte and the same exports tree."""
+    """Two pipelines three ways each: one process per stage, two shards side by side as make
+    -j2 SHARDS=2 runs them (scripts/in-shards.sh, join-shards.sh, the exports as --shard i/2
+    then --join-shards 2), and under Spark local[2] with two partitions (scripts/spark-run.py).
+    The permits chain (normalize, trades, score, tier, export) over --records Austin-layout
+    permits (500,000 unless given) must leave the same stage files byte for byte, the same
+    exports tree and store; the events chain (flatten, score by listing, export by listing)
+    over as many events must leave the same analytics files byte for byte and the same lead
+    records (sorted: a keyed stage writes its shards' keys in another order); the leads chain
+    (dedupe by address_key, tag, score) over as many imported rows the same master and
+    dedupe log (sorted)."""
     records = records if records != 1_000_000 else 500_000
-    source = permits_csv(records)
     base = os.path.join(DATA, "scaleout")
     subprocess.run(["rm", "-rf", base], check=True)
     os.makedirs(base)
+    in_shards = os.path.join(ROOT, "scripts", "in-shards.sh")
+    spark_run = [sys.executable, os.path.join(ROOT, "scripts", "spark-run.py")]
+    spark = have("pyspark")
+    if not spark:
+        print("  (no pyspark: scripts/deps.sh spark installs it)")
+
+    def timed(commands):
+        start = time.monotonic()
+        for argv in commands:
+            run(argv, os.devnull)
+        return time.monotonic() - start
+
+    # ---- permits ----
+    source = permits_csv(records)
     flat = os.path.join(base, "flattened.jsonl")
     now = ["--now", "2016-03-14T06:00:00Z"]
     run([BIN + "/lead-flatten", "permits", "-q", "--map", os.path.join(ROOT, "stages", "flatten", "permits-austin.csv"),
@@ -424,61 +442,173 @@ def scaleout_section(records, skip_peers):
     names = ["normalized", "tagged", "scored", "tiered"]
     stages = [["lead-normalize"], ["lead-tag", "trades"], ["lead-score", "permits"], ["lead-tier"]]
 
-    def export(work):
-        seconds, _, _ = run([BIN + "/lead-export", "permits", "-q", "--dir", work + "/exports", "--logs", work,
-                             work + "/tiered.jsonl"] + now, os.devnull)
-        return seconds
+    def tree(work):
+        return ["--dir", work + "/exports", "--logs", work]
 
     timings = []
-    # One process per stage.
     work = os.path.join(base, "plain")
     os.makedirs(work)
-    start = time.monotonic()
-    previous = flat
+    commands, previous = [], flat
     for name, stage in zip(names, stages):
-        run([BIN + "/" + stage[0]] + stage[1:] + ["-q", previous, "-o", work + "/" + name + ".jsonl"] + now, os.devnull)
+        commands.append([BIN + "/" + stage[0]] + stage[1:] + ["-q", previous, "-o", work + "/" + name + ".jsonl"] + now)
         previous = work + "/" + name + ".jsonl"
-    chain = time.monotonic() - start
-    timings.append(("one process per stage", chain, export(work)))
-    # Two shards side by side, as make -j2 SHARDS=2.
+    timings.append(("one process per stage", timed(commands),
+                    timed([[BIN + "/lead-export", "permits", "-q"] + tree(work) + [work + "/tiered.jsonl"] + now])))
     work = os.path.join(base, "shards")
     os.makedirs(work + "/shards")
-    start = time.monotonic()
-    subprocess.run(["sh", "-c", "cd %s/shards && split -n l/2 -d -a 1 %s in- && mv in-0 in-1.jsonl && mv in-1 in-2.jsonl" % (work, flat)], check=True)
+    commands = [["sh", "-c", "cd %s/shards && split -n l/2 -d -a 1 %s in- && mv in-0 in-1.jsonl && mv in-1 in-2.jsonl" % (work, flat)]]
     previous = work + "/shards/in-@i@.jsonl"
     for name, stage in zip(names, stages):
         out = work + "/shards/" + name + "-@i@.jsonl"
-        run([os.path.join(ROOT, "scripts", "in-shards.sh"), "2", "--", BIN + "/" + stage[0]] + stage[1:]
-            + ["-q", "--shard", "@i@/@n@", previous, "-o", out] + now, os.devnull)
+        commands.append([in_shards, "2", "--", BIN + "/" + stage[0]] + stage[1:] + ["-q", "--shard", "@i@/@n@", previous, "-o", out] + now)
         previous = out
-    run([os.path.join(ROOT, "scripts", "join-shards.sh"), "2", work] + names, os.devnull)
-    timings.append(("make -j2 SHARDS=2", time.monotonic() - start, export(work)))
-    # Spark local[2], two partitions.
-    if have("pyspark"):
+    commands.append([os.path.join(ROOT, "scripts", "join-shards.sh"), "2", work] + names)
+    chain = timed(commands)
+    timings.append(("make -j2 SHARDS=2", chain, timed([
+        [in_shards, "2", "--", BIN + "/lead-export", "permits", "-q", "--shard", "@i@/@n@"] + tree(work) + [work + "/tiered.jsonl"] + now,
+        [BIN + "/lead-export", "permits", "-q", "--join-shards", "2"] + tree(work) + now])))
+    if spark:
         work = os.path.join(base, "spark")
         os.makedirs(work)
         steps = []
         for name, stage in zip(names, stages):
             steps += ["--step", "%s.jsonl=%s %s -q %s" % (name, BIN + "/" + stage[0], " ".join(stage[1:]), " ".join(now))]
-        start = time.monotonic()
-        run([sys.executable, os.path.join(ROOT, "scripts", "spark-run.py"), "chain", "--partitions", "2", "--out", work,
-             "--input", flat] + steps, os.devnull)
-        timings.append(("Spark local[2], 2 partitions", time.monotonic() - start, export(work)))
-    else:
-        print("  (no pyspark: scripts/deps.sh spark installs it)")
+        chain = timed([spark_run + ["chain", "--partitions", "2", "--out", work, "--input", flat] + steps])
+        timings.append(("Spark local[2], 2 partitions", chain, timed([
+            spark_run + ["shards", "--partitions", "2", "--out", work, "--rejects", work + "/export.rejects.jsonl",
+                         "--then", " ".join([BIN + "/lead-export", "permits", "-q", "--join-shards", "2"] + tree(work) + now),
+                         "--", BIN + "/lead-export", "permits", "-q"] + tree(work) + [work + "/tiered.jsonl"] + now])))
     same = []
-    for label, work in (("make -j2 SHARDS=2", "shards"), ("Spark", "spark")):
-        if not os.path.isdir(os.path.join(base, work)):
+    for label, other in (("make -j2 SHARDS=2", "shards"), ("Spark", "spark")):
+        if not os.path.isdir(os.path.join(base, other)):
             continue
-        files = all(subprocess.run(["cmp", "-s", os.path.join(base, "plain", n + ".jsonl"), os.path.join(base, work, n + ".jsonl")]).returncode == 0
+        files = all(subprocess.run(["cmp", "-s", os.path.join(base, "plain", n + ".jsonl"), os.path.join(base, other, n + ".jsonl")]).returncode == 0
                     for n in names)
-        tree = subprocess.run(["diff", "-r", "-q", os.path.join(base, "plain", "exports"), os.path.join(base, work, "exports")],
-                              stdout=subprocess.DEVNULL).returncode == 0
-        same.append("%s: stage files %s, exports %s" % (label, "identical" if files else "DIFFER", "identical" if tree else "DIFFER"))
+        exports = subprocess.run(["diff", "-r", "-q", os.path.join(base, "plain", "exports"), os.path.join(base, other, "exports")],
+                                 stdout=subprocess.DEVNULL).returncode == 0
+        store = subprocess.run(["cmp", "-s", os.path.join(base, "plain", "permits", "permits.jsonl"),
+                                os.path.join(base, other, "permits", "permits.jsonl")]).returncode == 0
+        same.append("%s: stage files %s, exports %s, store %s" % (label, *("identical" if x else "DIFFER" for x in (files, exports, store))))
     print("\nScale-out: the permits chain over %s permits, three ways\n" % "{:,}".format(records))
-    rows = [("how", "chain seconds", "export seconds", "permits/s (chain)", "vs one process")]
+    rows = [("how", "chain seconds", "export seconds", "permits/s (chain + export)", "vs one process")]
     for label, chain_s, export_s in timings:
-        rows.append((label, "%.1f" % chain_s, "%.1f" % export_s, "{:,.0f}".format(records / chain_s), "%.2fx" % (timings[0][1] / chain_s)))
+        rows.append((label, "%.1f" % chain_s, "%.1f" % export_s, "{:,.0f}".format(records / (chain_s + export_s)),
+                     "%.2fx" % ((timings[0][1] + timings[0][2]) / (chain_s + export_s))))
+    table(rows)
+    for line in same:
+        print("  " + line)
+
+    # ---- events ----
+    source = os.path.join(DATA, "events-%d.jsonl" % records)
+    if not os.path.exists(source):
+        print("generating %d engagement events ..." % records, file=sys.stderr)
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_events.py"), str(records), source + ".tmp"], check=True)
+        os.rename(source + ".tmp", source)
+    now = ["--now", "2025-01-31T00:00:00Z"]
+    fetched = os.path.join(base, "fetched.jsonl")
+    run([BIN + "/lead-fetch", "events", "-q", "--from", source, "--state", os.path.join(base, "fetch-state.json"), "-o", fetched] + now, os.devnull)
+    with open(fetched) as f:
+        run_id = json.loads(f.readline())["run_id"]
+    timings = []
+    work = os.path.join(base, "events-plain")
+    os.makedirs(work)
+    timings.append(("one process per stage", timed([
+        [BIN + "/lead-flatten", "events", "-q", fetched, "-o", work + "/flattened.jsonl"] + now,
+        [BIN + "/lead-score", "events", "-q", work + "/flattened.jsonl", "-o", work + "/scored.jsonl"] + now,
+        [BIN + "/lead-export", "events", "-q", "--dir", work + "/events", work + "/scored.jsonl", "-o", work + "/report.json"] + now])))
+    work = os.path.join(base, "events-shards")
+    os.makedirs(work + "/shards")
+    timings.append(("make -j2 SHARDS=2", timed([
+        [BIN + "/lead-flatten", "events", "-q", fetched, "-o", work + "/flattened.jsonl"] + now,
+        [in_shards, "2", "--", BIN + "/lead-score", "events", "-q", "--shard", "@i@/@n@", work + "/flattened.jsonl",
+         "-o", work + "/shards/scored-@i@.jsonl"] + now,
+        [os.path.join(ROOT, "scripts", "join-shards.sh"), "2", work, "scored"],
+        [in_shards, "2", "--", BIN + "/lead-export", "events", "-q", "--shard", "@i@/@n@", "--dir", work + "/events",
+         work + "/scored.jsonl", "-o", work + "/shards/export-@i@.json"] + now,
+        [BIN + "/lead-export", "events", "-q", "--join-shards", "2", "--dir", work + "/events", "-o", work + "/report.json"] + now])))
+    if spark:
+        work = os.path.join(base, "events-spark")
+        os.makedirs(work)
+        timings.append(("Spark local[2], 2 partitions", timed([
+            spark_run + ["chain", "--partitions", "2", "--out", work, "--input", fetched,
+                         "--step", "flattened.jsonl=%s events -q %s" % (BIN + "/lead-flatten", " ".join(now))],
+            spark_run + ["keyed", "--partitions", "2", "--key", "listing_id", "--run-id-from", fetched, "--out", work,
+                         "--input", work + "/flattened.jsonl", "--step", "scored.jsonl=%s events -q %s" % (BIN + "/lead-score", " ".join(now))],
+            spark_run + ["shards", "--partitions", "2", "--out", work, "--rejects", work + "/report.rejects.jsonl",
+                         "--then", " ".join([BIN + "/lead-export", "events", "-q", "--join-shards", "2", "--dir", work + "/events",
+                                             "-o", work + "/report.json"] + now),
+                         "--", BIN + "/lead-export", "events", "-q", "--dir", work + "/events", work + "/scored.jsonl"] + now])))
+    same = []
+
+    def sorted_lines(path):
+        with open(path, "rb") as f:
+            return sorted(f)
+    for label, other in (("make -j2 SHARDS=2", "events-shards"), ("Spark", "events-spark")):
+        if not os.path.isdir(os.path.join(base, other)):
+            continue
+        files = all(subprocess.run(["cmp", "-s", os.path.join(base, "events-plain", "events", n), os.path.join(base, other, "events", n)]).returncode == 0
+                    for n in ("analytics_parts.jsonl", "listing_analytics.jsonl", "listings.jsonl", "state.json"))
+        leads = sorted_lines(os.path.join(base, "events-plain", "events", "leads.jsonl")) == sorted_lines(os.path.join(base, other, "events", "leads.jsonl"))
+        same.append("%s: analytics files %s, lead records (sorted) %s" % (label, *("identical" if x else "DIFFER" for x in (files, leads))))
+    print("\nScale-out: the events chain (flatten, score, export) over %s events, three ways\n" % "{:,}".format(records))
+    rows = [("how", "seconds", "events/s", "vs one process")]
+    for label, seconds in timings:
+        rows.append((label, "%.1f" % seconds, "{:,.0f}".format(records / seconds), "%.2fx" % (timings[0][1] / seconds)))
+    table(rows)
+    for line in same:
+        print("  " + line)
+    print("  run %s" % run_id)
+
+    # ---- leads: the dedupe by address_key, then tag and score ----
+    first = os.path.join(DATA, "leads-list-%d.csv" % records)
+    if not os.path.exists(first):
+        print("generating a %d-row lead list ..." % records, file=sys.stderr)
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_leads.py"), str(records), first + ".tmp",
+                        str(max(1000, records // 10)), os.path.join(DATA, "leads-update-%d.csv" % records)], check=True)
+        os.rename(first + ".tmp", first)
+    now = ["--now", "2026-11-23T06:00:00Z"]
+    imported = os.path.join(base, "imported.jsonl")
+    run([BIN + "/lead-flatten", "leads", "-q", "--map", os.path.join(ROOT, "stages", "flatten", "leads-propstream-preforeclosure.csv"),
+         "--logs", os.path.join(base, "import-logs"), first, "-o", imported] + now, os.devnull)
+    locked = os.path.join(ROOT, "scripts", "locked.sh")
+    timings = []
+
+    def leads_dir(how):
+        d = os.path.join(base, "leads-" + how)
+        os.makedirs(d + "/leads/shards")
+        return d
+    work = leads_dir("plain")
+    timings.append(("one process per stage", timed([[locked, work + "/leads", "--", "sh", "-c", " && ".join(" ".join(c) for c in [
+        [BIN + "/lead-normalize", "-q", "--dedupe", "--master", work + "/leads/leads.jsonl", "--logs", work, imported,
+         "-o", work + "/leads/normalized.jsonl"] + now,
+        [BIN + "/lead-tag", "leads", "-q", work + "/leads/normalized.jsonl", "-o", work + "/leads/tagged.jsonl"] + now,
+        [BIN + "/lead-score", "tags", "-q", work + "/leads/tagged.jsonl", "-o", work + "/leads/leads.jsonl"] + now])]])))
+    work = leads_dir("shards")
+    part = work + "/leads/shards/"
+    timings.append(("make -j2 SHARDS=2", timed([[locked, work + "/leads", "--", "sh", "-c", " && ".join(" ".join(c) for c in [
+        [in_shards, "2", "--", BIN + "/lead-normalize", "-q", "--dedupe", "--shard", "@i@/@n@", "--master", work + "/leads/leads.jsonl",
+         "--logs", work, imported, "-o", part + "normalized-@i@.jsonl"] + now,
+        [in_shards, "2", "--", BIN + "/lead-tag", "leads", "-q", "--shard", "@i@/@n@", part + "normalized-@i@.jsonl", "-o", part + "tagged-@i@.jsonl"] + now,
+        [in_shards, "2", "--", BIN + "/lead-score", "tags", "-q", "--shard", "@i@/@n@", part + "tagged-@i@.jsonl", "-o", part + "leads-@i@.jsonl"] + now,
+        [os.path.join(ROOT, "scripts", "join-shards.sh"), "2", work + "/leads", "normalized", "tagged", "leads"]])]])))
+    if spark:
+        work = leads_dir("spark")
+        timings.append(("Spark local[2], 2 partitions", timed([[locked, work + "/leads", "--"] + spark_run + [
+            "dedupe", "--partitions", "2", "--out", work + "/leads", "--name", "normalized.jsonl",
+            "--step", "tagged.jsonl=%s leads -q %s" % (BIN + "/lead-tag", " ".join(now)),
+            "--step", "leads.jsonl=%s tags -q %s" % (BIN + "/lead-score", " ".join(now)),
+            "--", BIN + "/lead-normalize", "-q", "--dedupe", "--master", work + "/leads/leads.jsonl", "--logs", work, imported] + now])))
+    same = []
+    for label, other in (("make -j2 SHARDS=2", "leads-shards"), ("Spark", "leads-spark")):
+        if not os.path.isdir(os.path.join(base, other)):
+            continue
+        master = sorted_lines(os.path.join(base, "leads-plain", "leads", "leads.jsonl")) == sorted_lines(os.path.join(base, other, "leads", "leads.jsonl"))
+        log = sorted_lines(os.path.join(base, "leads-plain", "leads", "dedupe.jsonl")) == sorted_lines(os.path.join(base, other, "leads", "dedupe.jsonl"))
+        same.append("%s: master (sorted) %s, dedupe log (sorted) %s" % (label, *("identical" if x else "DIFFER" for x in (master, log))))
+    print("\nScale-out: the leads chain (dedupe, tag, score) over %s imported rows, three ways\n" % "{:,}".format(records))
+    rows = [("how", "seconds", "leads/s", "vs one process")]
+    for label, seconds in timings:
+        rows.append((label, "%.1f" % seconds, "{:,.0f}".format(records / seconds), "%.2fx" % (timings[0][1] / seconds)))
     table(rows)
     for line in same:
         print("  " + line)
