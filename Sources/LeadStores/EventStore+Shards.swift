@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LeadRules
 import StageKit
 
@@ -22,33 +17,16 @@ import StageKit
 /// whole parts file, keeping its listings. What the shards read is fingerprinted; the join
 /// refuses parts that read another store than it finds.
 extension EventLedger {
-    var shardsFolder: String { dir + "/shards" }
+    var shards: ShardParts { ShardParts(folder: dir + "/shards", command: "lead-export events") }
 
-    /// The store's files by inode, size and change time.
+    /// The store's files, as a shard read them.
     func fingerprint() throws -> String {
-        var parts: [String] = []
-        for path in [leadsPath, partsPath, analyticsPath, listingsPath, statePath] {
-            var info = stat()
-            if stat(path, &info) != 0 {
-                parts.append(path + ":-")
-                continue
-            }
-            parts.append("\(path):\(info.st_ino):\(info.st_size):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)")
-        }
-        return SHA256.hex(Array(parts.joined(separator: "\n").utf8))
+        ShardParts.fingerprint(of: [leadsPath, partsPath, analyticsPath, listingsPath, statePath])
     }
 
-    /// Locks shard `shard`'s part; the store is only read. A change a killed run left half
-    /// made must be settled first, unless the process that started this one holds the store.
+    /// Locks shard `shard`'s part; the store is only read.
     public func openShard(_ stage: Stage, _ shard: Shard) throws {
-        try Store.open([EventShardPart(ledger: self, shard: shard).dir], for: stage)
-        let held = Set((stage.environment["LEAD_LOCKS"] ?? "").split(separator: ":").map(String.init))
-        if Stage.fileExists(StoreJournal.path(in: dir)), let real = realpath(dir, nil) {
-            defer { free(real) }
-            if !held.contains(String(cString: real)) {
-                throw StageError.usage("\(dir): an interrupted run left a change half made: run lead-cleanup stores \(dir) before the shards")
-            }
-        }
+        try shards.lockPart(stage, shard, reading: [dir])
     }
 
     /// Applies the run the parts of `count` shards hold: the leads merged in input order into
@@ -56,30 +34,13 @@ extension EventLedger {
     public func join(_ stage: Stage, count: Int) throws {
         let now = stage.clock.now
         let current = try fingerprint()
-        var parts: [EventShardPart] = []
-        var reports: [Record] = []
-        for i in 1...count {
-            let part = EventShardPart(ledger: self, shard: Shard("\(i)/\(count)")!)
-            guard Stage.fileExists(part.reportPath) else {
-                throw StageError.usage("\(part.reportPath): no part of shard \(i) of \(count) (run lead-export events --shard \(i)/\(count) first)")
-            }
-            let report = try part.readReport()
-            guard report.text("now") == now.iso8601 else {
-                throw StageError.usage("\(part.reportPath): shard \(i) ran at \(report.text("now") ?? "?"), not at \(now.iso8601): give the join the shards' --now")
-            }
-            guard report.text("fingerprint") == current else {
-                throw StageError.data("\(part.reportPath): \(dir) changed after shard \(i) of \(count) read it: run the shards again")
-            }
-            if let first = reports.first, first.text("run_id") != report.text("run_id") {
-                throw StageError.data("\(part.reportPath): shard \(i) applied run \(report.text("run_id") ?? "?"), shard 1 run \(first.text("run_id") ?? "?")")
-            }
-            parts.append(part)
-            reports.append(report)
+        let reports = try shards.reports(count: count, now: now, current: current)
+        let parts = (1...count).map { EventShardPart(ledger: self, shard: Shard("\($0)/\(count)")!) }
+        for (i, report) in reports.enumerated() where report.text("run_id") != reports[0].text("run_id") {
+            throw StageError.data("\(parts[i].dir): shard \(i + 1) applied run \(report.text("run_id") ?? "?"), shard 1 run \(reports[0].text("run_id") ?? "?")")
         }
         // The parts are used up, whatever the outcome.
-        for part in parts {
-            for path in Directory.files(in: part.dir, suffix: "", recursive: true) { stage.removeOnSuccess(path) }
-        }
+        shards.removeOnSuccess(count: count, stage: stage)
         // Not applied (applied before, without --force): the shards' report says why.
         if let skipped = reports.first?["report"]?.object {
             stage.summary.append("applied", false)
@@ -139,7 +100,7 @@ struct EventShardPart {
     let dir: String
 
     init(ledger: EventLedger, shard: Shard) {
-        dir = ledger.shardsFolder + "/\(shard.index)-of-\(shard.count)"
+        dir = ledger.shards.dir(shard)
     }
 
     var leadsPath: String { dir + "/leads.jsonl" }
@@ -159,13 +120,5 @@ struct EventShardPart {
     func writeReport(_ report: Record, stage: Stage) throws {
         let sink = try stage.openOutput(reportPath)
         JSONWriter.writeLine(report, into: sink.buffer)
-    }
-
-    func readReport() throws -> Record {
-        let bytes = try ByteSource.readAll(reportPath)
-        guard let report = bytes.withUnsafeBufferPointer({ RecordParser().record($0) }) else {
-            throw StageError.data("\(reportPath): not a shard's report")
-        }
-        return report
     }
 }

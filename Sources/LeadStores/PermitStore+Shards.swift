@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LeadRules
 import StageKit
 
@@ -34,37 +29,16 @@ extension PermitStore {
         (tape.topLevelString("trade_group") ?? "") + "/" + (tape.topLevelString("category") ?? "")
     }
 
-    var shardsFolder: String { logs + "/permits/shards" }
+    var shards: ShardParts { ShardParts(folder: logs + "/permits/shards", command: "lead-export permits") }
 
-    /// Locks shard `shard`'s part for this run; the store and the tree are only read. A
-    /// change a killed run left half made in them must be settled first (lead-cleanup
-    /// stores), unless the process that started this one holds them (scripts/locked.sh).
-    public func openShard(_ stage: Stage, _ shard: Shard) throws -> Store {
-        let part = ShardPart(store: self, shard: shard)
-        let store = try Store.open([part.dir], for: stage)
-        let held = Set((stage.environment["LEAD_LOCKS"] ?? "").split(separator: ":").map(String.init))
-        for dir in [exports, logs + "/permits"] where Stage.fileExists(StoreJournal.path(in: dir)) {
-            guard let real = realpath(dir, nil) else { continue }
-            defer { free(real) }
-            if held.contains(String(cString: real)) { continue }
-            throw StageError.usage("\(dir): an interrupted run left a change half made: run lead-cleanup stores \(dir) before the shards")
-        }
-        return store
+    /// What a shard reads besides its input: the store and the ledgers.
+    func fingerprint() throws -> String {
+        ShardParts.fingerprint(of: [recordsPath, soldPath, deliveriesPath, reviewsPath] + deliveredFiles.sorted())
     }
 
-    /// What a shard reads besides its input: the store and the ledgers, by inode, size and
-    /// change time (a file is replaced by rename, so a change gives another inode).
-    func fingerprint() throws -> String {
-        var parts: [String] = []
-        for path in [recordsPath, soldPath, deliveriesPath, reviewsPath] + deliveredFiles.sorted() {
-            var info = stat()
-            if stat(path, &info) != 0 {
-                parts.append(path + ":-")
-                continue
-            }
-            parts.append("\(path):\(info.st_ino):\(info.st_size):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)")
-        }
-        return SHA256.hex(Array(parts.joined(separator: "\n").utf8))
+    /// Locks shard `shard`'s part for this run; the store and the tree are only read.
+    public func openShard(_ stage: Stage, _ shard: Shard) throws -> Store {
+        try shards.lockPart(stage, shard, reading: [exports, logs + "/permits"])
     }
 
     /// Makes the store, the tree and the report of the parts of `count` shards (the store and
@@ -77,18 +51,8 @@ extension PermitStore {
         var tally = Tally()
         var written = Set<String>()
         var replace: Bool?
-        for i in 1...count {
-            let part = ShardPart(store: self, shard: Shard("\(i)/\(count)")!)
-            guard Stage.fileExists(part.reportPath) else {
-                throw StageError.usage("\(part.reportPath): no part of shard \(i) of \(count) (run lead-export permits --shard \(i)/\(count) first)")
-            }
-            let report = try part.readReport()
-            guard report.text("now") == now.iso8601 else {
-                throw StageError.usage("\(part.reportPath): shard \(i) ran at \(report.text("now") ?? "?"), not at \(now.iso8601): give the join the shards' --now")
-            }
-            guard report.text("fingerprint") == current else {
-                throw StageError.data("\(part.reportPath): the store or a ledger changed after shard \(i) of \(count) read it: run the shards again")
-            }
+        for (i, report) in try shards.reports(count: count, now: now, current: current).enumerated() {
+            let part = ShardPart(store: self, shard: Shard("\(i + 1)/\(count)")!)
             let partReplace = report["replace"]?.bool ?? false
             if let replace, replace != partReplace { throw StageError.usage("\(part.reportPath): the shards disagree on --replace") }
             replace = partReplace
@@ -96,12 +60,7 @@ extension PermitStore {
             for file in report["files"]?.array ?? [] { if let f = file.text { written.insert(f) } }
             parts.append(part)
         }
-        if !Stage.fileExists(recordsPath) && replace != true {
-            let old = existingViewFiles().filter { $0 != PermitStore.flaggedFile && $0 != PermitStore.retryFile && $0 != PermitStore.otherFile }
-            if !old.isEmpty {
-                throw StageError.usage("\(exports) holds permit files (\(old[0]), ...) but there is no \(recordsPath): it was written by an earlier version; move it aside, or rebuild it from this run alone with --replace")
-            }
-        }
+        try checkTreeHasStore(replace: replace == true)
 
         // The store: the parts' records merged in permit_id order (each part is sorted).
         let out = try stage.openOutput(recordsPath)
@@ -152,10 +111,7 @@ extension PermitStore {
         for relative in existingViewFiles() where !written.contains(relative) {
             stage.removeOnSuccess(exports + "/" + relative)
         }
-        // The parts are used up.
-        for part in parts {
-            for path in Directory.files(in: part.dir, suffix: "", recursive: true) { stage.removeOnSuccess(path) }
-        }
+        shards.removeOnSuccess(count: count, stage: stage)
         stage.recordsOut += tally.permits
         var outcome = Outcome()
         outcome.input = tally.input
@@ -175,7 +131,7 @@ struct ShardPart {
     let dir: String
 
     init(store: PermitStore, shard: Shard) {
-        dir = store.shardsFolder + "/\(shard.index)-of-\(shard.count)"
+        dir = store.shards.dir(shard)
     }
 
     var storePath: String { dir + "/permits.jsonl" }
@@ -203,14 +159,6 @@ struct ShardPart {
             "flagged": .int(tally.flagged), "retry": .int(tally.retry), "statuses": .object(statuses), "tiers": .object(tiers),
             "categories": .object(categories), "files": .array(files.map { .string($0) }),
         ]
-    }
-
-    func readReport() throws -> Record {
-        let bytes = try ByteSource.readAll(reportPath)
-        guard let report = bytes.withUnsafeBufferPointer({ RecordParser().record($0) }) else {
-            throw StageError.data("\(reportPath): not a shard's report")
-        }
-        return report
     }
 }
 

@@ -348,12 +348,7 @@ public struct PermitStore {
                 next += 1
             }
         }
-        if !Stage.fileExists(recordsPath) && !replace {
-            let old = existingViewFiles().filter { $0 != PermitStore.flaggedFile && $0 != PermitStore.retryFile && $0 != PermitStore.otherFile }
-            if !old.isEmpty {
-                throw StageError.usage("\(exports) holds permit files (\(old[0]), ...) but there is no \(recordsPath): it was written by an earlier version; move it aside, or rebuild it from this run alone with --replace")
-            }
-        }
+        try checkTreeHasStore(replace: replace)
         try forEachStoredText { tape, text in
             guard let id = tape.topLevelString("permit_id") else { throw StageError.data("\(recordsPath): a record without permit_id") }
             if let last, !last.utf8.lexicographicallyPrecedes(id.utf8) {
@@ -480,6 +475,16 @@ public struct PermitStore {
             }
         }
         do { try rules.tiers.tier(&permit, now: now) } catch { throw StageError.data("permit \(permit.text(PermitFields.id) ?? "?"): \(error)") }
+    }
+
+    /// A tree with permit files but no store was written by an earlier version: refused,
+    /// unless `replace` rebuilds it from this run alone.
+    func checkTreeHasStore(replace: Bool) throws {
+        guard !Stage.fileExists(recordsPath) && !replace else { return }
+        let old = existingViewFiles().filter { $0 != PermitStore.flaggedFile && $0 != PermitStore.retryFile && $0 != PermitStore.otherFile }
+        if !old.isEmpty {
+            throw StageError.usage("\(exports) holds permit files (\(old[0]), ...) but there is no \(recordsPath): it was written by an earlier version; move it aside, or rebuild it from this run alone with --replace")
+        }
     }
 
     /// Whether an input permit can be placed: it has a permit_id, a tier and a known trade.
