@@ -122,7 +122,9 @@ public struct EventLedger {
     /// With `shard` (lead-export events --shard i/n), the run takes only the records of the
     /// listings shard i owns (`Shard.of(listing_id)`) and leaves its part under
     /// `<dir>/shards/i-of-n/`: see `join`.
-    public func apply(_ inputs: [String], force: Bool, stage: Stage, shard: Shard? = nil) throws {
+    /// `given` (--run-id) names the run of input without a run record, so that shards of a
+    /// partitioned stream agree on it whichever records they see.
+    public func apply(_ inputs: [String], force: Bool, stage: Stage, shard: Shard? = nil, runID given: String? = nil) throws {
         var state = try EventState.load(statePath)
         let part = shard.map { EventShardPart(ledger: self, shard: $0) }
         let before = try part.map { _ in try fingerprint() }
@@ -174,6 +176,9 @@ public struct EventLedger {
             }
         }
         let runID: String
+        if let run, let given, given != run.runID {
+            throw StageError.usage("--run-id \(given), but the input is run \(run.runID)")
+        }
         if let run {
             runID = run.runID
             if let other = leadRunIDs.first(where: { $0 != runID }) {
@@ -186,7 +191,10 @@ public struct EventLedger {
             guard leadRunIDs.count <= 1 else {
                 throw StageError.data("lead records of several runs (\(leadRunIDs.sorted().joined(separator: ", "))): apply one run at a time")
             }
-            runID = leadRunIDs.first ?? stage.clock.now.iso8601
+            if let given, let other = leadRunIDs.first, other != given {
+                throw StageError.data("lead records of run \(other), but --run-id \(given)")
+            }
+            runID = given ?? leadRunIDs.first ?? stage.clock.now.iso8601
             if shard == nil || shard?.index == 1 {
                 stage.warn("no run record (lead-fetch events starts a run): applied as run \(runID); the watermark is left alone",
                            at: SourceLocation(path: inputs.first ?? "-", line: 1))

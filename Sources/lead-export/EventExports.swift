@@ -24,7 +24,7 @@ extension LeadExport {
             A run already applied (the same window) changes nothing; --force applies it again, \
             replacing that run's rows, never adding them twice. A new run must start at the \
             watermark. Input without a run record (not from lead-fetch events) is applied under \
-            its leads' run_id and leaves the watermark alone. The main output is a one-line \
+            its leads' run_id (or --run-id) and leaves the watermark alone. The main output is a one-line \
             report of the run.
 
             In shards: with --shard i/n (or LEAD_SHARD), the run takes the run record and the \
@@ -45,6 +45,9 @@ extension LeadExport {
 
         @Flag(help: "Apply a run that was applied already, replacing its rows.")
         var force = false
+
+        @Option(help: ArgumentHelp("The run_id of input without a run record (default: its leads' run_id, else --now); a run record of another id is refused.", valueName: "id"))
+        var runID: String?
 
         @Option(help: ArgumentHelp("Apply the run from the parts that lead-export events --shard i/n left (no input).", valueName: "n"))
         var joinShards: Int?
@@ -71,10 +74,10 @@ extension LeadExport {
                     try ledger.join(stage, count: n)
                 } else if let shard = stage.shard {
                     try ledger.openShard(stage, shard)
-                    try ledger.apply(inputs, force: force, stage: stage, shard: shard)
+                    try ledger.apply(inputs, force: force, stage: stage, shard: shard, runID: runID)
                 } else {
                     try ledger.open(stage)
-                    try ledger.apply(inputs, force: force, stage: stage)
+                    try ledger.apply(inputs, force: force, stage: stage, runID: runID)
                 }
             }
         }
