@@ -294,11 +294,17 @@ public struct ListingTotals {
 public struct RunTally {
     struct Cell {
         var part: HourPart
+        /// Its listing's number.
+        var listing: UInt32 = 0
         var viewers: [Int32] = []
         var seekers: [Int32] = []
     }
 
-    private var index: [ListingHour: Int] = [:]
+    /// Cells by listing number (in `listings`) and hour, packed in one integer: an event
+    /// hashes one listing id and two integers, not a String and an hour together.
+    private var index: [UInt64: Int] = [:]
+    private var listingNumbers: [String: UInt32] = [:]
+    private var listings: [String] = []
     private var cells: [Cell] = []
     private var ids: [String: Int32] = [:]
     private var names: [String] = []
@@ -310,10 +316,17 @@ public struct RunTally {
     public var hours: Int { cells.count }
 
     private mutating func cell(_ listingID: String, _ at: Timestamp) -> Int {
+        let number: UInt32
+        if let known = listingNumbers[listingID] { number = known } else {
+            number = UInt32(listings.count)
+            listingNumbers[listingID] = number
+            listings.append(listingID)
+        }
         let key = ListingHour(listingID: listingID, at: at)
-        if let i = index[key] { return i }
-        index[key] = cells.count
-        cells.append(Cell(part: HourPart(key: key, runID: runID)))
+        let packed = UInt64(number) << 32 | UInt64(UInt32(truncatingIfNeeded: key.hour))
+        if let i = index[packed] { return i }
+        index[packed] = cells.count
+        cells.append(Cell(part: HourPart(key: key, runID: runID), listing: number))
         return cells.count - 1
     }
 
@@ -374,7 +387,12 @@ public struct RunTally {
         func texts(_ list: [Int32]) -> [String] {
             Array(Set(list)).map { names[Int($0)] }.sorted { $0.precedesInByteOrder($1) }
         }
-        return cells.indices.sorted { cells[$0].part.key < cells[$1].part.key }.map { i in
+        // Listing and hour order: each listing's rank in byte order, then the hour, compared
+        // as integers.
+        var rank = [Int64](repeating: 0, count: listings.count)
+        for (r, n) in listings.indices.sorted(by: { listings[$0].precedesInByteOrder(listings[$1]) }).enumerated() { rank[n] = Int64(r) }
+        let order = cells.indices.map { i -> (Int64, Int64, Int) in (rank[Int(cells[i].listing)], cells[i].part.key.hour, i) }.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }.map(\.2)
+        return order.map { i in
             var part = cells[i].part
             part.viewers = texts(cells[i].viewers)
             part.seekers = texts(cells[i].seekers)
