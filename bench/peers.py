@@ -30,16 +30,21 @@ def dumps(record):
 
 
 def flatten_json(path):
+    # As lead-flatten, each record names where it was read: _origin, "file:line".
     write = sys.stdout.write
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            write(dumps(flatten(json.loads(line), "", {})) + "\n")
+        for n, line in enumerate(f, 1):
+            out = flatten(json.loads(line), "", {})
+            out.setdefault("_origin", "%s:%d" % (path, n))
+            write(dumps(out) + "\n")
 
 
 def flatten_csv(path):
     write = sys.stdout.write
     with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        for row in reader:
+            row["_origin"] = "%s:%d" % (path, reader.line_num)
             write(dumps(row) + "\n")
 
 
@@ -50,6 +55,9 @@ def cell(value):
         return "true"
     if value is False:
         return "false"
+    # As lead-export: a whole number written 2.0 is the cell 2.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
     return value
 
 
@@ -58,7 +66,8 @@ def export_csv(path):
     with open(path, encoding="utf-8") as f:
         for line in f:
             for k in flatten(json.loads(line), "", {}):
-                if k not in seen:
+                # lead-export leaves the provenance out of delivered files.
+                if k not in seen and k != "_origin":
                     seen.add(k)
                     header.append(k)
     w = csv.writer(sys.stdout, lineterminator="\n")
