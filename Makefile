@@ -269,8 +269,9 @@ $(SHARD_DIR)/tiered-%.jsonl: $(SHARD_DIR)/flattened.jsonl $(PERMIT_RULES) $(wild
 $(PERMITS)/report.json: $(SHARD_TIERED) | settle-permits
 	scripts/join-shards.sh $(SHARDS) $(PERMITS) normalized tagged scored tiered
 	scripts/locked.sh $(EXPORTS) -- scripts/locked.sh $(PERMITS) -- sh -c '\
-	scripts/in-shards.sh $(SHARDS) -- $(BIN)/lead-export permits --shard @i@/@n@ $(permits_now) --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl && \
-	$(BIN)/lead-export permits --join-shards $(SHARDS) $(permits_now) --dir $(EXPORTS) --logs $(LOGS)'
+	now="$(or $(permits_now),--now $$(date -u +%Y-%m-%dT%H:%M:%SZ))" && \
+	scripts/in-shards.sh $(SHARDS) -- $(BIN)/lead-export permits --shard @i@/@n@ $$now --dir $(EXPORTS) --logs $(LOGS) $(PERMITS)/tiered.jsonl && \
+	$(BIN)/lead-export permits --join-shards $(SHARDS) $$now --dir $(EXPORTS) --logs $(LOGS)'
 	@umask 077; r=$$(ls lead-export.rejects.shard-*-of-$(SHARDS).jsonl 2>/dev/null || true); \
 	if [ -n "$$r" ]; then cat $$r > lead-export.rejects.jsonl.part && mv lead-export.rejects.jsonl.part lead-export.rejects.jsonl && rm -f $$r; fi
 endif
@@ -350,10 +351,11 @@ spark-permits: $(PERMIT_FLAT) $(PERMIT_RULES) | settle-permits
 	  --step "tagged.jsonl=$(SPARK_BIN)/lead-tag trades --schema permits-tagged $(permits_now)" \
 	  --step "scored.jsonl=$(SPARK_BIN)/lead-score permits --schema permits-scored $(permits_now) $(reasoner_opts)" \
 	  --step "tiered.jsonl=$(SPARK_BIN)/lead-tier --schema permits-tiered $(permits_now)"
+	now="$(or $(permits_now),--now $$(date -u +%Y-%m-%dT%H:%M:%SZ))" && \
 	scripts/locked.sh $(EXPORTS) -- scripts/locked.sh $(PERMITS) -- env $(SPARK_RUN) shards --partitions $(SPARK_PARTITIONS) --out $(PERMITS) \
 	  --rejects $(abspath lead-export.rejects.jsonl) \
-	  --then "$(BIN)/lead-export permits --join-shards $(SPARK_PARTITIONS) $(permits_now) --dir $(EXPORTS) --logs $(LOGS)" \
-	  -- $(SPARK_BIN)/lead-export permits $(permits_now) --dir $(abspath $(EXPORTS)) --logs $(abspath $(LOGS)) $(abspath $(PERMITS))/tiered.jsonl
+	  --then "$(BIN)/lead-export permits --join-shards $(SPARK_PARTITIONS) $$now --dir $(EXPORTS) --logs $(LOGS)" \
+	  -- $(SPARK_BIN)/lead-export permits $$now --dir $(abspath $(EXPORTS)) --logs $(abspath $(LOGS)) $(abspath $(PERMITS))/tiered.jsonl
 
 spark-leads: $(LEAD_IMPORTS) $(LEAD_RULES) | settle-leads
 	scripts/locked.sh $(LEADS) -- sh -c '$(SPARK_RUN) dedupe --out $(LEADS) --name normalized.jsonl \

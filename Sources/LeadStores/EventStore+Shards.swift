@@ -32,9 +32,8 @@ extension EventLedger {
     /// Applies the run the parts of `count` shards hold: the leads merged in input order into
     /// leads.jsonl, the analytics files merged by listing and hour, the state, the report.
     public func join(_ stage: Stage, count: Int) throws {
-        let now = stage.clock.now
         let current = try fingerprint()
-        let reports = try shards.reports(count: count, now: now, current: current)
+        let (reports, now) = try shards.reports(count: count, clock: stage.clock, current: current)
         let parts = (1...count).map { EventShardPart(ledger: self, shard: Shard("\($0)/\(count)")!) }
         for (i, report) in reports.enumerated() where report.text("run_id") != reports[0].text("run_id") {
             throw StageError.data("\(parts[i].dir): shard \(i + 1) applied run \(report.text("run_id") ?? "?"), shard 1 run \(reports[0].text("run_id") ?? "?")")
@@ -91,7 +90,7 @@ extension EventLedger {
         report.append("to", run.map { JSONValue.string($0.to.iso8601) } ?? .null)
         let counts = Counts(rows: sum("analytics_rows"), listings: sum("listings"), newHours: sum("new_hours"), replacedParts: sum("replaced_parts"))
         try finish(report, run: run, state: &state, replaced: reports[0]["already"]?.bool == true || counts.replacedParts > 0,
-                   events: sum("events"), leads: leads.count, hours: sum("hours"), counts: counts, stage: stage)
+                   events: sum("events"), leads: leads.count, hours: sum("hours"), counts: counts, now: now, stage: stage)
     }
 }
 

@@ -127,6 +127,7 @@ public struct EventLedger {
     public func apply(_ inputs: [String], force: Bool, stage: Stage, shard: Shard? = nil, runID given: String? = nil) throws {
         var state = try EventState.load(statePath)
         let part = shard.map { EventShardPart(ledger: self, shard: $0) }
+        stage.shardsReadWholeInput = true
         let before = try part.map { _ in try fingerprint() }
         var run: EventRun?
         var leads: [Record] = []
@@ -238,14 +239,14 @@ public struct EventLedger {
         try writeLeads(leads, runID: runID, stage: stage)
         let counts = try writeAnalytics(parts, runID: runID, stage: stage)
         try finish(report, run: run, state: &state, replaced: already != nil || counts.replacedParts > 0, events: events,
-                   leads: leads.count, hours: parts.count, counts: counts, stage: stage)
+                   leads: leads.count, hours: parts.count, counts: counts, now: stage.clock.now, stage: stage)
     }
 
     /// The state with the run applied (state.json, last), and the run's report.
     func finish(_ start: Record, run: EventRun?, state: inout EventState, replaced: Bool, events: Int, leads: Int, hours: Int,
-                counts: Counts, stage: Stage) throws {
+                counts: Counts, now: Timestamp, stage: Stage) throws {
         if let run {
-            try state.apply(EventState.Applied(run: run, events: events, leads: leads, appliedAt: stage.clock.now))
+            try state.apply(EventState.Applied(run: run, events: events, leads: leads, appliedAt: now))
             let sink = try stage.openOutput(statePath)
             JSONWriter.writeLine(state.record, into: sink.buffer)
         }

@@ -45,13 +45,13 @@ extension PermitStore {
     /// tree are locked by the caller). Each part must be there, of this many shards and this
     /// clock, and have read the store and ledgers as they are now.
     public func join(_ stage: Stage, count: Int, rules: PermitStoreRules) throws -> Outcome {
-        let now = stage.clock.now
         let current = try fingerprint()
         var parts: [ShardPart] = []
         var tally = Tally()
         var written = Set<String>()
         var replace: Bool?
-        for (i, report) in try shards.reports(count: count, now: now, current: current).enumerated() {
+        let (reports, now) = try shards.reports(count: count, clock: stage.clock, current: current)
+        for (i, report) in reports.enumerated() {
             let part = ShardPart(store: self, shard: Shard("\(i + 1)/\(count)")!)
             let partReplace = report["replace"]?.bool ?? false
             if let replace, replace != partReplace { throw StageError.usage("\(part.reportPath): the shards disagree on --replace") }

@@ -252,6 +252,7 @@ public struct PermitStore {
         let scratch = ByteBuffer(capacity: 1 << 12)
         var outcome = Outcome()
         let part = shard.map { ShardPart(store: self, shard: $0) }
+        stage.shardsReadWholeInput = true
         let before = try part.map { _ in try fingerprint() }
 
         // The incoming permits, spooled; the last of an id wins. A shard reads every input

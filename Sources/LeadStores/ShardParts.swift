@@ -57,9 +57,11 @@ struct ShardParts {
         JSONWriter.writeLine(report, into: sink.buffer)
     }
 
-    /// The reports of shards 1...count, each checked: there, run at `now` (its `now`), having
-    /// read the store whose fingerprint is `current` (its `fingerprint`).
-    func reports(count: Int, now: Timestamp, current: String) throws -> [Record] {
+    /// The reports of shards 1...count, each checked: there, all run at one clock (their
+    /// `now`), that of `clock` when it is fixed (--now, LEAD_NOW), having read the store whose
+    /// fingerprint is `current` (their `fingerprint`); and that clock, which the join applies.
+    /// A join on the real clock takes the shards' (give the shards one --now).
+    func reports(count: Int, clock: Clock, current: String) throws -> (reports: [Record], now: Timestamp) {
         var out: [Record] = []
         for i in 1...count {
             let shard = Shard("\(i)/\(count)")!
@@ -71,15 +73,22 @@ struct ShardParts {
             guard let report = bytes.withUnsafeBufferPointer({ RecordParser().record($0) }) else {
                 throw StageError.data("\(path): not a shard's report")
             }
-            guard report.text("now") == now.iso8601 else {
-                throw StageError.usage("\(path): shard \(i) ran at \(report.text("now") ?? "?"), not at \(now.iso8601): give the join the shards' --now")
+            let ran = report.text("now") ?? "?"
+            if clock.isFixed, ran != clock.now.iso8601 {
+                throw StageError.usage("\(path): shard \(i) ran at \(ran), not at \(clock.now.iso8601): give the join the shards' --now")
+            }
+            if let first = out.first?.text("now"), first != ran {
+                throw StageError.usage("\(path): shard \(i) ran at \(ran), shard 1 at \(first): give every shard one --now")
             }
             guard report.text("fingerprint") == current else {
                 throw StageError.data("\(path): the store or a ledger changed after shard \(i) of \(count) read it: run the shards again")
             }
             out.append(report)
         }
-        return out
+        guard let now = Timestamp(iso8601: out[0].text("now") ?? "") else {
+            throw StageError.data("\(reportPath(Shard("1/\(count)")!)): no readable now")
+        }
+        return (out, now)
     }
 
     /// The parts are used up when the join succeeds.

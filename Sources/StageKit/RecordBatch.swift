@@ -21,7 +21,8 @@ final class RecordBatch: @unchecked Sendable {
 
     enum Outcome {
         case record(Record, offset: Int, length: Int)
-        case rejected(String, line: Int)
+        /// `unread`: the text could not be read as a record (it has no key to shard by).
+        case rejected(String, line: Int, unread: Bool)
     }
 
     final class Worker {
@@ -62,7 +63,7 @@ final class RecordBatch: @unchecked Sendable {
             let base = texts.base
             for item in items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
                 if let reason = item.broken {
-                    worker.outcomes.append(.rejected(reason, line: item.location.line))
+                    worker.outcomes.append(.rejected(reason, line: item.location.line, unread: true))
                     continue
                 }
                 let bytes = UnsafeBufferPointer(start: base + item.offset, count: item.length)
@@ -70,11 +71,11 @@ final class RecordBatch: @unchecked Sendable {
                 switch worker.parser.parse(bytes) {
                 case .failure(let error):
                     let (line, reason) = Stage.describe(error, in: bytes, startLine: item.location.line)
-                    worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line))
+                    worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line, unread: true))
                     continue
                 case .success(let tape):
                     guard tape.isObject else {
-                        worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.location.line))
+                        worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.location.line, unread: true))
                         continue
                     }
                     record = Record(tape: tape, keys: worker.keys)
@@ -88,9 +89,9 @@ final class RecordBatch: @unchecked Sendable {
                     if encoding == .json { JSONWriter.write(record, into: worker.out) }
                     worker.outcomes.append(.record(record, offset: offset, length: worker.out.count - offset))
                 } catch let rejected as RecordRejected {
-                    worker.outcomes.append(.rejected(rejected.reason, line: item.location.line))
+                    worker.outcomes.append(.rejected(rejected.reason, line: item.location.line, unread: false))
                 } catch {
-                    worker.outcomes.append(.rejected("\(error)", line: item.location.line))
+                    worker.outcomes.append(.rejected("\(error)", line: item.location.line, unread: false))
                 }
             }
         }

@@ -150,7 +150,8 @@ extension Stage {
                     } catch let rejected as RecordRejected {
                         try reject(rejected.reason, at: location, raw: raw)
                     }
-                case .rejected(let reason, let line):
+                case .rejected(let reason, let line, let unread):
+                    if unread, shardsReadWholeInput, let shard, shard.index != 1 { continue }
                     try reject(reason, at: SourceLocation(path: location.path, line: line), raw: raw)
                 }
             }

@@ -61,6 +61,10 @@ public final class Stage {
     /// Whether this stage is the first to read its records (the flatten stages): each record
     /// it writes gets `_origin`, the file and line it came from, unless it has one already.
     public var stampsOrigin = false
+    /// Whether every shard of this stage reads the whole input and keeps its keys (a keyed
+    /// stage with --shard: the dedupe, event scoring, the exports). A text that cannot be read
+    /// as a record has no key: it is shard 1's to reject, once, and the others pass it over.
+    public var shardsReadWholeInput = false
     /// The provenance field: `path:line` of the input a record was first read from. Later
     /// stages keep it, rejects name it (`origin`), and exports leave it out unless asked.
     public static let originField = "_origin"

@@ -140,6 +140,7 @@ struct LeadNormalize: ParsableCommand {
             // Every shard reads every lead: one that cannot be read (it has no address_key to
             // shard by) is shard 1's to reject, once.
             let shard = stage.shard
+            stage.shardsReadWholeInput = true
             let sharded: (inout Record) throws -> Void = { lead in
                 do {
                     try stamped(&lead)

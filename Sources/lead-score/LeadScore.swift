@@ -368,6 +368,7 @@ extension LeadScore {
                 // With --shard i/n: only the listings that hash to shard i (Shard.of on
                 // listing_id); the run record goes out with shard 1.
                 let shard = stage.shard
+                stage.shardsReadWholeInput = true
                 func owned(_ record: Record) -> Bool {
                     guard let shard else { return true }
                     if shard.owns(record.text("listing_id") ?? "") { return true }

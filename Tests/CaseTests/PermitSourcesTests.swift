@@ -170,5 +170,33 @@ import Testing
         #expect(clock.status == 2 && clock.stderr.contains("shard 1 ran at 2016-03-30T06:00:00Z"), "\(clock.stderr)")
         let missing = try Binaries.run(bin + "/lead-export", ["permits", "-q", now, "--join-shards", "3", "--dir", exportsDir, "--logs", logs], in: root, environment: env)
         #expect(missing.status == 2 && missing.stderr.contains("no part of shard 1 of 3"), "\(missing.stderr)")
+        // Shards on the real clock each read their own instant: the join refuses them. A join
+        // on the real clock takes the clock its shards were given.
+        for i in 1...2 {
+            let r = try Binaries.run(bin + "/lead-export", ["permits", "-q", "--shard", "\(i)/2", "--dir", exportsDir, "--logs", logs, tiered], in: root, environment: env)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let live = try Binaries.run(bin + "/lead-export", ["permits", "-q", "--join-shards", "2", "--dir", exportsDir, "--logs", logs], in: root, environment: env)
+        #expect(live.status == 2 && live.stderr.contains("give every shard one --now"), "\(live.stderr)")
+        for i in 1...2 {
+            let r = try Binaries.run(bin + "/lead-export", ["permits", "-q", now, "--shard", "\(i)/2", "--dir", exportsDir, "--logs", logs, tiered], in: root, environment: env)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let adopted = try Binaries.run(bin + "/lead-export", ["permits", "-q", "--join-shards", "2", "--dir", exportsDir, "--logs", logs], in: root, environment: env)
+        #expect(adopted.status == 0, "\(adopted.stderr)")
+        #expect(try stageFile("sharded", "report.json").contains(#""run_at": "2016-03-30T06:00:00Z""#))
+
+        // Every shard reads every line: one that is not a record (it has no trade to shard by)
+        // is rejected once, by shard 1, with its line.
+        let bad = root + "/tiered-bad.jsonl"
+        try (try String(contentsOfFile: tiered, encoding: .utf8) + "not json\n").write(toFile: bad, atomically: true, encoding: .utf8)
+        for i in 1...2 {
+            let r = try Binaries.run(bin + "/lead-export", ["permits", "-q", now, "--shard", "\(i)/2", "--dir", exportsDir, "--logs", logs, bad], in: root, environment: env)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let lines = try String(contentsOfFile: tiered, encoding: .utf8).split(separator: "\n").count
+        let first = try String(contentsOfFile: root + "/lead-export.rejects.shard-1-of-2.jsonl", encoding: .utf8)
+        #expect(first.split(separator: "\n").count == 1 && first.contains(#""line":\#(lines + 1),"#) && first.contains("invalid JSON"), "\(first)")
+        #expect(!fm.fileExists(atPath: root + "/lead-export.rejects.shard-2-of-2.jsonl"))
     }
 }
