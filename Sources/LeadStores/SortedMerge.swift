@@ -9,8 +9,9 @@ public enum SortedMerge {
                                   _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
         let parser = JSONParser()
         let padded = ByteBuffer(capacity: 1 << 12)
-        var readers: [(source: ByteSource, reader: LineReader, path: String)] = []
-        var heads: [(key: Key, bytes: [UInt8])?] = []
+        // Each file's current line waits in its own buffer, reused line after line.
+        var readers: [(source: ByteSource, reader: LineReader, path: String, line: ByteBuffer)] = []
+        var heads: [Key?] = []
         func advance(_ r: Int) throws {
             while true {
                 guard let line = try readers[r].reader.next() else { heads[r] = nil; return }
@@ -23,17 +24,19 @@ public enum SortedMerge {
                     throw StageError.data("\(readers[r].path):\(line.number): not a JSON object")
                 }
                 let k = try key(tape)
-                if let previous = heads[r], before(k, previous.key) {
+                if let previous = heads[r], before(k, previous) {
                     throw StageError.data("\(readers[r].path):\(line.number): out of order; a shard's part is written sorted, was it edited?")
                 }
-                heads[r] = (k, Array(bytes))
+                heads[r] = k
+                readers[r].line.removeAll()
+                readers[r].line.append(bytes)
                 return
             }
         }
         defer { for r in readers { r.source.close() } }
         for path in paths where Stage.fileExists(path) {
             let source = try ByteSource(path: path)
-            readers.append((source, LineReader(source: source), path))
+            readers.append((source, LineReader(source: source), path, ByteBuffer(capacity: 1 << 12)))
             heads.append(nil)
             try advance(readers.count - 1)
         }
@@ -41,11 +44,11 @@ public enum SortedMerge {
             var best: Int?
             for r in heads.indices {
                 guard let head = heads[r] else { continue }
-                if let b = best, !before(head.key, heads[b]!.key) { continue }
+                if let b = best, !before(head, heads[b]!) { continue }
                 best = r
             }
             guard let b = best else { return }
-            try heads[b]!.bytes.withUnsafeBufferPointer { try body($0) }
+            try body(readers[b].line.bytes)
             try advance(b)
         }
     }
