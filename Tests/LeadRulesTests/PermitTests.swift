@@ -56,11 +56,12 @@ import Testing
     /// looked at), so its floor is the figure it gave, not a target.
     static let labelledSets: [(file: String, minimum: Double)] = [
         ("austin-labelled.csv", 0.95),            // 320 Austin permits (tuned on)
-        ("labelled/san-antonio.csv", 0.97),       // 2,500 San Antonio permits by city type (98.8% before tuning)
-        ("labelled/seattle.csv", 0.88),           // 300 Seattle pre-applications (tuned on after its first figure)
-        ("labelled/seattle-2.csv", 0.90),         // 300 more (tuned on after its first figure)
-        ("labelled/seattle-3.csv", 0.88),         // 300 more (81.3% before tuning, then tuned on)
-        ("labelled/seattle-holdout.csv", 0.82),   // 300 more, never tuned on
+        ("labelled/san-antonio.csv", 0.98),       // 2,500 San Antonio permits by city type (98.8% before tuning)
+        ("labelled/seattle.csv", 0.91),           // 300 Seattle pre-applications (tuned on after its first figure)
+        ("labelled/seattle-2.csv", 0.93),         // 300 more (tuned on after its first figure)
+        ("labelled/seattle-3.csv", 0.899),        // 300 more (81.3% before tuning, then tuned on)
+        ("labelled/seattle-4.csv", 0.939),        // 300 more (82.0% before tuning, then tuned on)
+        ("labelled/seattle-holdout.csv", 0.829),  // 300 more, never tuned on
     ]
 
     @Test(arguments: PermitTests.labelledSets.map(\.file))
@@ -116,6 +117,28 @@ import Testing
     func theVocabularyOfOtherCities(_ type: String, _ description: String, _ expected: String) {
         let trade = PermitTests.trades.classify(PermitTests.permit(description, type: type))
         #expect(trade.group + "/" + trade.category == expected, "\(type) / \(description): \(trade.because)")
+    }
+
+    /// Free text of pre-applications, which has no type field (the rules of the fourth tuning round).
+    @Test(arguments: [
+        ("Replace existing damaged skylight with a new skylight", "home_exterior/windows"),
+        ("Construct alterations to detached garage, accessory to single family residence", "structural/addition"),
+        ("Demolish existing garage. Replace with new 240 sq ft garage", "structural/addition"),
+        ("Install (2) Level 2 EV chargers in the main parking lot of the public library", "commercial/commercial_electrical"),
+        ("Maintenance to existing backflow assemblies, Port of Seattle", "commercial/commercial_plumbing"),
+        ("Renovating the visitors locker room in the athletics building", "other/other"),
+        ("Construct interior alterations to units 205 and 302 of existing multifamily building", "structural/remodel"),
+        ("Establish basement in existing SFR as an AADU", "structural/remodel"),
+        ("Proposed to remove an existing SFR on site", "other/other"),
+        ("26kV river crossing to connect the electrical grid", "other/other"),
+        ("Structural floor infill, no change in plumbing fixtures", "other/other"),
+        ("Construct a reinforced concrete garden wall", "home_exterior/concrete"),
+        ("Shared Driveway Grading Permit: regrade and pave the shared driveway", "home_exterior/concrete"),
+        ("Car Port", "structural/addition"),
+    ])
+    func preApplicationFreeText(_ description: String, _ expected: String) {
+        let trade = PermitTests.trades.classify(PermitTests.permit(description, type: "Building & Land Use Pre-Application"))
+        #expect(trade.group + "/" + trade.category == expected, "\(description): \(trade.because)")
     }
 
     @Test func scoresAreExplainedRuleByRule() {
