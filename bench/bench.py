@@ -48,12 +48,12 @@ def ensure_data(records):
         f.write(str(records))
 
 
-def run(argv, stdout_path, ok=(0,)):
-    """Runs argv with stdout to a file; returns (seconds, peak RSS in MB, sha256 of stdout).
-    An exit status outside `ok` stops the benchmark."""
+def run(argv, stdout_path, ok=(0,), env=None):
+    """Runs argv with stdout to a file (and `env` added to the environment); returns (seconds,
+    peak RSS in MB, sha256 of stdout). An exit status outside `ok` stops the benchmark."""
     with open(stdout_path, "wb") as out:
         start = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, env=dict(os.environ, **(env or {})))
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.monotonic() - start
         err = proc.stderr.read().decode(errors="replace")
@@ -413,7 +413,9 @@ def events_section(records, skip_peers):
 
 def diff_section(records, skip_peers):
     """lead-diff over the record stream's flat file and a copy with 1% of records changed,
-    0.5% removed and 0.5% added: in memory (OLD keyed) and --sorted (both streamed)."""
+    0.5% removed and 0.5% added: OLD held in memory (a budget it fits), OLD past the memory
+    budget (both sides sorted on disk, LEAD_MEMORY at the default and smaller), and --sorted
+    (both streamed). The summaries must agree."""
     ensure_data(records)
     old = os.path.join(DATA, "leads-flat.jsonl")
     new = os.path.join(DATA, "leads-flat-next.jsonl")
@@ -431,14 +433,22 @@ def diff_section(records, skip_peers):
     rows = [("mode", "records (old + new)", "seconds", "records/s", "MB/s", "peak RSS MB")]
     size = (os.path.getsize(old) + os.path.getsize(new)) / 1e6
     n = records * 2
-    for mode, extra in (("in memory, --summary", ["--summary"]), ("in memory, jsonl report", ["--format", "jsonl"]),
-                        ("--sorted, --summary", ["--sorted", "--summary"])):
+    summaries = set()
+    for mode, extra, env in (("held in memory (LEAD_MEMORY=64G), --summary", ["--summary"], {"LEAD_MEMORY": "64G"}),
+                             ("held in memory (LEAD_MEMORY=64G), jsonl report", ["--format", "jsonl"], {"LEAD_MEMORY": "64G"}),
+                             ("default budget (256M), --summary", ["--summary"], {"LEAD_MEMORY": "256M"}),
+                             ("LEAD_MEMORY=64M, --summary", ["--summary"], {"LEAD_MEMORY": "64M"}),
+                             ("--sorted, --summary", ["--sorted", "--summary"], {})):
         argv = [BIN + "/lead-diff", old, new, "--key", "id", "-q"] + extra
-        seconds, rss, _ = run(argv, os.devnull, ok=(0, 1))
+        out = os.path.join(DATA, "diff-report.txt")
+        seconds, rss, digest = run(argv, out, ok=(0, 1), env=env)
+        if "--summary" in extra and "--sorted" not in extra:
+            summaries.add(digest)
         rows.append((mode, "{:,}".format(n), "%.2f" % seconds, "{:,.0f}".format(n / seconds), "%.1f" % (size / seconds),
                      "%.1f" % rss))
     print("\nlead-diff, %s vs %s records (%.0f MB)\n" % ("{:,}".format(records), "{:,}".format(records), size))
     table(rows)
+    print("  summaries held in memory and sorted on disk: %s" % ("identical" if len(summaries) == 1 else "DIFFER"))
 
 
 def scaleout_section(records, skip_peers):

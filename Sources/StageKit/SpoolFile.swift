@@ -13,14 +13,23 @@ public final class SpoolFile {
     public struct Span: Sendable {
         public let offset: Int
         public let count: Int
+
+        public init(offset: Int, count: Int) {
+            self.offset = offset
+            self.count = count
+        }
     }
 
     private let fd: Int32
-    private let pending = ByteBuffer(capacity: 1 << 20)
+    private let pending: ByteBuffer
+    private let bufferSize: Int
     private var flushed = 0
 
-    /// Creates the file in `directory` ($TMPDIR or /tmp when nil).
-    public init(directory: String? = nil) throws(StageError) {
+    /// Creates the file in `directory` ($TMPDIR or /tmp when nil); appends are written out in
+    /// blocks of `bufferSize` bytes.
+    public init(directory: String? = nil, bufferSize: Int = 1 << 20) throws(StageError) {
+        self.bufferSize = bufferSize
+        pending = ByteBuffer(capacity: bufferSize)
         let dir = directory ?? ProcessInfoLite.environment["TMPDIR"] ?? "/tmp"
         var template = Array((dir + "/lead-spool-XXXXXX").utf8CString)
         fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
@@ -34,7 +43,7 @@ public final class SpoolFile {
     public func append(_ bytes: UnsafeBufferPointer<UInt8>) throws(StageError) -> Span {
         let span = Span(offset: flushed + pending.count, count: bytes.count)
         pending.append(bytes)
-        if pending.count >= 1 << 20 { try flush() }
+        if pending.count >= bufferSize { try flush() }
         return span
     }
 

@@ -22,8 +22,12 @@ struct LeadDiff: ParsableCommand {
         as rows. --summary prints counts instead, and per field how many records changed it, \
         with the transitions of fields that have few values (tier: 312 changed (B->A 120, ...)).
 
-        OLD is held in memory, keyed (NEW streams); with --sorted both inputs stream, in key \
-        order (byte order, as LC_ALL=C sort), and must be JSONL.
+        OLD is held in memory, keyed (NEW streams), and the report follows NEW's order. An OLD \
+        file too big for the memory budget (LEAD_MEMORY, default 256M: its size, a .gz counted \
+        five times, and 160 bytes a record) is not held: both sides are sorted by key, in \
+        sorted runs on temporary files past the budget, then merged, and the report comes in \
+        key order. With --sorted both inputs stream, in key order (byte order, as LC_ALL=C \
+        sort), and must be JSONL.
 
         Exit status: 0 no differences, 1 differences, 2 trouble (as diff), including records         that could not be compared (no key, not JSON): they are in the rejects file.
 
@@ -86,8 +90,12 @@ struct LeadDiff: ParsableCommand {
                                 old: old, new: new)
             let comparison = Comparison(keys: keys, ignore: ignored, loose: oldCSV || newCSV,
                                         flattenOld: newCSV && !oldCSV, flattenNew: oldCSV && !newCSV)
+            let budget = try ExternalSort.budget(stage.environment)
             if sorted {
                 try comparison.streamSorted(stage, old: old, new: new, into: &report)
+            } else if Comparison.overflows(old, budget: budget) {
+                let spilled = try comparison.sortedOnDisk(stage, old: old, new: new, budget: budget, into: &report)
+                stage.summary.append("runs_on_disk", .int(spilled))
             } else {
                 try comparison.inMemory(stage, old: old, new: new, into: &report)
             }
@@ -264,10 +272,65 @@ struct Comparison {
         }
     }
 
+    /// Whether holding OLD would pass the memory budget: its text (a .gz counted at five times
+    /// its size) and about 160 bytes a record of index, at 100 bytes a record or more. Standard
+    /// input, whose size is not known, is held.
+    static func overflows(_ path: String, budget: Int) -> Bool {
+        guard path != "-" else { return false }
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
+        let text = Int(st.st_size) * (path.lowercased().hasSuffix(".gz") ? 5 : 1)
+        return text + text / 100 * 160 > budget
+    }
+
+    /// OLD too big to hold: each side is sorted by key into a scratch file (`ExternalSort`,
+    /// which writes sorted runs past the budget and merges them), then the two are merge-joined
+    /// as with --sorted. Records that cannot be compared are rejected while sorting, once.
+    /// Returns how many runs went to disk.
+    func sortedOnDisk(_ stage: Stage, old: String, new: String, budget: Int, into report: inout Report) throws -> Int {
+        let dir = stage.environment["TMPDIR"] ?? "/tmp"
+        var scratch: [String] = []
+        defer { for path in scratch { unlink(path) } }
+        var spilled = 0
+        for (n, (path, flatten)) in [(old, flattenOld), (new, flattenNew)].enumerated() {
+            let sorter = ExternalSort(budget: budget, directory: dir)
+            let encoded = ByteBuffer(capacity: 1 << 12)
+            try read(stage, path, flatten: flatten, encoding: flatten || Side.isCSV(path) ? .json : .input) { record, json in
+                let k = try keyOf(record)
+                // A record read across lines (a pretty object) is written on one.
+                if let base = json.baseAddress, memchr(base, 10, json.count) != nil {
+                    encoded.removeAll()
+                    JSONWriter.write(record, into: encoded)
+                    return try sorter.add(key: k, line: encoded.bytes)
+                }
+                try sorter.add(key: k, line: json)
+            }
+            spilled += sorter.spilledRuns
+            let target = dir + "/lead-diff-\(getpid())-\(n).jsonl"
+            scratch.append(target)
+            let sink = try ByteSink(path: target)
+            try sorter.finish { _, line in
+                sink.buffer.append(line)
+                sink.buffer.append(10)
+                try sink.flushIfNeeded()
+            }
+            try sink.commit()
+        }
+        // The sorted copies are read as --sorted reads its inputs; their records were counted.
+        let counted = stage.recordsIn
+        try streamSorted(stage, old: scratch[0], new: scratch[1], into: &report) {
+            // Open, they need no name: nothing is left behind if the stage is killed from here on.
+            for path in scratch { unlink(path) }
+        }
+        stage.recordsIn = counted
+        return spilled
+    }
+
     /// Both sides JSONL sorted by key: a merge join, in constant memory.
-    func streamSorted(_ stage: Stage, old: String, new: String, into report: inout Report) throws {
+    func streamSorted(_ stage: Stage, old: String, new: String, into report: inout Report, opened: () -> Void = {}) throws {
         let a = try SortedReader(stage, old, comparison: self), b = try SortedReader(stage, new, comparison: self)
         defer { a.close(); b.close() }
+        opened()
         var x = try a.next(), y = try b.next()
         var runOld: (String, Int)?, runNew: (String, Int)?
         func track(_ run: inout (String, Int)?, _ k: String, side: String) throws {

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import StageKit
+
+/// ExternalSort: the same order in memory and through runs on disk, equal keys in the order
+/// they came, and LEAD_MEMORY read as a size.
+struct ExternalSortTests {
+    /// Lines of random keys (many repeated, some prefixes of others, some empty), numbered.
+    static func lines(_ n: Int) -> [(key: String, line: String)] {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("abcé\u{1}z")
+        return (0..<n).map { i in
+            let length = Int.random(in: 0...6, using: &rng)
+            let key = String((0..<length).map { _ in alphabet.randomElement(using: &rng)! })
+            return (key, "{\"i\":\(i),\"pad\":\"\(String(repeating: "x", count: Int.random(in: 0...60, using: &rng)))\"}")
+        }
+    }
+
+    /// What the sorter gives back, as (key, line) strings.
+    static func sorted(_ input: [(key: String, line: String)], budget: Int) throws -> (out: [(String, String)], runs: Int) {
+        let sorter = ExternalSort(budget: budget)
+        for (key, line) in input {
+            var line = line
+            try line.withUTF8 { try sorter.add(key: key, line: $0) }
+        }
+        let runs = sorter.spilledRuns
+        var out: [(String, String)] = []
+        try sorter.finish { key, line in
+            out.append((String(decoding: key, as: UTF8.self), String(decoding: line, as: UTF8.self)))
+        }
+        return (out, runs)
+    }
+
+    /// Byte order of the keys, then the order of input (a stable sort).
+    static func expected(_ input: [(key: String, line: String)]) -> [(String, String)] {
+        input.enumerated().sorted { a, b in
+            if a.element.key != b.element.key { return a.element.key.utf8.lexicographicallyPrecedes(b.element.key.utf8) }
+            return a.offset < b.offset
+        }.map { ($0.element.key, $0.element.line) }
+    }
+
+    @Test func withinTheBudgetNothingSpills() throws {
+        let input = Self.lines(5_000)
+        let (out, runs) = try Self.sorted(input, budget: 256 << 20)
+        #expect(runs == 0)
+        #expect(out.map { $0.0 + "\t" + $0.1 } == Self.expected(input).map { $0.0 + "\t" + $0.1 })
+    }
+
+    @Test func pastTheBudgetRunsAreMergedInTheSameOrder() throws {
+        // About 4 MB of lines against a 1 MB budget (half of it held): several runs.
+        let input = Self.lines(80_000)
+        let (out, runs) = try Self.sorted(input, budget: 1 << 20)
+        #expect(runs >= 4, "\(runs) runs")
+        #expect(out.count == input.count)
+        #expect(out.map { $0.0 + "\t" + $0.1 } == Self.expected(input).map { $0.0 + "\t" + $0.1 })
+    }
+
+    @Test func aLineLongerThanAReadBlockComesBackWhole() throws {
+        let long = "{\"big\":\"" + String(repeating: "y", count: 3 << 20) + "\"}"
+        var input = Self.lines(20_000)
+        input.insert(("m", long), at: 7_000)
+        let (out, runs) = try Self.sorted(input, budget: 1 << 20)
+        #expect(runs >= 2)
+        #expect(out.map { $0.0 + "\t" + $0.1 } == Self.expected(input).map { $0.0 + "\t" + $0.1 })
+    }
+
+    @Test func leadMemoryIsASize() throws {
+        #expect(try ExternalSort.budget([:]) == 256 << 20)
+        #expect(try ExternalSort.budget(["LEAD_MEMORY": "512M"]) == 512 << 20)
+        #expect(try ExternalSort.budget(["LEAD_MEMORY": "2g"]) == 2 << 30)
+        #expect(try ExternalSort.budget(["LEAD_MEMORY": "64K"]) == 64 << 10)
+        #expect(try ExternalSort.budget(["LEAD_MEMORY": "1000000"]) == 1_000_000)
+        for bad in ["lots", "-1M", "0", "12MB", "9999999999G"] {
+            #expect(throws: StageError.self, "\(bad)") { try ExternalSort.budget(["LEAD_MEMORY": bad]) }
+        }
+    }
+}
