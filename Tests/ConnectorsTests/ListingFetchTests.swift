@@ -84,8 +84,11 @@ import Testing
             #expect(r.headers["authorization"] == "Bearer \(ListingFetchTests.token)")
             #expect(r.headers["x-sparkapi-user-agent"]?.hasPrefix("LeadETL/") == true)
         }
+        // The client spaces its requests 0.25 s apart; the server sees them arrive with the
+        // jitter of a loaded machine (a first request late by 10 ms made 0.2394), so allow 50 ms:
+        // without the limiter they come a few milliseconds apart.
         for (a, b) in zip(requests, requests.dropFirst()) {
-            #expect(b.at - a.at >= 0.24, "at most 4 requests per second: \(a.target) then \(b.target)")
+            #expect(b.at - a.at >= 0.2, "at most 4 requests per second: \(a.target) then \(b.target)")
         }
         #expect(requests[1].at - requests[0].at >= 0.95, "Retry-After: 1 is honoured")
         #expect(!result.stderr.contains(ListingFetchTests.token) && !result.stdout.contains(ListingFetchTests.token))
