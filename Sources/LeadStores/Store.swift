@@ -28,6 +28,7 @@ public final class Store: OutputCommitter {
     public var directories: [String] { lock.directories }
     let lock: StoreLock
     private var appends: [(log: String, bytes: [UInt8])] = []
+    private var logSinks: [(log: String, sink: ByteSink)] = []
     private var moves: [(from: String, to: String)] = []
 
     /// Where this run kills itself, for tests (see `CrashPoint`).
@@ -101,6 +102,17 @@ public final class Store: OutputCommitter {
         }
     }
 
+    /// A sink for whole JSONL lines to append to the log at `path` on success, as
+    /// `appendLines` but written out as they come (more lines than memory should hold): they
+    /// are staged beside the log and appended with the change, after `appendLines`' lines.
+    public func logSink(_ path: String) throws(StageError) -> ByteSink {
+        if let open = logSinks.first(where: { $0.log == path }) { return open.sink }
+        try AtomicFiles.makeDirectories(AtomicFiles.directory(of: path))
+        let sink = try ByteSink(path: path, raw: true)
+        logSinks.append((path, sink))
+        return sink
+    }
+
     /// A file to move (rename) when the stage succeeds, in the same change and before the
     /// outputs are put in place. The target's directory is created now.
     public func move(_ from: String, to target: String) throws(StageError) {
@@ -125,6 +137,16 @@ public final class Store: OutputCommitter {
             staged.append(sink)
         }
         appends.removeAll()
+        for (log, sink) in logSinks {
+            try sink.seal()
+            guard let temp = sink.temporaryPath, sink.bytesWritten > 0, !StoreLog.endsWith(log, file: temp) else {
+                sink.discard()
+                continue
+            }
+            appendPlans.append((Store.absolute(log), Store.absolute(temp)))
+            staged.append(sink)
+        }
+        logSinks.removeAll()
         let removing = removals.filter { access($0, F_OK) == 0 }.map(Store.absolute)
         var installed: [ByteSink] = []
         for sink in sinks {

@@ -116,7 +116,7 @@ public enum StoreJournal {
         case .rename(let from, let to, _):
             guard rename(from, to) == 0 else { throw .io("\(to): cannot rename \(from) into place: \(errnoText())") }
         case .append(let log, let from, _):
-            try StoreLog.appendWhole(try ByteSource.readAll(from), to: log)
+            try StoreLog.appendFile(from, to: log)
         case .remove(let target, _):
             if unlink(target) != 0 && errno != ENOENT { throw .io("\(target): cannot remove: \(errnoText())") }
         }
@@ -184,7 +184,7 @@ public enum StoreJournal {
         return true
     }
 
-    static func fileSize(_ path: String) -> Int? {
+    public static func fileSize(_ path: String) -> Int? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         return Int(st.st_size)
@@ -221,6 +221,56 @@ public enum StoreLog {
             offset += n
         }
         if fsync(fd) != 0 && errno != EINVAL { throw .io("\(log): fsync failed: \(errnoText())") }
+    }
+
+    /// Appends the whole file `from` (whole lines) to `log`, created 0600, a block at a time.
+    public static func appendFile(_ from: String, to log: String) throws(StageError) {
+        let source = try ByteSource(path: from)
+        defer { source.close() }
+        let dir = log.lastIndex(of: "/").map { String(log[..<$0]) } ?? ""
+        try AtomicFiles.makeDirectories(dir)
+        let fd = AtomicFiles.createPrivate(log, flags: O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("\(log): cannot open for appending: \(errnoText())") }
+        defer { close(fd) }
+        let block = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
+        defer { block.deallocate() }
+        while true {
+            let got = try source.read(into: block, count: 1 << 20)
+            if got == 0 { break }
+            var offset = 0
+            while offset < got {
+                let n = write(fd, block + offset, got - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw .io("\(log): append failed: \(errnoText())")
+                }
+                offset += n
+            }
+        }
+        if fsync(fd) != 0 && errno != EINVAL { throw .io("\(log): fsync failed: \(errnoText())") }
+    }
+
+    /// Whether `log` already ends with exactly the bytes of the file `file`, at a line start.
+    public static func endsWith(_ log: String, file: String) -> Bool {
+        guard let count = StoreJournal.fileSize(file), count > 0, let size = StoreJournal.fileSize(log), size >= count else { return false }
+        let a = open(log, O_RDONLY | O_CLOEXEC), b = open(file, O_RDONLY | O_CLOEXEC)
+        defer { if a >= 0 { close(a) }; if b >= 0 { close(b) } }
+        guard a >= 0, b >= 0 else { return false }
+        let start = size - count
+        if start > 0 {
+            var byte: UInt8 = 0
+            guard pread(a, &byte, 1, off_t(start - 1)) == 1, byte == 10 else { return false }
+        }
+        let x = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16), y = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
+        defer { x.deallocate(); y.deallocate() }
+        var done = 0
+        while done < count {
+            let want = min(1 << 16, count - done)
+            guard pread(a, x, want, off_t(start + done)) == want, pread(b, y, want, off_t(done)) == want,
+                  memcmp(x, y, want) == 0 else { return false }
+            done += want
+        }
+        return true
     }
 
     /// Whether `log` already ends with exactly `bytes` at a line start: the same lines

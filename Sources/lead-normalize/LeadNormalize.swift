@@ -126,6 +126,7 @@ struct LeadNormalize: ParsableCommand {
             let store = try leads.open(stage)
             var deduper = try LeadDeduper(stage: stage, merge: LeadMerge(rules: dedupeRules))
             deduper.existingOnly = existingOnly
+            deduper.expect(inputs: inputs.isEmpty ? ["-"] : inputs)
             let clock = stage.clock.now
             let now = clock.iso8601
             let stamped: (inout Record) throws -> Void = { lead in

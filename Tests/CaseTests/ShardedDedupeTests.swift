@@ -46,4 +46,51 @@ import Testing
         #expect(shardLog.sorted() == (try lines(dir + "/one/leads/dedupe.jsonl")).sorted(), "and so are their merges")
         #expect(sizes.allSatisfy { $0 > 80 }, "the keys spread over the shards: \(sizes)")
     }
+
+    /// Past the memory budget (LEAD_MEMORY) the incoming leads and the master are sorted by
+    /// key on disk and merged: the same leads, merge log, rejects and counts as holding the
+    /// keys, the master now in key order; with --existing-only and with shards too.
+    @Test func pastTheMemoryBudgetTheSameLeadsComeOutInKeyOrder() throws {
+        let dir = try Binaries.scratch("dedupe-budget")
+        // Enough leads that a 300 KB budget (half of it held) writes several runs, for each shard too.
+        try ShardedDedupeTests.leads(0..<6_000, respelt: false, source: "first").write(toFile: dir + "/first.jsonl", atomically: true, encoding: .utf8)
+        try (ShardedDedupeTests.leads(3_000..<9_000, respelt: true, source: "second") + ShardedDedupeTests.leads(8_500..<9_000, respelt: false, source: "second")
+             + "not json\n" + #"{"property_address":"","owner_name":"nobody"}"# + "\n")
+            .write(toFile: dir + "/second.jsonl", atomically: true, encoding: .utf8)
+        let now = ["--now", "2026-11-23T06:00:00Z"]
+        let small = ["LEAD_MEMORY": "300K"]
+        let base = try Binaries.run("lead-normalize", ["--dedupe", "--logs", "base", "first.jsonl", "-o", "master.jsonl"] + now, in: dir)
+        #expect(base.status == 0, "\(base.stderr)")
+        func counts(_ stderr: String) -> String {
+            // The run's summary without its timing and the runs written to disk.
+            let summary = stderr.split(separator: "\n").last { $0.hasPrefix("{\"stage\"") }.map(String.init) ?? ""
+            return summary.replacingOccurrences(of: #","runs_on_disk":\d+"#, with: "", options: .regularExpression)
+                .replacingOccurrences(of: #","seconds":[0-9.]+"#, with: "", options: .regularExpression)
+                .replacingOccurrences(of: #","rejects":"[^"]*""#, with: "", options: .regularExpression)
+        }
+        for (name, extra) in [("plain", [String]()), ("existing", ["--existing-only"]), ("shard", ["--shard", "2/3"])] {
+            let held = try Binaries.run("lead-normalize", ["--dedupe", "--master", "master.jsonl", "--logs", "held-\(name)", "second.jsonl",
+                                                           "-o", "held-\(name)/leads.jsonl", "--rejects", "held-\(name)/rejects.jsonl"] + extra + now, in: dir)
+            let sorted = try Binaries.run("lead-normalize", ["--dedupe", "--master", "master.jsonl", "--logs", "sorted-\(name)", "second.jsonl",
+                                                             "-o", "sorted-\(name)/leads.jsonl", "--rejects", "sorted-\(name)/rejects.jsonl"] + extra + now,
+                                          in: dir, environment: small)
+            #expect(held.status == sorted.status, "\(name): \(held.stderr)\n\(sorted.stderr)")
+            #expect(!held.stderr.contains("runs_on_disk"), "\(name): within the budget nothing is sorted on disk")
+            let runs = sorted.stderr.firstMatch(of: /"runs_on_disk":(\d+)/).map { Int($0.1)! } ?? 0
+            #expect(runs >= 2, "\(name): \(sorted.stderr)")
+            #expect(counts(held.stderr) == counts(sorted.stderr), "\(name)")
+            let heldLeads = try lines(dir + "/held-\(name)/leads.jsonl"), sortedLeads = try lines(dir + "/sorted-\(name)/leads.jsonl")
+            #expect(heldLeads.count > 1_000 && heldLeads.sorted() == sortedLeads.sorted(), "\(name): the same leads")
+            let keys = sortedLeads.map { $0.firstMatch(of: /"address_key":"([^"]*)"/).map { String($0.1) } ?? "" }
+            #expect(keys == keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }, "\(name): in key order")
+            #expect(try lines(dir + "/held-\(name)/leads/dedupe.jsonl").sorted() == (try lines(dir + "/sorted-\(name)/leads/dedupe.jsonl")).sorted(),
+                    "\(name): the same merges")
+            // (A shard that rejects nothing writes no rejects file.)
+            func rejects(_ run: String) throws -> [String] {
+                let path = dir + "/\(run)-\(name)/rejects.jsonl"
+                return FileManager.default.fileExists(atPath: path) ? try lines(path).sorted() : []
+            }
+            #expect(try rejects("held") == rejects("sorted"), "\(name): the same rejects")
+        }
+    }
 }
