@@ -53,22 +53,22 @@ public struct EventFetcher {
         let run = try state.window(now: stage.clock.now, lookbackDays: settings.lookbackDays, source: sourceName)
         try stage.write(run.record)
         stage.recordsOut -= 1
-        var seen = Set<String>()
-        var duplicates = 0, late = 0, early = 0
-        func isNew(_ event: Record) -> Bool {
-            guard let id = catalog.field("event_id", of: event) else { return true }
-            if seen.insert(id).inserted { return true }
-            duplicates += 1
-            return false
+        // Each event id once (the first copy), within the memory budget however many there are.
+        let once = FirstOfEachKey(budget: try ExternalSort.budget(stage.environment))
+        var late = 0, early = 0
+        func writeOnce(_ event: Record, _ line: UnsafeBufferPointer<UInt8>) throws {
+            if try once.offer(key: catalog.field("event_id", of: event), line: line) == .write { try stage.writeLine(line) }
         }
+        let encoded = ByteBuffer(capacity: 1 << 12)
         /// An event from the API: written once, when its timestamp is in the window.
         func take(_ event: Record, into sink: ByteSink) throws {
             if let text = event["timestamp"]?.string, let at = Timestamp(iso8601: text), !run.contains(at) {
                 if run.to < at { early += 1 } else { late += 1 }
                 return
             }
-            guard isNew(event) else { return }
-            try stage.write(event)
+            encoded.removeAll()
+            JSONWriter.write(event, into: encoded)
+            try writeOnce(event, encoded.bytes)
         }
         switch source {
         case .posthog(let client, let baseURL, let project):
@@ -152,14 +152,14 @@ public struct EventFetcher {
                     early += 1
                     throw RecordRejected("\(text) is after the window end \(run.to.iso8601): a later run takes it")
                 }
-                guard isNew(event) else { return }
-                try stage.writeLine(line)
+                try writeOnce(event, line)
             }
         }
+        try once.finish { line in try stage.writeLine(line) }
         stage.summary.append("run_id", .string(run.runID))
         stage.summary.append("from", .string(run.from.iso8601))
         stage.summary.append("to", .string(run.to.iso8601))
-        stage.summary.append("duplicates", .int(duplicates))
+        stage.summary.append("duplicates", .int(once.duplicates))
         stage.summary.append("before_window", .int(late))
         stage.summary.append("after_window", .int(early))
     }

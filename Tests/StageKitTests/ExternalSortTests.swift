@@ -64,6 +64,14 @@ struct ExternalSortTests {
         #expect(out.map { $0.0 + "\t" + $0.1 } == Self.expected(input).map { $0.0 + "\t" + $0.1 })
     }
 
+    @Test func aSmallBudgetOverManyRunsMergesThemAsItGoes() throws {
+        // About 4 MB against a 64 KB budget: some 130 runs, merged 64 at a time.
+        let input = Self.lines(80_000)
+        let (out, runs) = try Self.sorted(input, budget: 64 << 10)
+        #expect(runs > 64, "\(runs) runs")
+        #expect(out.map { $0.0 + "\t" + $0.1 } == Self.expected(input).map { $0.0 + "\t" + $0.1 })
+    }
+
     @Test func leadMemoryIsASize() throws {
         #expect(try ExternalSort.budget([:]) == 256 << 20)
         #expect(try ExternalSort.budget(["LEAD_MEMORY": "512M"]) == 512 << 20)
@@ -73,5 +81,59 @@ struct ExternalSortTests {
         for bad in ["lots", "-1M", "0", "12MB", "9999999999G"] {
             #expect(throws: StageError.self, "\(bad)") { try ExternalSort.budget(["LEAD_MEMORY": bad]) }
         }
+    }
+}
+
+/// FirstOfEachKey: the first line of each key, in order, whether the keys are held or sorted.
+struct FirstOfEachKeyTests {
+    /// Runs `lines` through a FirstOfEachKey of `budget`; returns what was written and the repeats.
+    static func run(_ lines: [(key: String?, line: String)], budget: Int) throws -> (written: [String], duplicates: Int, deferred: Int) {
+        let once = FirstOfEachKey(budget: budget)
+        var written: [String] = [], deferred = 0
+        for (key, line) in lines {
+            var line = line
+            switch try line.withUTF8({ try once.offer(key: key, line: $0) }) {
+            case .write: written.append(line)
+            case .duplicate: break
+            case .deferred: deferred += 1
+            }
+        }
+        try once.finish { written.append(String(decoding: $0, as: UTF8.self)) }
+        return (written, once.duplicates, deferred)
+    }
+
+    static func lines(_ n: Int) -> [(key: String?, line: String)] {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<n).map { i in
+            let key: String? = Int.random(in: 0..<20, using: &rng) == 0 ? nil : "event-\(Int.random(in: 0..<(n / 3), using: &rng))"
+            return (key, "{\"i\":\(i),\"id\":\"\(key ?? "-")\"}")
+        }
+    }
+
+    static func expected(_ lines: [(key: String?, line: String)]) -> (written: [String], duplicates: Int) {
+        var seen = Set<String>(), out: [String] = [], repeats = 0
+        for (key, line) in lines {
+            if let key, !seen.insert(key).inserted { repeats += 1; continue }
+            out.append(line)
+        }
+        return (out, repeats)
+    }
+
+    @Test func withinTheBudgetEachLineIsDecidedAsItComes() throws {
+        let lines = Self.lines(20_000)
+        let got = try Self.run(lines, budget: 256 << 20)
+        #expect(got.deferred == 0)
+        #expect(got.written == Self.expected(lines).written && got.duplicates == Self.expected(lines).duplicates)
+    }
+
+    @Test func pastTheBudgetTheSameLinesInTheSameOrder() throws {
+        // 60,000 lines of 20,000 keys against a 256 KB budget: the keys pass a quarter of it early,
+        // and the sort of the rest writes runs.
+        let lines = Self.lines(60_000)
+        let got = try Self.run(lines, budget: 256 << 10)
+        #expect(got.deferred > 50_000, "\(got.deferred) lines waited")
+        let want = Self.expected(lines)
+        #expect(got.written.count == want.written.count && got.written == want.written)
+        #expect(got.duplicates == want.duplicates)
     }
 }
