@@ -211,6 +211,79 @@ public struct HourPart: Sendable {
         return r
     }
 
+    /// The part in a compact binary form, for a sort's scratch files (not its run id): every
+    /// count, id and time as it is, little-endian, strings with their byte length.
+    public func encode(into out: ByteBuffer) {
+        func int(_ v: Int64) { var v = v.littleEndian; withUnsafeBytes(of: &v) { out.append($0.baseAddress!, count: 8) } }
+        func text(_ t: String) { int(Int64(t.utf8.count)); out.append(t) }
+        func time(_ t: Timestamp?) { int(t == nil ? 0 : 1); int(t?.seconds ?? 0); int(Int64(t?.nanoseconds ?? 0)) }
+        text(key.listingID)
+        int(key.hour)
+        for v in [views, impressions, shares, saves, totalLeads, phoneLeads, messageLeads, emailLeads, appointmentLeads] { int(Int64(v)) }
+        int(Int64(shareBreakdown.count))
+        for (channel, n) in shareBreakdown { text(channel); int(Int64(n)) }
+        for list in [viewers, seekers] {
+            int(Int64(list.count))
+            for id in list { text(id) }
+        }
+        time(firstAt)
+        time(lastAt)
+    }
+
+    /// A part from `encode`, of run `runID`; nil when the bytes are not one.
+    public init?(encoded bytes: UnsafeBufferPointer<UInt8>, runID: String) {
+        var at = 0
+        func int() -> Int64? {
+            guard at + 8 <= bytes.count else { return nil }
+            var v: UInt64 = 0
+            for i in 0..<8 { v |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
+            at += 8
+            return Int64(bitPattern: v)
+        }
+        func text() -> String? {
+            guard let n = int(), n >= 0, at + Int(n) <= bytes.count else { return nil }
+            defer { at += Int(n) }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<(at + Int(n))]), as: UTF8.self)
+        }
+        func time() -> Timestamp?? {
+            guard let has = int(), let seconds = int(), let nanos = int() else { return nil }
+            return .some(has == 0 ? nil : Timestamp(seconds: seconds, nanoseconds: Int32(truncatingIfNeeded: nanos)))
+        }
+        guard let listing = text(), let hour = int() else { return nil }
+        self.init(key: ListingHour(listingID: listing, hour: hour), runID: runID)
+        var counts: [Int] = []
+        for _ in 0..<9 { guard let v = int() else { return nil }; counts.append(Int(v)) }
+        (views, impressions, shares, saves, totalLeads, phoneLeads, messageLeads, emailLeads, appointmentLeads)
+            = (counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6], counts[7], counts[8])
+        guard let channels = int() else { return nil }
+        for _ in 0..<max(channels, 0) {
+            guard let channel = text(), let n = int() else { return nil }
+            shareBreakdown[channel] = Int(n)
+        }
+        var lists: [[String]] = []
+        for _ in 0..<2 {
+            guard let n = int() else { return nil }
+            var list: [String] = []
+            list.reserveCapacity(Int(max(n, 0)))
+            for _ in 0..<max(n, 0) { guard let id = text() else { return nil }; list.append(id) }
+            lists.append(list)
+        }
+        (viewers, seekers) = (lists[0], lists[1])
+        guard let first = time(), let last = time(), at == bytes.count else { return nil }
+        (firstAt, lastAt) = (first, last)
+    }
+
+    /// Two pieces of one run's hour (`RunTally.drain`) as one: the counts summed, the first
+    /// and last events, and the viewers and seekers of both (distinct, in byte order).
+    public mutating func combine(_ p: HourPart) {
+        add(p)
+        func union(_ a: [String], _ b: [String]) -> [String] {
+            Array(Set(a).union(b)).sorted { $0.precedesInByteOrder($1) }
+        }
+        viewers = union(viewers, p.viewers)
+        seekers = union(seekers, p.seekers)
+    }
+
     /// Adds another part's counts (not its ids).
     mutating func add(_ p: HourPart) {
         views += p.views
@@ -309,6 +382,9 @@ public struct RunTally {
     private var ids: [String: Int32] = [:]
     private var names: [String] = []
     private let runID: String
+    /// What the tally takes in memory, about: a cell 400 bytes, a viewer or seeker seen 4, an
+    /// id or listing its text and 80.
+    public private(set) var bytes = 0
 
     public init(runID: String) { self.runID = runID }
 
@@ -321,12 +397,14 @@ public struct RunTally {
             number = UInt32(listings.count)
             listingNumbers[listingID] = number
             listings.append(listingID)
+            bytes += listingID.utf8.count + 80
         }
         let key = ListingHour(listingID: listingID, at: at)
         let packed = UInt64(number) << 32 | UInt64(UInt32(truncatingIfNeeded: key.hour))
         if let i = index[packed] { return i }
         index[packed] = cells.count
         cells.append(Cell(part: HourPart(key: key, runID: runID), listing: number))
+        bytes += 400
         return cells.count - 1
     }
 
@@ -335,6 +413,7 @@ public struct RunTally {
         let n = Int32(names.count)
         ids[text] = n
         names.append(text)
+        bytes += text.utf8.count + 80
         return n
     }
 
@@ -346,7 +425,7 @@ public struct RunTally {
         switch kind {
         case "view":
             cells[i].part.views += 1
-            if let viewer { let n = id(viewer); cells[i].viewers.append(n) }
+            if let viewer { let n = id(viewer); cells[i].viewers.append(n); bytes += 4 }
         case "impression": cells[i].part.impressions += 1
         case "share":
             cells[i].part.shares += 1
@@ -363,6 +442,7 @@ public struct RunTally {
         cells[i].part.countLead(leadType: leadType, messageType: messageType)
         let n = id(seekerID)
         cells[i].seekers.append(n)
+        bytes += 4
     }
 
     /// Adds every action of a lead record; a record whose actions cannot be read is rejected.
@@ -384,6 +464,21 @@ public struct RunTally {
 
     /// The run's parts, in listing and hour order, each with its distinct viewers and seekers.
     public func parts() -> [HourPart] {
+        var out: [HourPart] = []
+        out.reserveCapacity(cells.count)
+        eachPart { out.append($0) }
+        return out
+    }
+
+    /// Hands the parts counted so far to `body` (as `parts` orders them), one at a time, and
+    /// starts again from nothing: the run's tally in pieces, for more hours than memory holds
+    /// (the pieces of one hour are put together with `HourPart.combine`).
+    public mutating func drain(_ body: (HourPart) throws -> Void) rethrows {
+        try eachPart(body)
+        self = RunTally(runID: runID)
+    }
+
+    private func eachPart(_ body: (HourPart) throws -> Void) rethrows {
         func texts(_ list: [Int32]) -> [String] {
             Array(Set(list)).map { names[Int($0)] }.sorted { $0.precedesInByteOrder($1) }
         }
@@ -392,11 +487,11 @@ public struct RunTally {
         var rank = [Int64](repeating: 0, count: listings.count)
         for (r, n) in listings.indices.sorted(by: { listings[$0].precedesInByteOrder(listings[$1]) }).enumerated() { rank[n] = Int64(r) }
         let order = cells.indices.map { i -> (Int64, Int64, Int) in (rank[Int(cells[i].listing)], cells[i].part.key.hour, i) }.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }.map(\.2)
-        return order.map { i in
+        for i in order {
             var part = cells[i].part
             part.viewers = texts(cells[i].viewers)
             part.seekers = texts(cells[i].seekers)
-            return part
+            try body(part)
         }
     }
 }

@@ -209,6 +209,46 @@ public struct LeadAction: Sendable {
         self.timestamp = timestamp
     }
 
+    /// The action in a compact binary form, for a sort's scratch files: each text with its
+    /// byte length (-1: none), the time and the points, little-endian.
+    public func encode(into out: ByteBuffer) {
+        func int(_ v: Int64) { var v = v.littleEndian; withUnsafeBytes(of: &v) { out.append($0.baseAddress!, count: 8) } }
+        func text(_ t: String?) {
+            guard let t else { return int(-1) }
+            int(Int64(t.utf8.count))
+            out.append(t)
+        }
+        for t in [listingID, seekerID, listerID, listerType, event, leadType, messageType, appointmentType, eventID] { text(t) }
+        int(timestamp.seconds)
+        int(Int64(timestamp.nanoseconds))
+        int(Int64(points))
+    }
+
+    /// An action from `encode`; nil when the bytes are not one.
+    public init?(encoded bytes: UnsafeBufferPointer<UInt8>) {
+        var at = 0
+        func int() -> Int64? {
+            guard at + 8 <= bytes.count else { return nil }
+            var v: UInt64 = 0
+            for i in 0..<8 { v |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
+            at += 8
+            return Int64(bitPattern: v)
+        }
+        var texts: [String?] = []
+        for _ in 0..<9 {
+            guard let n = int(), n >= -1, at + Int(max(n, 0)) <= bytes.count else { return nil }
+            if n < 0 { texts.append(nil); continue }
+            texts.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<(at + Int(n))]), as: UTF8.self))
+            at += Int(n)
+        }
+        guard let listing = texts[0], let seeker = texts[1], let event = texts[4], let leadType = texts[5],
+              let seconds = int(), let nanos = int(), let points = int(), at == bytes.count else { return nil }
+        self.init(listingID: listing, seekerID: seeker, listerID: texts[2], listerType: texts[3], event: event, leadType: leadType,
+                  messageType: texts[6], appointmentType: texts[7], eventID: texts[8],
+                  timestamp: Timestamp(seconds: seconds, nanoseconds: Int32(truncatingIfNeeded: nanos)))
+        self.points = Int(points)
+    }
+
     /// A flat `action` record of lead-flatten events as an action.
     public init(record: Record) throws(RecordRejected) {
         func text(_ key: String) -> String? {
@@ -234,11 +274,20 @@ public struct LeadAction: Sendable {
 public struct LeadGroups {
     private var groups: [String: [LeadAction]] = [:]
     public private(set) var actionCount = 0
+    /// The memory budget (`LEAD_MEMORY`): the groups are held while they take a quarter of
+    /// it, then moved into a sort by group on disk (`ExternalSort`), each time they reach it.
+    private let budget: Int
+    private var held = 0
+    private var sorter: ExternalSort?
+    private var sortedCount = 0
 
-    public init() {}
+    public init(budget: Int = Int.max) { self.budget = budget }
+
+    /// Bytes an action takes held, besides its texts.
+    static let actionOverhead = 220
 
     /// Adds an action with its points; an action the weights give no points is rejected.
-    public mutating func add(_ action: LeadAction, weights: EventWeights) throws(RecordRejected) {
+    public mutating func add(_ action: LeadAction, weights: EventWeights) throws {
         guard let points = weights.points(leadType: action.leadType, messageType: action.messageType) else {
             throw RecordRejected("no points for lead_type '\(action.leadType)' in event-weights.csv")
         }
@@ -246,19 +295,40 @@ public struct LeadGroups {
         action.points = points
         groups[action.listingID + "\u{1F}" + action.seekerID, default: []].append(action)
         actionCount += 1
+        held += LeadGroups.actionOverhead + action.listingID.utf8.count + action.seekerID.utf8.count + (action.eventID?.utf8.count ?? 0)
+        if held > budget / 4 { try moveToSort() }
     }
 
-    public var count: Int { groups.count }
+    /// The groups held so far into the sort (each group's actions in the order they came; a
+    /// later move's come after them, as the sort keeps equal keys in the order added).
+    private mutating func moveToSort() throws(StageError) {
+        let sorter = self.sorter ?? ExternalSort(budget: budget)
+        self.sorter = sorter
+        let line = ByteBuffer(capacity: 256)
+        for (key, actions) in groups {
+            for action in actions {
+                line.removeAll()
+                action.encode(into: line)
+                try sorter.add(key: key, line: line.bytes)
+            }
+        }
+        groups = [:]
+        held = 0
+    }
+
+    /// The lead records (groups) made; all of them once `forEachRecord` has run.
+    public var count: Int { sorter == nil ? groups.count : sortedCount }
+
+    /// Scratch runs the groups went through on disk; nil when they were all held (0: sorted,
+    /// but in memory).
+    public var runsOnDisk: Int? { sorter?.spilledRuns }
 
     /// One lead record per group, ordered by listing_id then seeker_id: listing_id, seeker_id,
     /// lister_id, lister_type, lead_actions (action_type, lead_type, timestamp, message_type, appointment_type, event_id, points), total_actions, lead_score, first_action_date,
     /// last_action_date, last_action_type, status, status_tracker, notes, created_at,
     /// updated_at, run_id (after `kind: "lead"`).
     public func records(now: Timestamp, runID: String) -> [Record] {
-        var out: [Record] = []
-        out.reserveCapacity(groups.count)
-        forEachRecord(now: now, runID: runID) { out.append($0) }
-        return out
+        groups.keys.sorted { a, b in a.precedesInByteOrder(b) }.map { LeadGroups.record(groups[$0]!, now: now, runID: runID) }
     }
 
     /// The fields of a lead record, in order, after `kind`: what lead-export events keeps of it.
@@ -267,10 +337,36 @@ public struct LeadGroups {
                                     "created_at", "updated_at", "run_id"]
 
     /// The same records one at a time, so a large run never holds them all.
-    public func forEachRecord(now: Timestamp, runID: String, _ body: (Record) throws -> Void) rethrows {
-        let keys = groups.keys.sorted { a, b in a.precedesInByteOrder(b) }
-        for key in keys {
-            let actions = groups[key]!.enumerated().sorted { a, b in
+    public mutating func forEachRecord(now: Timestamp, runID: String, _ body: (Record) throws -> Void) throws {
+        guard sorter != nil else {
+            let keys = groups.keys.sorted { a, b in a.precedesInByteOrder(b) }
+            for key in keys { try body(LeadGroups.record(groups[key]!, now: now, runID: runID)) }
+            return
+        }
+        try moveToSort()
+        let cursor = try sorter!.sorted()
+        var key: [UInt8] = []
+        var actions: [LeadAction] = []
+        while try cursor.next() {
+            guard let action = LeadAction(encoded: cursor.line) else { throw StageError.io("scratch file of the lead groups: an action did not read back") }
+            if !actions.isEmpty && !cursor.key.elementsEqual(key) {
+                sortedCount += 1
+                try body(LeadGroups.record(actions, now: now, runID: runID))
+                actions.removeAll(keepingCapacity: true)
+            }
+            if actions.isEmpty { key = Array(cursor.key) }
+            actions.append(action)
+        }
+        if !actions.isEmpty {
+            sortedCount += 1
+            try body(LeadGroups.record(actions, now: now, runID: runID))
+        }
+    }
+
+    /// The lead record of one group's actions (in the order they came).
+    static func record(_ group: [LeadAction], now: Timestamp, runID: String) -> Record {
+        do {
+            let actions = group.enumerated().sorted { a, b in
                 a.element.timestamp != b.element.timestamp ? a.element.timestamp < b.element.timestamp : a.offset < b.offset
             }.map(\.element)
             var score = 0
@@ -310,7 +406,7 @@ public struct LeadGroups {
             r.append("created_at", stamp)
             r.append("updated_at", stamp)
             r.append("run_id", .string(runID))
-            try body(r)
+            return r
         }
     }
 }

@@ -54,14 +54,18 @@ extension EventLedger {
         func sum(_ key: String) -> Int { reports.reduce(0) { $0 + ($1[key]?.int ?? 0) } }
 
         // leads.jsonl: the run's records in input order (each shard's are in order).
-        var leads: [Record] = []
+        let leads = try SpoolFile()
+        var spans: [SpoolFile.Span] = []
+        let encoded = ByteBuffer(capacity: 1 << 12)
         try SortedMerge.lines(parts.map(\.leadsPath), key: { $0.topLevelInt("seq") ?? 0 }, before: <) { line in
             guard let entry = RecordParser().record(line), let lead = entry["lead"]?.object else {
                 throw StageError.data("\(dir)/shards: a lead of a shard's part is not {seq, lead}")
             }
-            leads.append(lead)
+            encoded.removeAll()
+            JSONWriter.write(lead, into: encoded)
+            spans.append(try leads.append(encoded))
         }
-        try writeLeads(leads, runID: runID, stage: stage)
+        try writeLeads(leads, spans, runID: runID, stage: stage)
         // The analytics files: each shard's, of its listings, merged by listing and hour.
         func byHour(_ tape: JSONTape) -> (String, String, Int) {
             (tape.topLevelString("listing_id") ?? "", tape.topLevelString("date") ?? "", tape.topLevelInt("hour") ?? 0)
@@ -90,7 +94,7 @@ extension EventLedger {
         report.append("to", run.map { JSONValue.string($0.to.iso8601) } ?? .null)
         let counts = Counts(rows: sum("analytics_rows"), listings: sum("listings"), newHours: sum("new_hours"), replacedParts: sum("replaced_parts"))
         try finish(report, run: run, state: &state, replaced: reports[0]["already"]?.bool == true || counts.replacedParts > 0,
-                   events: sum("events"), leads: leads.count, hours: sum("hours"), counts: counts, now: now, stage: stage)
+                   events: sum("events"), leads: spans.count, hours: sum("hours"), counts: counts, now: now, stage: stage)
     }
 }
 
@@ -108,10 +112,17 @@ struct EventShardPart {
     var listingsPath: String { dir + "/listings.jsonl" }
     var reportPath: String { dir + "/report.json" }
 
-    func writeLeads(_ leads: [Record], order: [Int], stage: Stage) throws {
+    func writeLeads(_ leads: SpoolFile, _ spans: [SpoolFile.Span], order: [Int], stage: Stage) throws {
         let sink = try stage.openOutput(leadsPath)
-        for (lead, seq) in zip(leads, order) {
-            JSONWriter.writeLine(["seq": .int(seq), "lead": .object(lead)], into: sink.buffer)
+        var i = 0
+        try leads.readInOrder(spans) { json in
+            // {"seq":N,"lead":{...}}, the lead as it was encoded.
+            sink.buffer.append("{\"seq\":")
+            sink.buffer.append(decimal: order[i])
+            sink.buffer.append(",\"lead\":")
+            sink.buffer.append(json)
+            sink.buffer.append("}\n")
+            i += 1
             try sink.flushIfNeeded()
         }
     }

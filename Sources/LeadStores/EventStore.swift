@@ -130,10 +130,16 @@ public struct EventLedger {
         stage.shardsReadWholeInput = true
         let before = try part.map { _ in try fingerprint() }
         var run: EventRun?
-        var leads: [Record] = []
+        // The run's lead records wait in a scratch file, in order; the tally of its hours is
+        // held within a quarter of the memory budget, and past it drained into a sort by
+        // listing and hour (`RunParts`).
+        let leads = try SpoolFile()
+        var leadSpans: [SpoolFile.Span] = []
         var leadOrder: [Int] = []
+        let encoded = ByteBuffer(capacity: 1 << 12)
         var leadRunIDs = Set<String>()
         var tally = RunTally(runID: "")
+        let runParts = RunParts(budget: try ExternalSort.budget(stage.environment))
         var events = 0
         var seen = 0
         try stage.forEachRecord(inputs, transform: { _ in }, encoding: .none) { record, _, location in
@@ -159,8 +165,11 @@ public struct EventLedger {
                 try tally.addLead(record: lead)
                 leadRunIDs.insert(id)
                 events += lead["total_actions"]?.int ?? 0
-                leads.append(lead)
+                encoded.removeAll()
+                JSONWriter.write(lead, into: encoded)
+                leadSpans.append(try leads.append(encoded))
                 leadOrder.append(seen)
+                try runParts.keep(&tally)
             case let kind? where kind == "view" || kind == "impression" || kind == "share" || kind == "save":
                 guard let listing = record.text("listing_id"), !listing.isEmpty else { throw RecordRejected("\(kind) without listing_id") }
                 guard let text = record.text("timestamp"), let at = Timestamp(iso8601: text) else {
@@ -170,6 +179,7 @@ public struct EventLedger {
                 let channel = record.text("share_channel").flatMap { $0.isEmpty ? nil : $0 }
                 tally.addEngagement(kind: kind, listingID: listing, viewer: viewer, channel: channel, at: at)
                 events += 1
+                try runParts.keep(&tally)
             case "action":
                 throw RecordRejected("an unscored lead action: run lead-score events before lead-export events")
             case let kind:
@@ -218,10 +228,10 @@ public struct EventLedger {
             try stage.write(report)
             return
         }
-        var parts = tally.parts()
-        for i in parts.indices { parts[i].runID = runID }
+        let parts = try runParts.parts(&tally, runID: runID)
+        let leadCount = leadSpans.count
         if let part, let shard {
-            try part.writeLeads(leads, order: leadOrder, stage: stage)
+            try part.writeLeads(leads, leadSpans, order: leadOrder, stage: stage)
             let counts = try writeAnalytics(parts, runID: runID, stage: stage, shard: shard)
             if let before, try fingerprint() != before {
                 throw StageError.data("\(dir) changed while this shard read it: run the shards again")
@@ -229,17 +239,18 @@ public struct EventLedger {
             try part.writeReport(["shard": .string(shard.description), "now": .string(stage.clock.now.iso8601),
                                   "fingerprint": .string(before ?? ""), "run": run.map { .object($0.record) } ?? .null,
                                   "run_id": .string(runID), "already": .bool(already != nil), "events": .int(events),
-                                  "leads": .int(leads.count), "hours": .int(parts.count), "new_hours": .int(counts.newHours),
+                                  "leads": .int(leadCount), "hours": .int(counts.hours), "new_hours": .int(counts.newHours),
                                   "analytics_rows": .int(counts.rows), "listings": .int(counts.listings),
                                   "replaced_parts": .int(counts.replacedParts)], stage: stage)
             stage.summary.append("shard", .string(shard.description))
-            stage.recordsOut = leads.count
+            stage.recordsOut = leadCount
             return
         }
-        try writeLeads(leads, runID: runID, stage: stage)
+        try writeLeads(leads, leadSpans, runID: runID, stage: stage)
         let counts = try writeAnalytics(parts, runID: runID, stage: stage)
+        if let runs = runParts.runsOnDisk { stage.summary.append("runs_on_disk", .int(runs)) }
         try finish(report, run: run, state: &state, replaced: already != nil || counts.replacedParts > 0, events: events,
-                   leads: leads.count, hours: parts.count, counts: counts, now: stage.clock.now, stage: stage)
+                   leads: leadCount, hours: counts.hours, counts: counts, now: stage.clock.now, stage: stage)
     }
 
     /// The state with the run applied (state.json, last), and the run's report.
@@ -269,14 +280,15 @@ public struct EventLedger {
 
     /// leads.jsonl with this run's records in place: the runs before it, this run's records,
     /// the runs after it (records of an earlier try of this run are dropped).
-    func writeLeads(_ leads: [Record], runID: String, stage: Stage) throws {
+    func writeLeads(_ leads: SpoolFile, _ spans: [SpoolFile.Span], runID: String, stage: Stage) throws {
         let sink = try stage.openOutput(leadsPath)
         var written = false
         func writeRun() throws {
             guard !written else { return }
             written = true
-            for lead in leads {
-                JSONWriter.writeLine(lead, into: sink.buffer)
+            try leads.readInOrder(spans) { json in
+                sink.buffer.append(json)
+                sink.buffer.append(10)
                 try sink.flushIfNeeded()
             }
         }
@@ -293,13 +305,13 @@ public struct EventLedger {
     }
 
     struct Counts {
-        var rows = 0, listings = 0, newHours = 0, replacedParts = 0
+        var rows = 0, listings = 0, newHours = 0, replacedParts = 0, hours = 0
     }
 
     /// The parts file with this run's parts in place of any earlier ones of the run, merged in
     /// listing and hour order, and from it listing_analytics.jsonl and listings.jsonl.
     /// With `shard`, the stored parts of the shard's listings only, into the shard's part.
-    func writeAnalytics(_ parts: [HourPart], runID: String, stage: Stage, shard: Shard? = nil) throws -> Counts {
+    func writeAnalytics(_ parts: RunParts.Parts, runID: String, stage: Stage, shard: Shard? = nil) throws -> Counts {
         let part = shard.map { EventShardPart(ledger: self, shard: $0) }
         let partsSink = try stage.openOutput(part?.partsPath ?? partsPath)
         let analyticsSink = try stage.openOutput(part?.analyticsPath ?? analyticsPath)
@@ -339,20 +351,118 @@ public struct EventLedger {
             if old && part.runID != runID { cellHasOld = true }
             cell.append(part)
         }
-        var next = 0
+        // The run's parts, one ahead.
+        var upcoming = try parts.next()
+        func feedNew() throws {
+            try feed(upcoming!, old: false)
+            counts.hours += 1
+            upcoming = try parts.next()
+        }
         if Stage.fileExists(partsPath) {
             try stage.readRecords(partsPath) { record, location in
                 if let shard, !shard.owns(record.text("listing_id") ?? "") { return }
                 let part: HourPart
                 do { part = try HourPart(record: record) } catch let bad as RecordRejected { throw StageError.data("\(location): \(bad.reason)") }
-                while next < parts.count && parts[next].key < part.key { try feed(parts[next], old: false); next += 1 }
+                while let next = upcoming, next.key < part.key { try feedNew() }
                 if part.runID == runID { counts.replacedParts += 1; return }
                 try feed(part, old: true)
             }
         }
-        while next < parts.count { try feed(parts[next], old: false); next += 1 }
+        while upcoming != nil { try feedNew() }
         try emitCell()
         if let done = totals { JSONWriter.writeLine(done.record, into: listingsSink.buffer); counts.listings += 1 }
         return counts
+    }
+}
+
+/// The run's parts in listing and hour order: the tally's, when it stayed within a quarter of
+/// the memory budget; past it the tally is drained into an `ExternalSort` by listing and hour
+/// each time it reaches that, and the pieces of each hour are combined as the sort is read.
+public final class RunParts {
+    let budget: Int
+    var sorter: ExternalSort?
+    let line = ByteBuffer(capacity: 1 << 12)
+    let key = ByteBuffer(capacity: 64)
+
+    init(budget: Int) { self.budget = budget }
+
+    /// Scratch runs the parts went through on disk; nil when the tally was all held.
+    var runsOnDisk: Int? { sorter?.spilledRuns }
+
+    /// Drains `tally` into the sort when it takes more than a quarter of the budget.
+    func keep(_ tally: inout RunTally) throws {
+        if tally.bytes > budget / 4 { try drain(&tally) }
+    }
+
+    private func drain(_ tally: inout RunTally) throws {
+        let sorter = self.sorter ?? ExternalSort(budget: budget)
+        self.sorter = sorter
+        try tally.drain { part in
+            // Listing id, a NUL, then the hour big-endian (offset so that it sorts as signed).
+            key.removeAll()
+            key.append(part.key.listingID)
+            key.append(0)
+            let hour = UInt64(bitPattern: part.key.hour) ^ (1 << 63)
+            for i in (0..<8).reversed() { key.append(UInt8(truncatingIfNeeded: hour >> (8 * UInt64(i)))) }
+            line.removeAll()
+            part.encode(into: line)
+            try sorter.add(key: key.bytes, line: line.bytes)
+        }
+    }
+
+    /// The parts, each of run `runID`.
+    func parts(_ tally: inout RunTally, runID: String) throws -> Parts {
+        guard sorter != nil else {
+            var parts = tally.parts()
+            for i in parts.indices { parts[i].runID = runID }
+            return Parts(held: parts, runID: runID)
+        }
+        try drain(&tally)
+        return Parts(cursor: try sorter!.sorted(), runID: runID)
+    }
+
+    /// One part at a time.
+    final class Parts {
+        var held: [HourPart] = []
+        var index = 0
+        let cursor: ExternalSort.Cursor?
+        let runID: String
+        var pending: HourPart?
+        var started = false
+
+        init(held: [HourPart], runID: String) {
+            self.held = held
+            cursor = nil
+            self.runID = runID
+        }
+
+        init(cursor: ExternalSort.Cursor, runID: String) {
+            self.cursor = cursor
+            self.runID = runID
+        }
+
+        func next() throws -> HourPart? {
+            guard let cursor else {
+                guard index < held.count else { return nil }
+                defer { index += 1 }
+                return held[index]
+            }
+            func read() throws -> HourPart? {
+                guard try cursor.next() else { return nil }
+                guard let part = HourPart(encoded: cursor.line, runID: runID) else {
+                    throw StageError.io("scratch file of the run's parts: a part did not read back")
+                }
+                return part
+            }
+            if !started { started = true; pending = try read() }
+            guard var part = pending else { return nil }
+            while let more = try read() {
+                if more.key == part.key { part.combine(more); continue }
+                pending = more
+                return part
+            }
+            pending = nil
+            return part
+        }
     }
 }

@@ -83,4 +83,22 @@ public final class SpoolFile {
         }
         out._count = span.count
     }
+
+    /// Reads `spans` back, in order, a block of a megabyte or more at a time: for pieces
+    /// appended one after another and read back in the same order.
+    public func readInOrder(_ spans: [Span], _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+        let block = ByteBuffer(capacity: 1 << 20)
+        var start = 0
+        for span in spans {
+            if span.offset < start || span.offset + span.count > start + block.count {
+                // The next block: from this span to as many after it as a megabyte takes.
+                var end = span.offset + span.count
+                let total = flushed + pending.count
+                end = max(end, min(total, span.offset + (1 << 20)))
+                try read(Span(offset: span.offset, count: end - span.offset), into: block)
+                start = span.offset
+            }
+            try body(block.bytes((span.offset - start)..<(span.offset - start + span.count)))
+        }
+    }
 }

@@ -362,7 +362,7 @@ extension LeadScore {
         func run() throws {
             Stage.run("score", command: "events", options: common) { stage in
                 let weights = try EventWeights.load(stage.rulesFile("event-weights.csv"))
-                var groups = LeadGroups()
+                var groups = LeadGroups(budget: try ExternalSort.budget(stage.environment))
                 var run: EventRun?
                 var passed = 0, otherShards = 0
                 // With --shard i/n: only the listings that hash to shard i (Shard.of on
@@ -400,6 +400,7 @@ extension LeadScore {
                 stage.summary.append("run_id", .string(runID))
                 stage.summary.append("actions", .int(groups.actionCount))
                 stage.summary.append("leads", .int(groups.count))
+                if let runs = groups.runsOnDisk { stage.summary.append("runs_on_disk", .int(runs)) }
                 stage.summary.append("passed_through", .int(passed))
                 if shard != nil { stage.summary.append("other_shards", .int(otherShards)) }
             }

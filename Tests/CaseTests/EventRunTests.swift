@@ -57,6 +57,28 @@ import Glibc
         return dir
     }
 
+    /// Past the memory budget the scoring's lead groups and the export's hours go through a
+    /// sort on disk: both runs score and leave every file byte for byte as within the budget,
+    /// the second merging into the parts of the first.
+    @Test func pastTheMemoryBudgetTheRunsLeaveTheSameFiles() throws {
+        let held = try twoRuns()
+        let dir = try Binaries.scratch("events-budget")
+        for run in 0..<2 {
+            try prepare(run, in: dir)
+            // The scoring's lead groups through the sort on disk too: the same scored stream.
+            let scored = try Binaries.run("lead-score", ["events", "flattened-\(run).jsonl", "-o", "scored-small-\(run).jsonl",
+                                                         "--now", EventRunTests.runs[run].1], in: dir, environment: ["LEAD_MEMORY": "1"])
+            #expect(scored.status == 0 && scored.stderr.contains("\"runs_on_disk\":"), "\(scored.stderr)")
+            #expect(try String(contentsOfFile: dir + "/scored-small-\(run).jsonl", encoding: .utf8)
+                    == String(contentsOfFile: dir + "/scored-\(run).jsonl", encoding: .utf8))
+            let result = try Binaries.run("lead-export", ["events", "--dir", "events", "scored-\(run).jsonl", "--now", EventRunTests.runs[run].1],
+                                          in: dir, environment: ["LEAD_MEMORY": "1"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stderr.contains("\"runs_on_disk\":"), "run \(run): the hours went through the sort: \(result.stderr)")
+        }
+        #expect(try snapshot(dir) == snapshot(held))
+    }
+
     @Test func theSeedsExampleAndTheSplitHour() throws {
         let dir = try twoRuns()
         let leads = try rows(dir, "leads.jsonl")

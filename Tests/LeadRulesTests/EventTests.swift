@@ -179,3 +179,48 @@ import Testing
         #expect(listing["first_activity_at"]?.text == "2025-01-16T12:10:00Z" && listing["last_activity_at"]?.text == "2025-01-16T13:07:30Z")
     }
 }
+
+/// The binary form of an hour's part that the export's sort writes to disk, and the drained
+/// tally put back together.
+struct HourPartCodecTests {
+    @Test func aPartComesBackAsItWent() throws {
+        var part = HourPart(key: ListingHour(listingID: "listing-é1", hour: 482_000), runID: "r1")
+        part.views = 7; part.impressions = 3; part.shares = 2; part.saves = 1
+        part.totalLeads = 4; part.phoneLeads = 1; part.messageLeads = 1; part.emailLeads = 1; part.appointmentLeads = 1
+        part.shareBreakdown = ["email": 1, "unknown": 1]
+        part.viewers = ["s1", "s2"]; part.seekers = ["s9"]
+        part.firstAt = Timestamp(seconds: 1_735_689_600, nanoseconds: 250_000_000)
+        let bytes = ByteBuffer()
+        part.encode(into: bytes)
+        let back = try #require(HourPart(encoded: bytes.bytes, runID: "r2"))
+        var expected = part
+        expected.runID = "r2"
+        #expect(back.record.json == expected.record.json)
+        #expect(back.lastAt == nil && back.firstAt == part.firstAt)
+        #expect(HourPart(encoded: bytes.bytes(0..<(bytes.count - 1)), runID: "r2") == nil, "a cut piece is refused")
+    }
+
+    @Test func aTallyDrainedInPiecesCombinesToTheWholeTally() {
+        let events: [(String, String, Int64)] = (0..<400).map { i in ("L\(i % 7)", "s\(i % 13)", 1_735_689_600 + Int64(i * 97)) }
+        var whole = RunTally(runID: "r")
+        for (listing, viewer, t) in events {
+            whole.addEngagement(kind: "view", listingID: listing, viewer: viewer, channel: nil, at: Timestamp(seconds: t))
+        }
+        var pieces: [String: HourPart] = [:]
+        var order: [String] = []
+        var tally = RunTally(runID: "r")
+        for (n, (listing, viewer, t)) in events.enumerated() {
+            tally.addEngagement(kind: "view", listingID: listing, viewer: viewer, channel: nil, at: Timestamp(seconds: t))
+            if n % 50 == 49 || n == events.count - 1 {
+                tally.drain { part in
+                    let k = part.key.listingID + "|\(part.key.hour)"
+                    if pieces[k] == nil { order.append(k); pieces[k] = part } else { pieces[k]!.combine(part) }
+                }
+            }
+        }
+        #expect(tally.hours == 0)
+        let combined = whole.parts().map { pieces[$0.key.listingID + "|\($0.key.hour)"]?.record.json ?? "(missing)" }
+        #expect(combined == whole.parts().map(\.record.json))
+        #expect(pieces.count == whole.parts().count)
+    }
+}
