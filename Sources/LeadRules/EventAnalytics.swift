@@ -212,64 +212,45 @@ public struct HourPart: Sendable {
     }
 
     /// The part in a compact binary form, for a sort's scratch files (not its run id): every
-    /// count, id and time as it is, little-endian, strings with their byte length.
+    /// count, id and time as it is (`ByteBuffer.appendBinary`).
     public func encode(into out: ByteBuffer) {
-        func int(_ v: Int64) { var v = v.littleEndian; withUnsafeBytes(of: &v) { out.append($0.baseAddress!, count: 8) } }
-        func text(_ t: String) { int(Int64(t.utf8.count)); out.append(t) }
-        func time(_ t: Timestamp?) { int(t == nil ? 0 : 1); int(t?.seconds ?? 0); int(Int64(t?.nanoseconds ?? 0)) }
-        text(key.listingID)
-        int(key.hour)
-        for v in [views, impressions, shares, saves, totalLeads, phoneLeads, messageLeads, emailLeads, appointmentLeads] { int(Int64(v)) }
-        int(Int64(shareBreakdown.count))
-        for (channel, n) in shareBreakdown { text(channel); int(Int64(n)) }
+        out.appendBinary(key.listingID)
+        out.appendBinary(key.hour)
+        for v in [views, impressions, shares, saves, totalLeads, phoneLeads, messageLeads, emailLeads, appointmentLeads] { out.appendBinary(Int64(v)) }
+        out.appendBinary(Int64(shareBreakdown.count))
+        for (channel, n) in shareBreakdown { out.appendBinary(channel); out.appendBinary(Int64(n)) }
         for list in [viewers, seekers] {
-            int(Int64(list.count))
-            for id in list { text(id) }
+            out.appendBinary(Int64(list.count))
+            for id in list { out.appendBinary(id) }
         }
-        time(firstAt)
-        time(lastAt)
+        out.appendBinary(firstAt)
+        out.appendBinary(lastAt)
     }
 
     /// A part from `encode`, of run `runID`; nil when the bytes are not one.
     public init?(encoded bytes: UnsafeBufferPointer<UInt8>, runID: String) {
-        var at = 0
-        func int() -> Int64? {
-            guard at + 8 <= bytes.count else { return nil }
-            var v: UInt64 = 0
-            for i in 0..<8 { v |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
-            at += 8
-            return Int64(bitPattern: v)
-        }
-        func text() -> String? {
-            guard let n = int(), n >= 0, at + Int(n) <= bytes.count else { return nil }
-            defer { at += Int(n) }
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<(at + Int(n))]), as: UTF8.self)
-        }
-        func time() -> Timestamp?? {
-            guard let has = int(), let seconds = int(), let nanos = int() else { return nil }
-            return .some(has == 0 ? nil : Timestamp(seconds: seconds, nanoseconds: Int32(truncatingIfNeeded: nanos)))
-        }
-        guard let listing = text(), let hour = int() else { return nil }
+        var fields = BinaryFields(bytes)
+        guard let listing = fields.string(), let hour = fields.int() else { return nil }
         self.init(key: ListingHour(listingID: listing, hour: hour), runID: runID)
         var counts: [Int] = []
-        for _ in 0..<9 { guard let v = int() else { return nil }; counts.append(Int(v)) }
+        for _ in 0..<9 { guard let v = fields.int() else { return nil }; counts.append(Int(v)) }
         (views, impressions, shares, saves, totalLeads, phoneLeads, messageLeads, emailLeads, appointmentLeads)
             = (counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6], counts[7], counts[8])
-        guard let channels = int() else { return nil }
+        guard let channels = fields.int() else { return nil }
         for _ in 0..<max(channels, 0) {
-            guard let channel = text(), let n = int() else { return nil }
+            guard let channel = fields.string(), let n = fields.int() else { return nil }
             shareBreakdown[channel] = Int(n)
         }
         var lists: [[String]] = []
         for _ in 0..<2 {
-            guard let n = int() else { return nil }
+            guard let n = fields.int() else { return nil }
             var list: [String] = []
             list.reserveCapacity(Int(max(n, 0)))
-            for _ in 0..<max(n, 0) { guard let id = text() else { return nil }; list.append(id) }
+            for _ in 0..<max(n, 0) { guard let id = fields.string() else { return nil }; list.append(id) }
             lists.append(list)
         }
         (viewers, seekers) = (lists[0], lists[1])
-        guard let first = time(), let last = time(), at == bytes.count else { return nil }
+        guard let first = fields.time(), let last = fields.time(), fields.atEnd else { return nil }
         (firstAt, lastAt) = (first, last)
     }
 

@@ -209,43 +209,26 @@ public struct LeadAction: Sendable {
         self.timestamp = timestamp
     }
 
-    /// The action in a compact binary form, for a sort's scratch files: each text with its
-    /// byte length (-1: none), the time and the points, little-endian.
+    /// The action in a compact binary form, for a sort's scratch files: its texts (none
+    /// where absent), time and points (`ByteBuffer.appendBinary`).
     public func encode(into out: ByteBuffer) {
-        func int(_ v: Int64) { var v = v.littleEndian; withUnsafeBytes(of: &v) { out.append($0.baseAddress!, count: 8) } }
-        func text(_ t: String?) {
-            guard let t else { return int(-1) }
-            int(Int64(t.utf8.count))
-            out.append(t)
-        }
-        for t in [listingID, seekerID, listerID, listerType, event, leadType, messageType, appointmentType, eventID] { text(t) }
-        int(timestamp.seconds)
-        int(Int64(timestamp.nanoseconds))
-        int(Int64(points))
+        for t in [listingID, seekerID, listerID, listerType, event, leadType, messageType, appointmentType, eventID] { out.appendBinary(t) }
+        out.appendBinary(timestamp)
+        out.appendBinary(Int64(points))
     }
 
     /// An action from `encode`; nil when the bytes are not one.
     public init?(encoded bytes: UnsafeBufferPointer<UInt8>) {
-        var at = 0
-        func int() -> Int64? {
-            guard at + 8 <= bytes.count else { return nil }
-            var v: UInt64 = 0
-            for i in 0..<8 { v |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
-            at += 8
-            return Int64(bitPattern: v)
-        }
+        var fields = BinaryFields(bytes)
         var texts: [String?] = []
         for _ in 0..<9 {
-            guard let n = int(), n >= -1, at + Int(max(n, 0)) <= bytes.count else { return nil }
-            if n < 0 { texts.append(nil); continue }
-            texts.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<(at + Int(n))]), as: UTF8.self))
-            at += Int(n)
+            guard let t = fields.text() else { return nil }
+            texts.append(t)
         }
         guard let listing = texts[0], let seeker = texts[1], let event = texts[4], let leadType = texts[5],
-              let seconds = int(), let nanos = int(), let points = int(), at == bytes.count else { return nil }
+              let time = fields.time(), let at = time, let points = fields.int(), fields.atEnd else { return nil }
         self.init(listingID: listing, seekerID: seeker, listerID: texts[2], listerType: texts[3], event: event, leadType: leadType,
-                  messageType: texts[6], appointmentType: texts[7], eventID: texts[8],
-                  timestamp: Timestamp(seconds: seconds, nanoseconds: Int32(truncatingIfNeeded: nanos)))
+                  messageType: texts[6], appointmentType: texts[7], eventID: texts[8], timestamp: at)
         self.points = Int(points)
     }
 
