@@ -160,6 +160,7 @@ public struct EventFetcher {
         stage.summary.append("from", .string(run.from.iso8601))
         stage.summary.append("to", .string(run.to.iso8601))
         stage.summary.append("duplicates", .int(once.duplicates))
+        if let runs = once.runsOnDisk { stage.summary.append("runs_on_disk", .int(runs)) }
         stage.summary.append("before_window", .int(late))
         stage.summary.append("after_window", .int(early))
     }

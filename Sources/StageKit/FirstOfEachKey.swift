@@ -18,6 +18,8 @@ public final class FirstOfEachKey {
     private let framed = ByteBuffer(capacity: 1 << 12)
     /// Repeats found so far (those decided at `finish` included, once it has run).
     public private(set) var duplicates = 0
+    /// Scratch runs the keys went through on disk; nil while they are all held.
+    public var runsOnDisk: Int? { sorter?.spilledRuns }
 
     /// Bytes a held key takes besides its text: the set's slot and the string's header.
     static let keyOverhead = 64
