@@ -94,8 +94,8 @@ public struct LeadDeduper {
     public mutating func expect(inputs: [String]) {
         var bytes = 0
         for path in inputs {
-            guard path != "-", let size = StoreJournal.fileSize(path) else { return }
-            bytes += size * (path.lowercased().hasSuffix(".gz") ? 5 : 1)
+            guard let size = Stage.inputTextSize(path) else { return }
+            bytes += size
         }
         if bytes / 10 * 6 > budget / 2 { sorter = ExternalSort(budget: budget) }
     }

@@ -184,7 +184,7 @@ public enum StoreJournal {
         return true
     }
 
-    public static func fileSize(_ path: String) -> Int? {
+    static func fileSize(_ path: String) -> Int? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         return Int(st.st_size)

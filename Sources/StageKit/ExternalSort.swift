@@ -65,9 +65,12 @@ public final class ExternalSort {
     }
 
     public func add(key: String, line: UnsafeBufferPointer<UInt8>) throws(StageError) {
-        let bytes = Array(key.utf8)
-        try bytes.withUnsafeBufferPointer { k throws(StageError) in try add(key: k, line: line) }
+        // The key's bytes through one reused buffer, not an array per line.
+        keyScratch.removeAll()
+        keyScratch.append(key)
+        try add(key: keyScratch.bytes, line: line)
     }
+    private let keyScratch = ByteBuffer(capacity: 256)
 
     /// Hands every line to `body` in key order (with its key).
     public func finish(_ body: (_ key: UnsafeBufferPointer<UInt8>, _ line: UnsafeBufferPointer<UInt8>) throws -> Void) throws {

@@ -248,6 +248,16 @@ extension Stage {
     /// True when `path` exists (file or directory).
     public static func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// About how many bytes of text the input `path` holds, to judge ahead of reading whether
+    /// a keyed stage can hold it (`LEAD_MEMORY`): its size, a `.gz` counted five times; nil for
+    /// standard input and anything that is not a regular file.
+    public static func inputTextSize(_ path: String) -> Int? {
+        guard path != "-" else { return nil }
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int(st.st_size) * (path.lowercased().hasSuffix(".gz") ? 5 : 1)
+    }
+
     /// Reads CSV files with a header row. `body` gets each data row and the file's header
     /// (duplicate names get `_2`, `_3`, ...; an empty name becomes the column number). Rows
     /// with a different number of fields than the header, and unreadable rows, are rejected.

@@ -276,10 +276,7 @@ struct Comparison {
     /// its size) and about 160 bytes a record of index, at 100 bytes a record or more. Standard
     /// input, whose size is not known, is held.
     static func overflows(_ path: String, budget: Int) -> Bool {
-        guard path != "-" else { return false }
-        var st = stat()
-        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
-        let text = Int(st.st_size) * (path.lowercased().hasSuffix(".gz") ? 5 : 1)
+        guard let text = Stage.inputTextSize(path) else { return false }
         return text + text / 100 * 160 > budget
     }
 
