@@ -7,11 +7,7 @@ import Testing
 @Suite(.serialized) struct StageContractTests {
     let fm = FileManager.default
 
-    func scratch() throws -> String {
-        let dir = fm.temporaryDirectory.appendingPathComponent("lead-contract-" + UUID().uuidString).path
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func scratch() throws -> String { try Binaries.scratch("contract") }
 
     func tempFiles(in dir: String) throws -> [String] {
         try fm.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp-") }

@@ -100,10 +100,40 @@ public enum Binaries {
         return Running(process: process, out: out, err: err)
     }
 
-    /// A fresh scratch directory.
+    /// A fresh scratch directory, removed when the test process exits (kept when
+    /// `LEAD_KEEP_SCRATCH` is set, to look into a failure): a test run leaves nothing in /tmp.
     public static func scratch(_ label: String) throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lead-\(label)-" + UUID().uuidString).path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        ScratchDirectories.shared.add(dir)
         return dir
+    }
+}
+
+/// The scratch directories of this test process, removed at its exit.
+final class ScratchDirectories: @unchecked Sendable {
+    static let shared: ScratchDirectories = {
+        let dirs = ScratchDirectories()
+        if ProcessInfo.processInfo.environment["LEAD_KEEP_SCRATCH"] == nil {
+            atexit { ScratchDirectories.shared.removeAll() }
+        }
+        return dirs
+    }()
+
+    private let lock = NSLock()
+    private var dirs: [String] = []
+
+    func add(_ dir: String) {
+        lock.lock()
+        dirs.append(dir)
+        lock.unlock()
+    }
+
+    func removeAll() {
+        lock.lock()
+        let all = dirs
+        dirs.removeAll()
+        lock.unlock()
+        for dir in all { try? FileManager.default.removeItem(atPath: dir) }
     }
 }
