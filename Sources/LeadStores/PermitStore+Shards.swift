@@ -64,14 +64,14 @@ extension PermitStore {
 
         // The store: the parts' records merged in permit_id order (each part is sorted).
         let out = try stage.openOutput(recordsPath)
-        try SortedMerge.lines(parts.map(\.storePath), key: { $0.topLevelString("permit_id") ?? "" }, before: PermitStore.precedes) { line in
+        try SortedMerge.lines(parts.map(\.storePath), key: { $0.topLevelString("permit_id") ?? "" }, before: { $0.precedesInByteOrder($1) }) { line in
             out.buffer.append(line)
             out.buffer.append(10)
             try out.flushIfNeeded()
         }
 
         // The tier files are whole in their shard's part; flagged and retry rows are merged by
-        // score (highest first), then permit_id, as one process orders them.
+        // score (highest first), then permit_id, as one process orders them
         for file in written.sorted() where file != PermitStore.flaggedFile && file != PermitStore.retryFile {
             guard let part = parts.first(where: { Stage.fileExists($0.treePath(file)) }) else {
                 throw StageError.data("\(file): named by a shard's report but in no shard's part")
@@ -86,24 +86,31 @@ extension PermitStore {
                 try sink.flushIfNeeded()
             }
         }
+        // (through a sort, on disk past the memory budget).
+        let budget = try ExternalSort.budget(stage.environment)
+        let key = ByteBuffer(capacity: 256)
+        var spilled = 0
         for file in [PermitStore.flaggedFile, PermitStore.retryFile] {
             let sink = try openView(file, stage: stage)
-            var rows: [(score: Int, id: String, row: String)] = []
+            let rows = ExternalSort(budget: budget)
             for part in parts where Stage.fileExists(part.sharedRowsPath(file)) {
                 try stage.readRecords(part.sharedRowsPath(file)) { entry, location in
                     guard let score = entry["score"]?.int, let id = entry.text("permit_id"), let row = entry.text("row") else {
                         throw StageError.data("\(location): not a shard's row (score, permit_id, row)")
                     }
-                    rows.append((score, id, row))
+                    PermitStore.viewKey(file: "", score: Int32(clamping: score), id: id, into: key)
+                    var text = row
+                    try text.withUTF8 { try rows.add(key: key.bytes, line: $0) }
                 }
             }
-            rows.sort { $0.score != $1.score ? $0.score > $1.score : PermitStore.precedes($0.id, $1.id) }
-            for row in rows {
-                sink.buffer.append(row.row)
+            try rows.finish { _, row in
+                sink.buffer.append(row)
                 try sink.flushIfNeeded()
             }
+            spilled += rows.spilledRuns
             written.insert(file)
         }
+        if spilled > 0 { stage.summary.append("runs_on_disk", .int(spilled)) }
         if !written.contains(PermitStore.otherFile) {
             _ = try openView(PermitStore.otherFile, stage: stage)
             written.insert(PermitStore.otherFile)
@@ -122,8 +129,6 @@ extension PermitStore {
         report.buffer.append(PermitStore.pretty(outcome.report))
         return outcome
     }
-
-    static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 }
 
 /// Where shard i of n of a permits export leaves its part.
@@ -142,8 +147,8 @@ struct ShardPart {
     }
 
     /// A row of flagged/ or pending_retry/, with what orders it among the other shards'.
-    static func writeSharedRow(score: Int32, id: String, row: ByteBuffer, into out: ByteBuffer) {
-        JSONWriter.writeLine(["score": .int(Int(score)), "permit_id": .string(id), "row": .string(row.string)], into: out)
+    static func writeSharedRow(score: Int, id: String, row: String, into out: ByteBuffer) {
+        JSONWriter.writeLine(["score": .int(score), "permit_id": .string(id), "row": .string(row)], into: out)
     }
 
     func report(_ tally: PermitStore.Tally, shard: Shard, now: Timestamp, replace: Bool, fingerprint: String, files: [String]) -> Record {

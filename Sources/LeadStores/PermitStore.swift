@@ -51,7 +51,9 @@ public struct PermitStoreRules: Sendable {
 /// incoming permits (which replace the stored ones of the same id) with the stored ones in
 /// permit_id order, re-ages the kept permits to the clock (days_old, and for rule-scored
 /// permits the whole score, reasoning and scored_at, then the tier), and applies the ledgers.
-/// Memory holds a few numbers per permit; the records wait in spool files.
+/// Memory stays within the budget (`LEAD_MEMORY`) whatever the number of permits: the
+/// incoming permits and the view rows go through sorts (`ExternalSort`) that spill to scratch
+/// files past it; the stored records are read as a stream.
 public struct PermitStore {
     /// The seed's 17 columns, in its order.
     public static let columns = [
@@ -248,64 +250,59 @@ public struct PermitStore {
                         deliveries newDeliveries: [String: Delivery] = [:], reviews newReviews: [String: Review] = [:],
                         shard: Shard? = nil) throws -> Outcome {
         let now = stage.clock.now
-        let spool = try SpoolFile()
-        let scratch = ByteBuffer(capacity: 1 << 12)
         var outcome = Outcome()
         let part = shard.map { ShardPart(store: self, shard: $0) }
         stage.shardsReadWholeInput = true
         let before = try part.map { _ in try fingerprint() }
 
-        // The incoming permits, spooled; the last of an id wins. A shard reads every input
-        // permit but keeps its own: of the others it notes the id (and where it came last), so
-        // that the stored permit an incoming one replaces leaves every shard, and of the
-        // same id twice the last stays, whichever shards own them.
-        var incoming: [String: SpoolFile.Span] = [:]
-        var lastSeen: [String: Int] = [:], ownSeen: [String: Int] = [:]
+        // The incoming permits, sorted by permit_id (on disk past the memory budget); the last
+        // of an id wins. A shard reads every input permit but keeps its own: of the others it
+        // keeps the id (and where it came), so that the stored permit an incoming one replaces
+        // leaves every shard, and of the same id twice the last stays, whichever shards own them.
+        let budget = try ExternalSort.budget(stage.environment)
+        let incoming = ExternalSort(budget: budget)
         if let inputs {
-            var seen = 0
+            let framed = ByteBuffer(capacity: 1 << 12)
             // A permit another shard owns is checked there (and rejected there, once).
             try stage.forEachRecord(inputs, transform: { permit in
                 if let shard, !shard.owns(PermitStore.shardKey(permit)) { return }
                 try PermitStore.check(permit, rules: rules)
             }, encoding: .input) { permit, line, _ in
-                let id = permit.text(PermitFields.id) ?? ""
-                seen += 1
-                if let shard {
-                    let own = shard.owns(PermitStore.shardKey(permit))
-                    if own || (try? PermitStore.check(permit, rules: rules)) != nil { lastSeen[id] = seen }
-                    if !own { return }
-                    ownSeen[id] = seen
+                let own = shard.map { $0.owns(PermitStore.shardKey(permit)) } ?? true
+                if !own && (try? PermitStore.check(permit, rules: rules)) == nil { return }
+                framed.removeAll()
+                framed.append(own ? 1 : 0)
+                if own {
+                    framed.append(line)
+                    outcome.input += 1
                 }
-                incoming[id] = try spool.append(line)
-                outcome.input += 1
+                try incoming.add(key: permit.text(PermitFields.id) ?? "", line: framed.bytes)
             }
-            for (id, n) in ownSeen where lastSeen[id] != n { incoming[id] = nil }
         }
-        let incomingIDs = incoming.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let replacing = try IncomingPermits(incoming.sorted())
 
         let sales = try self.sales().byID.merging(newSales) { $1 }
         let deliveries = try self.deliveries().merging(newDeliveries) { $1 }
         let reviews = try self.reviews().merging(newReviews) { $1 }
 
-        // Each permit of the merge, written to the new store and, when it is in the tree, to
-        // the spool of view rows, as the CSV row its view file gets. The merge (this thread)
-        // hands the permits' texts in permit_id order to a batch; the workers place a batch's
-        // permits side by side (parse, ledgers, re-age, tier, store line and view row), and
-        // this thread writes the results in order.
-        struct ViewRow { var file: Int32; var score: Int32; var tier: Int32; var category: Int32; var span: SpoolFile.Span; var id: String }
-        var views: [ViewRow] = []
-        var files: [String] = []
-        var fileIndex: [String: Int32] = [:]
+        // Each permit of the merge, written to the new store and, when it is in the tree, as
+        // the CSV row its view file gets, to a sort by file, score and permit_id (on disk past
+        // the budget). The merge (this thread) hands the permits' texts in permit_id order to a
+        // batch; the workers place a batch's permits side by side (parse, ledgers, re-age,
+        // tier, store line and view row), and this thread writes the results in order. The
+        // view sort gets half the budget: the incoming permits are read back from theirs meanwhile.
+        let views = ExternalSort(budget: budget / 2)
+        var files = Set<String>()
         var names: [String] = []
-        var nameIndex: [String: Int32] = [:]
-        func intern(_ name: String) -> Int32 {
+        var nameIndex: [String: Int64] = [:]
+        func intern(_ name: String) -> Int64 {
             if let known = nameIndex[name] { return known }
             names.append(name)
-            nameIndex[name] = Int32(names.count - 1)
-            return Int32(names.count - 1)
+            nameIndex[name] = Int64(names.count - 1)
+            return Int64(names.count - 1)
         }
+        let viewKey = ByteBuffer(capacity: 256), viewLine = ByteBuffer(capacity: 1 << 12)
         let out = try stage.openOutput(part?.storePath ?? recordsPath)
-        let viewSpool = try SpoolFile()
         var counts: [String: Int] = [:]
         let context = PlaceContext(sales: sales, deliveries: deliveries, reviews: reviews, rules: rules, now: now, reage: reage)
         let batch = PlaceBatch(workers: stage.workerCount)
@@ -321,15 +318,15 @@ public struct PermitStore {
                 counts[result.status, default: 0] += 1
                 if result.reaged { outcome.reaged += 1 }
                 guard let file = result.file, let row = result.row else { continue }
-                let index: Int32
-                if let known = fileIndex[file] { index = known } else {
-                    index = Int32(files.count)
-                    fileIndex[file] = index
-                    files.append(file)
-                }
-                let span = try viewSpool.append(bytes.bytes(row))
-                views.append(ViewRow(file: index, score: result.score, tier: intern(result.tier), category: intern(result.category),
-                                     span: span, id: result.id))
+                files.insert(file)
+                PermitStore.viewKey(file: file, score: result.score, id: result.id, into: viewKey)
+                viewLine.removeAll()
+                viewLine.appendBinary(Int64(result.score))
+                viewLine.appendBinary(intern(result.tier))
+                viewLine.appendBinary(intern(result.category))
+                viewLine.appendBinary(result.id)
+                viewLine.append(bytes.bytes(row))
+                try views.add(key: viewKey.bytes, line: viewLine.bytes)
             }
             batch.reset()
         }
@@ -339,30 +336,28 @@ public struct PermitStore {
         }
 
         // The merge: incoming ids and stored ids in byte order; an incoming permit replaces
-        // the stored one of its id.
-        var next = 0
+        // the stored one of its id (a shard places it when it owns the last of the id).
         var last: String?
         func takeIncoming(before bound: String?) throws {
-            while next < incomingIDs.count, bound.map({ incomingIDs[next].utf8.lexicographicallyPrecedes($0.utf8) }) ?? true {
-                try spool.read(incoming[incomingIDs[next]]!, into: scratch)
-                try enqueue(scratch.bytes, fromInput: true)
-                next += 1
+            while let id = replacing.id, bound.map({ id.precedesInByteOrder($0) }) ?? true {
+                if let text = replacing.ownText { try enqueue(text, fromInput: true) }
+                try replacing.advance()
             }
         }
         try checkTreeHasStore(replace: replace)
         try forEachStoredText { tape, text in
             guard let id = tape.topLevelString("permit_id") else { throw StageError.data("\(recordsPath): a record without permit_id") }
-            if let last, !last.utf8.lexicographicallyPrecedes(id.utf8) {
+            if let last, !last.precedesInByteOrder(id) {
                 throw StageError.data("\(recordsPath): permit \(id) out of order after \(last); the file is written sorted, was it edited?")
             }
             last = id
             try takeIncoming(before: id)
-            if next < incomingIDs.count && incomingIDs[next] == id {
+            if replacing.id == id {
                 try takeIncoming(before: id + "\u{0}")
                 return
             }
             // A shard places the stored permits of its trades that no input permit replaces.
-            if let shard, !shard.owns(PermitStore.shardKey(tape)) || lastSeen[id] != nil { return }
+            if let shard, !shard.owns(PermitStore.shardKey(tape)) { return }
             let isNew = (tape.topLevelString("status") ?? "new") == "new"
             if replace && isNew { return }
             if isNew { outcome.kept += 1 }
@@ -374,46 +369,51 @@ public struct PermitStore {
             throw StageError.data("\(recordsPath) or a ledger changed while this shard read it: run the shards again")
         }
 
-        // The views: every file again; files left without permits are removed.
-        var rowsByFile = [[Int]](repeating: [], count: files.count)
-        for (i, row) in views.enumerated() { rowsByFile[Int(row.file)].append(i) }
+        // The views: every file again, from the sort (file by file, each by score descending,
+        // then permit_id); files left without permits are removed.
         var written = Set<String>()
         var tierCounts: [String: Int] = [:]
         var categoryCounts: [String: [String: Int]] = [:]
-        var flagged = 0, retry = 0
-        let order = files.indices.sorted { files[$0].utf8.lexicographicallyPrecedes(files[$1].utf8) }
-        for always in [PermitStore.flaggedFile, PermitStore.retryFile, PermitStore.otherFile] where fileIndex[always] == nil && part == nil {
+        var flagged = 0, retry = 0, rows = 0
+        for always in [PermitStore.flaggedFile, PermitStore.retryFile, PermitStore.otherFile] where !files.contains(always) && part == nil {
             _ = try openView(always, stage: stage)
             written.insert(always)
         }
-        for f in order {
-            let file = files[f]
-            var rows = rowsByFile[f]
-            rows.sort { a, b in
-                let x = views[a], y = views[b]
-                return x.score != y.score ? x.score > y.score : x.id.utf8.lexicographicallyPrecedes(y.id.utf8)
+        let sorted = try views.sorted()
+        var file = "", fileKey: [UInt8] = []
+        var sink: ByteSink?, shared = false
+        while try sorted.next() {
+            let key = sorted.key
+            let nameEnd = key.firstIndex(of: 0) ?? key.count
+            if sink == nil || !fileKey.elementsEqual(key[0..<nameEnd]) {
+                fileKey = Array(key[0..<nameEnd])
+                file = String(decoding: fileKey, as: UTF8.self)
+                // A shard's flagged and retry rows are merged with the other shards' by `join`.
+                shared = part != nil && (file == PermitStore.flaggedFile || file == PermitStore.retryFile)
+                sink = try shared ? stage.openOutput(part!.sharedRowsPath(file)) : openView(file, stage: stage, under: part?.treePath)
+                written.insert(file)
             }
-            // A shard's flagged and retry rows are merged with the other shards' by `join`.
-            let shared = part != nil && (file == PermitStore.flaggedFile || file == PermitStore.retryFile)
-            let sink = try shared ? stage.openOutput(part!.sharedRowsPath(file)) : openView(file, stage: stage, under: part?.treePath)
-            for i in rows {
-                try viewSpool.read(views[i].span, into: scratch)
-                if shared {
-                    ShardPart.writeSharedRow(score: views[i].score, id: views[i].id, row: scratch, into: sink.buffer)
-                } else {
-                    sink.buffer.append(scratch)
-                }
-                try sink.flushIfNeeded()
-                if file == PermitStore.flaggedFile { flagged += 1 } else if file == PermitStore.retryFile { retry += 1 } else {
-                    let tier = names[Int(views[i].tier)]
-                    tierCounts[tier, default: 0] += 1
-                    categoryCounts[names[Int(views[i].category)], default: [:]][tier, default: 0] += 1
-                }
+            var fields = BinaryFields(sorted.line)
+            guard let score = fields.int(), let tier = fields.int(), let category = fields.int(), let id = fields.string() else {
+                throw StageError.io("a view row of the sort did not read back")
             }
-            written.insert(file)
+            let row = fields.rest
+            if shared {
+                ShardPart.writeSharedRow(score: Int(score), id: id, row: String(decoding: row, as: UTF8.self), into: sink!.buffer)
+            } else {
+                sink!.buffer.append(row)
+            }
+            try sink!.flushIfNeeded()
+            rows += 1
+            if file == PermitStore.flaggedFile { flagged += 1 } else if file == PermitStore.retryFile { retry += 1 } else {
+                let tier = names[Int(tier)]
+                tierCounts[tier, default: 0] += 1
+                categoryCounts[names[Int(category)], default: [:]][tier, default: 0] += 1
+            }
         }
-        stage.recordsOut += views.count
-        let tally = Tally(input: outcome.input, kept: outcome.kept, reaged: outcome.reaged, permits: views.count,
+        if views.spilledRuns + incoming.spilledRuns > 0 { stage.summary.append("runs_on_disk", .int(views.spilledRuns + incoming.spilledRuns)) }
+        stage.recordsOut += rows
+        let tally = Tally(input: outcome.input, kept: outcome.kept, reaged: outcome.reaged, permits: rows,
                           flagged: flagged, retry: retry, statuses: counts, tiers: tierCounts, categories: categoryCounts)
         if let part, let shard {
             let report = try stage.openOutput(part.reportPath)
@@ -512,7 +512,8 @@ public struct PermitStore {
     /// Opens a view file (in the tree, or where `under` puts it) and writes its header; its
     /// rows follow, each from `writeViewRow`.
     func openView(_ relative: String, stage: Stage, under: ((String) -> String)? = nil) throws -> ByteSink {
-        let sink = try stage.openOutput(under?(relative) ?? exports + "/" + relative)
+        // The tree has a file per trade and tier, all open until the run commits: small buffers.
+        let sink = try stage.openOutput(under?(relative) ?? exports + "/" + relative, bufferSize: 1 << 16)
         var csv = CSVWriter(out: sink.buffer, delimiter: 44, spreadsheetSafe: true, crlf: false)
         csv.writeRow(relative == PermitStore.flaggedFile ? PermitStore.viewColumns + [PermitStore.reviewColumn] : PermitStore.viewColumns)
         return sink
@@ -525,6 +526,18 @@ public struct PermitStore {
         var cells = PermitStore.viewColumns.map { PermitStore.cell(record[$0]) }
         if flagged { cells.append(PermitStore.cell(record[PermitStore.reviewColumn])) }
         csv.writeRow(cells)
+    }
+
+    /// The sort key of a view row: its file, a 0 byte, the score (highest first: 4 bytes that
+    /// compare as bytes the other way round), then the permit_id; rows come out file by file
+    /// in byte order, each by score descending, then permit_id.
+    static func viewKey(file: String, score: Int32, id: String, into key: ByteBuffer) {
+        key.removeAll()
+        key.append(file)
+        key.append(0)
+        let descending = ~(UInt32(bitPattern: score) ^ 0x8000_0000)
+        for shift in [24, 16, 8, 0] as [UInt32] { key.append(UInt8(truncatingIfNeeded: descending >> shift)) }
+        key.append(id)
     }
 
     /// The CSV cell of a value: text as is, booleans as true/false, null empty, others as JSON.
@@ -571,6 +584,45 @@ public struct PermitStore {
             out += "  \(field.key): \(counts)\n"
         }
         return out
+    }
+}
+
+/// The incoming permits of a rebuild in permit_id order, one per id: the last of each id (a
+/// sort's lines, each a byte saying whether this run places it, then its text).
+final class IncomingPermits {
+    private let cursor: ExternalSort.Cursor
+    private var more: Bool
+    private let last = ByteBuffer(capacity: 1 << 12)
+    /// The current permit_id; nil past the last.
+    private(set) var id: String?
+
+    init(_ cursor: ExternalSort.Cursor) throws(StageError) {
+        self.cursor = cursor
+        more = try cursor.next()
+        try advance()
+    }
+
+    /// The text of the current id's last permit, when this run places it (nil: another
+    /// shard does).
+    var ownText: UnsafeBufferPointer<UInt8>? {
+        guard id != nil, last.count > 0, last.bytes[0] == 1 else { return nil }
+        return UnsafeBufferPointer(rebasing: last.bytes[1...])
+    }
+
+    /// Moves to the next id.
+    func advance() throws(StageError) {
+        guard more else {
+            id = nil
+            return
+        }
+        let key = cursor.key
+        id = String(decoding: key, as: UTF8.self)
+        let current = Array(key)
+        repeat {
+            last.removeAll()
+            last.append(cursor.line)
+            more = try cursor.next()
+        } while more && cursor.key.elementsEqual(current)
     }
 }
 

@@ -27,6 +27,9 @@ public struct BinaryFields {
 
     public init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
+    /// The bytes not read yet.
+    public var rest: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[at...]) }
+
     /// Whether every byte was read.
     public var atEnd: Bool { at == bytes.count }
 

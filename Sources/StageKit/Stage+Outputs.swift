@@ -59,8 +59,10 @@ extension Stage {
 
     /// Opens another output file, committed with the main output when the stage succeeds,
     /// in the order they were opened.
-    public func openOutput(_ path: String) throws(StageError) -> ByteSink {
-        let sink = try ByteSink(path: path)
+    /// `bufferSize`: the bytes it gathers before a write (smaller for a stage that keeps many
+    /// files open at once).
+    public func openOutput(_ path: String, bufferSize: Int = 1 << 20) throws(StageError) -> ByteSink {
+        let sink = try ByteSink(path: path, bufferSize: bufferSize)
         extraSinks.append(sink)
         return sink
     }

@@ -30,7 +30,9 @@ extension LeadExport {
             follow the clock) and tiered again. Sold (<logs>/permits/sold.csv), delivered \
             (<dir>/_delivered/) and dropped (lead-tier review --drop) permits stay on record but \
             leave the files; approved ones (lead-tier review --approve) leave flagged/ for their \
-            tier. --replace forgets the permits in status new first. A report (counts per group, \
+            tier. --replace forgets the permits in status new first. The incoming permits and the \
+            tree's rows are sorted within the memory budget (LEAD_MEMORY, default 256M), on disk \
+            past it (the summary gives runs_on_disk); the files are the same either way. A report (counts per group, \
             category and tier of what the tier files hold; flagged and retry apart) goes to stderr \
             and <logs>/permits/report.json. The store and the tree are locked for the run and \
             change as one.
