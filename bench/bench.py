@@ -10,7 +10,8 @@ list with one row in ten a respelt duplicate, then a tenth as many rows deduped 
 master, the nightly rescore and a smart list); diff (lead-diff on a million records against
 a changed copy, in memory and --sorted); permits (the make permits chain over --records
 Austin-layout permits: flatten, normalize, trades, score, tier, export tree); events (ten
-times --records PostHog-shaped engagement events through fetch, flatten, score, export).
+times --records PostHog-shaped engagement events through fetch, flatten, score, export);
+memory (only when asked: the keyed stages at 1x and 10x the data, peak RSS and time per record).
 The data set is generated once per size under bench/data/ (git-ignored).
 """
 import argparse
@@ -659,14 +660,130 @@ def scaleout_section(records, skip_peers):
         print("  " + line)
 
 
+def memory_section(records, skip_peers):
+    """The keyed stages at 1x and 10x the data, at the default memory budget (LEAD_MEMORY
+    unset: 256M): lead-normalize --dedupe (a first import of --records leads, then ten times
+    as many), lead-export permits (a first run of --records/2 tiered permits, then ten times
+    as many: the permits of the 1x file again under new ids, fed through a pipe), lead-fetch
+    events, lead-score events and lead-export events (2 x --records events, then ten times as
+    many). Prints the peak RSS of each and its time per record at 1x and 10x (the targets:
+    under 300 MB at 10x, and 10x within 1.3 times the time per record of 1x). Heavy: at the
+    default --records it reads 10,000,000 leads, 5,000,000 permits and 20,000,000 events."""
+    rows = [("stage", "records 1x", "s 1x", "us/record 1x", "peak RSS MB 1x", "records 10x", "s 10x",
+             "us/record 10x", "peak RSS MB 10x", "10x / 1x per record")]
+    env = {k: v for k, v in os.environ.items() if k != "LEAD_MEMORY"}
+    work = os.path.join(DATA, "memory-run")
+
+    def measure(argv, stdin_cmd=None):
+        """(seconds, peak RSS MB) of argv at the default budget; stdin from stdin_cmd's output."""
+        feeder = subprocess.Popen(stdin_cmd, stdout=subprocess.PIPE) if stdin_cmd else None
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=feeder.stdout if feeder else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env=env)
+        if feeder:
+            feeder.stdout.close()
+        err = proc.stderr.read().decode(errors="replace")
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - start
+        if feeder:
+            feeder.wait()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit("%s failed:\n%s" % (" ".join(argv), err))
+        return seconds, usage.ru_maxrss / 1024.0
+
+    def add(name, n1, one, n10, ten):
+        per1, per10 = one[0] / n1 * 1e6, ten[0] / n10 * 1e6
+        rows.append((name, "{:,}".format(n1), "%.1f" % one[0], "%.1f" % per1, "%.0f" % one[1], "{:,}".format(n10),
+                     "%.1f" % ten[0], "%.1f" % per10, "%.0f" % ten[1], "%.2f" % (per10 / per1)))
+
+    def fresh():
+        subprocess.run(["rm", "-rf", work], check=True)
+        os.makedirs(work)
+
+    # ---- leads: the dedupe's first import ----
+    now = ["--now", "2026-11-23T06:00:00Z"]
+    mapfile = os.path.join(ROOT, "stages", "flatten", "leads-propstream-preforeclosure.csv")
+    timings = {}
+    for n in (records, records * 10):
+        listing = os.path.join(DATA, "leads-list-%d.csv" % n)
+        if not os.path.exists(listing):
+            print("generating a %d-row lead list ..." % n, file=sys.stderr)
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_leads.py"), str(n), listing + ".tmp",
+                            "1000", os.path.join(DATA, "leads-update-%d.csv" % n)], check=True)
+            os.rename(listing + ".tmp", listing)
+        fresh()
+        imported = os.path.join(work, "imported.jsonl")
+        run([BIN + "/lead-flatten", "leads", "-q", "--map", mapfile, "--logs", work, listing, "-o", imported] + now, os.devnull)
+        os.makedirs(os.path.join(work, "leads"), exist_ok=True)
+        timings[n] = measure([BIN + "/lead-normalize", "-q", "--dedupe", "--master", os.path.join(work, "leads", "leads.jsonl"),
+                              "--logs", work, imported, "-o", os.path.join(work, "normalized.jsonl")] + now)
+    add("lead-normalize --dedupe (first import)", records, timings[records], records * 10, timings[records * 10])
+
+    # ---- permits: the export's first run ----
+    permits = max(1000, records // 2)
+    fresh()
+    tiered = os.path.join(DATA, "permits-tiered-%d.jsonl" % permits)
+    if not os.path.exists(tiered):
+        source = permits_csv(permits)
+        steps = [[BIN + "/lead-flatten", "permits", "-q", "--map", os.path.join(ROOT, "stages", "flatten", "permits-austin.csv"), source],
+                 [BIN + "/lead-normalize", "-q"], [BIN + "/lead-tag", "trades", "-q"], [BIN + "/lead-score", "permits", "-q"],
+                 [BIN + "/lead-tier", "-q"]]
+        previous = None
+        for i, argv in enumerate(steps):
+            out = os.path.join(work, "step-%d.jsonl" % i)
+            run(argv + ([previous] if previous else []) + ["-o", out] + now, os.devnull)
+            if previous:
+                os.remove(previous)
+            previous = out
+        os.rename(previous, tiered)
+    copies = "abcdefghij"
+    timings = {}
+    for n, k in ((permits, 1), (permits * 10, 10)):
+        fresh()
+        # Each copy of the file under new permit ids (sed keeps the feeding cheap).
+        script = "; ".join("sed 's/\"permit_id\":\"\\([^\"]*\\)\"/\"permit_id\":\"\\1-%s\"/' %s" % (c, tiered) for c in copies[:k])
+        timings[n] = measure([BIN + "/lead-export", "permits", "-q", "--dir", os.path.join(work, "exports"), "--logs", work, "-"] + now,
+                             stdin_cmd=["sh", "-c", script])
+    add("lead-export permits (first run)", permits, timings[permits], permits * 10, timings[permits * 10])
+    fresh()
+
+    # ---- events: fetch, score and export of one run ----
+    now = ["--now", "2025-01-31T00:00:00Z"]
+    timings = {"fetch": {}, "score": {}, "export": {}}
+    for n in (records * 2, records * 20):
+        source = os.path.join(DATA, "events-%d.jsonl" % n)
+        if not os.path.exists(source):
+            print("generating %d engagement events ..." % n, file=sys.stderr)
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_events.py"), str(n), source + ".tmp"], check=True)
+            os.rename(source + ".tmp", source)
+        fresh()
+        f = {k: os.path.join(work, k + ".jsonl") for k in ("fetched", "flattened", "scored")}
+        events = os.path.join(work, "events")
+        timings["fetch"][n] = measure([BIN + "/lead-fetch", "events", "-q", "--from", source, "--state", os.path.join(events, "state.json"),
+                                       "-o", f["fetched"]] + now)
+        run([BIN + "/lead-flatten", "events", "-q", f["fetched"], "-o", f["flattened"]] + now, os.devnull)
+        os.remove(f["fetched"])
+        timings["score"][n] = measure([BIN + "/lead-score", "events", "-q", f["flattened"], "-o", f["scored"]] + now)
+        os.remove(f["flattened"])
+        timings["export"][n] = measure([BIN + "/lead-export", "events", "-q", "--dir", events, f["scored"],
+                                        "-o", os.path.join(work, "report.json")] + now)
+    for stage in ("fetch", "score", "export"):
+        add("lead-%s events" % stage, records * 2, timings[stage][records * 2], records * 20, timings[stage][records * 20])
+    subprocess.run(["rm", "-rf", work], check=True)
+    print("\nKeyed stages at 1x and 10x the data, default memory budget (256M)\n")
+    table(rows)
+
+
 SECTIONS = {"stream": stream_section, "listings": listings_section, "leads": leads_section, "diff": diff_section,
-            "permits": permits_section, "events": events_section, "scaleout": scaleout_section}
+            "permits": permits_section, "events": events_section, "scaleout": scaleout_section, "memory": memory_section}
+# Not run unless asked (make bench BENCH=memory): it reads ten times the data of the others.
+DEFAULT_SECTIONS = [name for name in SECTIONS if name != "memory"]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--only", default=",".join(SECTIONS))
+    parser.add_argument("--only", default=",".join(DEFAULT_SECTIONS))
     parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
     for name in args.only.split(","):
