@@ -280,54 +280,36 @@ struct Comparison {
         return text + text / 100 * 160 > budget
     }
 
-    /// OLD too big to hold: each side is sorted by key into a scratch file (`ExternalSort`,
-    /// which writes sorted runs past the budget and merges them), then the two are merge-joined
-    /// as with --sorted. Records that cannot be compared are rejected while sorting, once.
-    /// Returns how many runs went to disk.
+    /// OLD too big to hold: each side is sorted by key (`ExternalSort`, which writes sorted
+    /// runs past the budget and merges them), then the two sorted streams are merge-joined as
+    /// with --sorted, read straight from the sorts. Records that cannot be compared are
+    /// rejected while sorting, once. Returns how many runs went to disk.
     func sortedOnDisk(_ stage: Stage, old: String, new: String, budget: Int, into report: inout Report) throws -> Int {
         let dir = stage.environment["TMPDIR"] ?? "/tmp"
-        var scratch: [String] = []
-        defer { for path in scratch { unlink(path) } }
-        var spilled = 0
-        for (n, (path, flatten)) in [(old, flattenOld), (new, flattenNew)].enumerated() {
+        var sorters: [ExternalSort] = []
+        for (path, flatten) in [(old, flattenOld), (new, flattenNew)] {
             let sorter = ExternalSort(budget: budget, directory: dir)
-            let encoded = ByteBuffer(capacity: 1 << 12)
             try read(stage, path, flatten: flatten, encoding: flatten || Side.isCSV(path) ? .json : .input) { record, json in
-                let k = try keyOf(record)
-                // A record read across lines (a pretty object) is written on one.
-                if let base = json.baseAddress, memchr(base, 10, json.count) != nil {
-                    encoded.removeAll()
-                    JSONWriter.write(record, into: encoded)
-                    return try sorter.add(key: k, line: encoded.bytes)
-                }
-                try sorter.add(key: k, line: json)
+                try sorter.add(key: try keyOf(record), line: json)
             }
-            spilled += sorter.spilledRuns
-            let target = dir + "/lead-diff-\(getpid())-\(n).jsonl"
-            scratch.append(target)
-            let sink = try ByteSink(path: target)
-            try sorter.finish { _, line in
-                sink.buffer.append(line)
-                sink.buffer.append(10)
-                try sink.flushIfNeeded()
-            }
-            try sink.commit()
+            // OLD's last lines go to disk too, so that NEW has the memory while it is sorted.
+            if sorters.isEmpty && sorter.spilledRuns > 0 { try sorter.spillHeld() }
+            sorters.append(sorter)
         }
-        // The sorted copies are read as --sorted reads its inputs; their records were counted.
-        let counted = stage.recordsIn
-        try streamSorted(stage, old: scratch[0], new: scratch[1], into: &report) {
-            // Open, they need no name: nothing is left behind if the stage is killed from here on.
-            for path in scratch { unlink(path) }
-        }
-        stage.recordsIn = counted
-        return spilled
+        try mergeJoin(SortedRecords(try sorters[0].sorted()), SortedRecords(try sorters[1].sorted()), into: &report)
+        return sorters[0].spilledRuns + sorters[1].spilledRuns
     }
 
     /// Both sides JSONL sorted by key: a merge join, in constant memory.
-    func streamSorted(_ stage: Stage, old: String, new: String, into report: inout Report, opened: () -> Void = {}) throws {
+    func streamSorted(_ stage: Stage, old: String, new: String, into report: inout Report) throws {
         let a = try SortedReader(stage, old, comparison: self), b = try SortedReader(stage, new, comparison: self)
         defer { a.close(); b.close() }
-        opened()
+        try mergeJoin(a, b, into: &report)
+    }
+
+    /// Two streams of keyed records, each in key order, compared: what only OLD has is
+    /// removed, what only NEW has added, the rest compared; repeated keys are reported.
+    func mergeJoin(_ a: some KeyedRecords, _ b: some KeyedRecords, into report: inout Report) throws {
         var x = try a.next(), y = try b.next()
         var runOld: (String, Int)?, runNew: (String, Int)?
         func track(_ run: inout (String, Int)?, _ k: String, side: String) throws {
@@ -379,8 +361,27 @@ final class ParserPool: @unchecked Sendable {
     }
 }
 
+/// Keyed records, one at a time, in key order (nil at the end).
+protocol KeyedRecords {
+    func next() throws -> (key: String, record: Record)?
+}
+
+/// The records of a side sorted by `ExternalSort`, each line parsed again as it comes.
+final class SortedRecords: KeyedRecords {
+    let cursor: ExternalSort.Cursor
+    let parser = RecordParser()
+
+    init(_ cursor: ExternalSort.Cursor) { self.cursor = cursor }
+
+    func next() throws -> (key: String, record: Record)? {
+        guard try cursor.next() else { return nil }
+        guard let record = parser.record(cursor.line) else { throw StageError.io("a record of lead-diff's sort did not read back") }
+        return (String(decoding: cursor.key, as: UTF8.self), record)
+    }
+}
+
 /// Pulls keyed records from a JSONL file one at a time, checking that keys never go down.
-final class SortedReader {
+final class SortedReader: KeyedRecords {
     let stage: Stage
     let path: String
     let comparison: Comparison
