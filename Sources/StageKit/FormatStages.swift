@@ -15,20 +15,25 @@ public enum FormatStages {
     }
 
     /// `lead-flatten json`: each object flattened (see `JSONFlattener`), one per line.
+    /// The objects are flattened on every processor and written in input order.
     public static func flattenJSON(_ stage: Stage, inputs: [String], separator: String) throws {
-        let flattener = JSONFlattener(separator: separator)
         let sink = try stage.output()
-        let out = sink.buffer
         let origin = Array(Stage.originField.utf8)
-        try stage.forEachJSON(inputs) { tape, location in
-            guard tape.isObject else {
-                throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
+        let stamps = stage.stampsOrigin
+        try stage.forEachJSONWritten(inputs, writer: {
+            let flattener = JSONFlattener(separator: separator)
+            return { tape, location, out in
+                guard tape.isObject else {
+                    throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
+                }
+                flattener.write(tape, into: out)
+                if stamps, !tape.children(0).contains(where: { tape.rawKey($0).elementsEqual(origin) }) {
+                    FormatStages.appendOrigin(location, into: out)
+                }
+                out.append(10)
             }
-            flattener.write(tape, into: out)
-            if stage.stampsOrigin, !tape.children(0).contains(where: { tape.rawKey($0).elementsEqual(origin) }) {
-                FormatStages.appendOrigin(location, into: out)
-            }
-            out.append(10)
+        }) { line, _ in
+            sink.buffer.append(line)
             stage.recordsOut += 1
             try sink.flushIfNeeded()
         }
@@ -79,13 +84,37 @@ public enum FormatStages {
             let spooled = try stage.spoolStdin()
             paths = paths.map { $0 == "-" ? spooled : $0 }
         }
-        let flattener = JSONFlattener(separator: separator)
         let columns = ByteKeyTable()
         let origin = Array(Stage.originField.utf8)
         let skipped: (UnsafeBufferPointer<UInt8>) -> Bool = { key in !withOrigin && key.elementsEqual(origin) }
-        try stage.forEachJSON(paths, counting: false) { tape, _ in
-            guard tape.isObject else { return }
-            flattener.forEachLeaf(tape) { key, _ in if !skipped(key) { columns.insert(key) } }
+        // The first pass on every processor: a worker writes a record's keys (each as its
+        // length, 4 bytes, then its bytes) when one of them is new to that worker. A key's
+        // first record in the input is always one its worker writes, and a worker sees its
+        // records in input order, so inserting what is written, in order, gives the keys in
+        // first-seen order.
+        try stage.forEachJSONWritten(paths, counting: false, writer: {
+            let flattener = JSONFlattener(separator: separator)
+            let seen = ByteKeyTable()
+            return { tape, _, out in
+                guard tape.isObject else { return }
+                var new = false
+                flattener.forEachLeaf(tape) { key, _ in if !new && seen.find(key) == nil { new = true } }
+                guard new else { return }
+                flattener.forEachLeaf(tape) { key, _ in
+                    seen.insert(key)
+                    let n = UInt32(key.count)
+                    for shift in [0, 8, 16, 24] as [UInt32] { out.append(UInt8(truncatingIfNeeded: n >> shift)) }
+                    out.append(key)
+                }
+            }
+        }) { keys, _ in
+            var at = 0
+            while at + 4 <= keys.count {
+                let n = Int(keys[at]) | Int(keys[at + 1]) << 8 | Int(keys[at + 2]) << 16 | Int(keys[at + 3]) << 24
+                let key = UnsafeBufferPointer(rebasing: keys[(at + 4)..<(at + 4 + n)])
+                if !skipped(key) { columns.insert(key) }
+                at += 4 + n
+            }
         }
 
         let sink = try stage.output()
@@ -95,46 +124,54 @@ public enum FormatStages {
             for i in 0..<width { csv.writeField(bytes: columns.key(i)) }
             csv.endRow()
         }
-        let cells = ByteBuffer(capacity: 1 << 12)
-        var starts = [Int](repeating: 0, count: width)
-        var lengths = [Int](repeating: -1, count: width)
-        try stage.forEachJSON(paths) { tape, _ in
-            guard tape.isObject else {
-                throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
-            }
-            cells.removeAll()
-            for i in 0..<width { lengths[i] = -1 }
-            var predicted = 0
-            var missing: String?
-            flattener.forEachLeaf(tape) { key, node in
-                let column: Int
-                if predicted < width && columns.keyEquals(predicted, key) {
-                    column = predicted
-                } else if let found = columns.find(key) {
-                    column = found
-                } else if skipped(key) {
-                    return
-                } else {
-                    missing = String(decoding: key, as: UTF8.self)
-                    return
+        // The rows are made on every processor (each worker with its own buffers) and written
+        // in input order.
+        try stage.forEachJSONWritten(paths, writer: {
+            let flattener = JSONFlattener(separator: separator)
+            let cells = ByteBuffer(capacity: 1 << 12)
+            var starts = [Int](repeating: 0, count: width)
+            var lengths = [Int](repeating: -1, count: width)
+            return { tape, _, out in
+                guard tape.isObject else {
+                    throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
                 }
-                predicted = column + 1
-                starts[column] = cells.count
-                JSONFlattener.writeLeafText(tape, node, into: cells)
-                lengths[column] = cells.count - starts[column]
-            }
-            if let missing {
-                throw RecordRejected("field '\(missing)' was not in the input on the first pass (did the input change while it was read?)")
-            }
-            guard width > 0 else { return }
-            for i in 0..<width {
-                if lengths[i] > 0 {
-                    csv.writeField(bytes: UnsafeBufferPointer(start: cells.base + starts[i], count: lengths[i]))
-                } else {
-                    csv.writeField(bytes: UnsafeBufferPointer(start: nil, count: 0))
+                cells.removeAll()
+                for i in 0..<width { lengths[i] = -1 }
+                var predicted = 0
+                var missing: String?
+                flattener.forEachLeaf(tape) { key, node in
+                    let column: Int
+                    if predicted < width && columns.keyEquals(predicted, key) {
+                        column = predicted
+                    } else if let found = columns.find(key) {
+                        column = found
+                    } else if skipped(key) {
+                        return
+                    } else {
+                        missing = String(decoding: key, as: UTF8.self)
+                        return
+                    }
+                    predicted = column + 1
+                    starts[column] = cells.count
+                    JSONFlattener.writeLeafText(tape, node, into: cells)
+                    lengths[column] = cells.count - starts[column]
                 }
+                if let missing {
+                    throw RecordRejected("field '\(missing)' was not in the input on the first pass (did the input change while it was read?)")
+                }
+                guard width > 0 else { return }
+                var row = CSVWriter(out: out, delimiter: delimiter, spreadsheetSafe: spreadsheetSafe, crlf: crlf)
+                for i in 0..<width {
+                    if lengths[i] > 0 {
+                        row.writeField(bytes: UnsafeBufferPointer(start: cells.base + starts[i], count: lengths[i]))
+                    } else {
+                        row.writeField(bytes: UnsafeBufferPointer(start: nil, count: 0))
+                    }
+                }
+                row.endRow()
             }
-            csv.endRow()
+        }) { row, _ in
+            sink.buffer.append(row)
             stage.recordsOut += 1
             try sink.flushIfNeeded()
         }

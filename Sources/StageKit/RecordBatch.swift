@@ -21,6 +21,8 @@ final class RecordBatch: @unchecked Sendable {
 
     enum Outcome {
         case record(Record, offset: Int, length: Int)
+        /// What a `TapeWriter` wrote of the text, in the worker's `out`.
+        case written(offset: Int, length: Int)
         /// `unread`: the text could not be read as a record (it has no key to shard by).
         case rejected(String, line: Int, unread: Bool)
     }
@@ -30,7 +32,13 @@ final class RecordBatch: @unchecked Sendable {
         let keys = KeyCache()
         let out = ByteBuffer(capacity: 1 << 20)
         var outcomes: [Outcome] = []
+        /// This worker's own writer, made the first time `write` runs on it.
+        var writer: TapeWriter?
     }
+
+    /// What a worker of `Stage.forEachJSONWritten` does with one parsed text: writes its
+    /// bytes to the buffer, or throws `RecordRejected`.
+    typealias TapeWriter = (JSONTape, SourceLocation, ByteBuffer) throws -> Void
 
     let texts = ByteBuffer(capacity: 1 << 22)
     var items: [Item] = []
@@ -47,6 +55,48 @@ final class RecordBatch: @unchecked Sendable {
     func reset() {
         items.removeAll(keepingCapacity: true)
         texts.removeAll()
+    }
+
+    /// Parses every text and hands its tape to the worker's writer (made by `make`, one per
+    /// worker), on as many threads as there are workers.
+    func write(_ make: @escaping () -> TapeWriter) {
+        let make = UncheckedBox(make)
+        let count = items.count
+        chunks = min(pool.count, max(1, count / 64))
+        let chunks = self.chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let worker = pool[chunk]
+            worker.outcomes.removeAll(keepingCapacity: true)
+            worker.out.removeAll()
+            let writer: TapeWriter
+            if let made = worker.writer { writer = made } else {
+                writer = make.value()
+                worker.writer = writer
+            }
+            let base = texts.base
+            for item in items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
+                if let reason = item.broken {
+                    worker.outcomes.append(.rejected(reason, line: item.location.line, unread: true))
+                    continue
+                }
+                let bytes = UnsafeBufferPointer(start: base + item.offset, count: item.length)
+                switch worker.parser.parse(bytes) {
+                case .failure(let error):
+                    let (line, reason) = Stage.describe(error, in: bytes, startLine: item.location.line)
+                    worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line, unread: true))
+                case .success(let tape):
+                    let offset = worker.out.count
+                    do {
+                        try writer(tape, item.location, worker.out)
+                        worker.outcomes.append(.written(offset: offset, length: worker.out.count - offset))
+                    } catch let rejected as RecordRejected {
+                        worker.outcomes.append(.rejected(rejected.reason, line: item.location.line, unread: false))
+                    } catch {
+                        worker.outcomes.append(.rejected("\(error)", line: item.location.line, unread: false))
+                    }
+                }
+            }
+        }
     }
 
     /// Parses and transforms every text, on as many threads as there are workers.

@@ -118,8 +118,6 @@ extension Stage {
     /// into texts, travel in the batch too, so rejects keep the input order.
     func forEachRecordInBatches(_ paths: [String], transform: @escaping (inout Record) throws -> Void,
                                         encoding: LineEncoding, _ body: @escaping (Record, UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
-        let workers = workerCount
-        let batchSize = 2048
         // With --schema the workers fill the schema's fields as they encode.
         // The lines handed to `body` are then the workers' JSON, filled already: writeLine
         // need not parse them again.
@@ -129,31 +127,73 @@ extension Stage {
             try transform(&record)
             schema.fill(&record)
         } } ?? transform)
+        let origins = stampsOrigin
+        try forEachBatch(paths, run: { $0.transform(shared.value, encoding: encoding, stampingOrigin: origins) }) { item, raw, outcome, out in
+            switch outcome {
+            case .record(let record, let offset, let length):
+                let line = encoding == .input ? raw : UnsafeBufferPointer(start: out.base + offset, count: length)
+                do {
+                    try body(record, line, item.location)
+                } catch let rejected as RecordRejected {
+                    try reject(rejected.reason, at: item.location, raw: raw)
+                }
+            case .written:
+                break
+            case .rejected:
+                fatalError("rejects are handled by forEachBatch")
+            }
+        }
+    }
+
+    /// Like `forEachJSON`, with the work on every processor: each worker parses texts and
+    /// hands each tape to its own writer (made by `writer`, once per worker; it must keep its
+    /// state to itself), which writes the text's output bytes or throws `RecordRejected`;
+    /// `body` then gets the bytes written for each text, in input order, on this thread.
+    /// Input that is not JSON, and texts the writer rejects, go to the rejects in order.
+    /// With `counting: false` nothing is counted and bad input is skipped silently (a first
+    /// pass over input that a second pass will read and report).
+    public func forEachJSONWritten(_ paths: [String], counting: Bool = true,
+                                   writer: @escaping () -> (JSONTape, SourceLocation, ByteBuffer) throws -> Void,
+                                   _ body: (UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
+        try withoutActuallyEscaping(body) { body in
+            try forEachBatch(paths, counting: counting, run: { $0.write(writer) }) { item, _, outcome, out in
+                if case .written(let offset, let length) = outcome {
+                    try body(UnsafeBufferPointer(start: out.base + offset, count: length), item.location)
+                }
+            }
+        }
+    }
+
+    /// The batched, parallel reading behind `forEachRecord(_:transform:_:)` and
+    /// `forEachJSONWritten`: this thread cuts the input into JSON texts and copies each batch's
+    /// texts into one buffer; `run` has the workers do a batch's work; then this thread hands
+    /// each text's outcome to `deliver`, in input order (rejects it handles itself). Two batches
+    /// are in flight: while the workers do one, this thread reads the next and hands out the
+    /// one before. Texts that cannot be parsed, and input that cannot be cut into texts,
+    /// travel in the batch too, so rejects keep the input order.
+    func forEachBatch(_ paths: [String], counting: Bool = true, run job: @escaping (RecordBatch) -> Void,
+                      deliver: (RecordBatch.Item, UnsafeBufferPointer<UInt8>, RecordBatch.Outcome, ByteBuffer) throws -> Void) throws {
+        let workers = workerCount
+        let batchSize = 2048
+        let job = UncheckedBox(job)
         // Two batches, used in turn; a batch's buffers are touched by one side at a time.
         let batches = [RecordBatch(workers: workers), RecordBatch(workers: workers)]
         var filling = 0
         var inFlight: (batch: RecordBatch, group: DispatchGroup)?
 
-        func deliver(_ batch: RecordBatch) throws {
+        func hand(_ batch: RecordBatch) throws {
             let count = batch.items.count
             var chunk = 0, first = 0
             for (i, item) in batch.items.enumerated() {
                 while i >= count * (chunk + 1) / batch.chunks { chunk += 1; first = i }
                 let raw = UnsafeBufferPointer(start: batch.texts.base + item.offset, count: item.length)
-                let location = item.location
-                switch batch.pool[chunk].outcomes[i - first] {
-                case .record(let record, let offset, let length):
-                    let line = encoding == .input ? UnsafeBufferPointer(start: raw.baseAddress, count: raw.count)
-                        : UnsafeBufferPointer(start: batch.pool[chunk].out.base + offset, count: length)
-                    do {
-                        try body(record, line, location)
-                    } catch let rejected as RecordRejected {
-                        try reject(rejected.reason, at: location, raw: raw)
-                    }
-                case .rejected(let reason, let line, let unread):
-                    if unread, shardsReadWholeInput, let shard, shard.index != 1 { continue }
-                    try reject(reason, at: SourceLocation(path: location.path, line: line), raw: raw)
+                let outcome = batch.pool[chunk].outcomes[i - first]
+                if case .rejected(let reason, let line, let unread) = outcome {
+                    if !counting || (unread && shardsReadWholeInput && shard.map({ $0.index != 1 }) == true) { continue }
+                    try reject(reason, at: SourceLocation(path: item.location.path, line: line), raw: raw)
+                    continue
                 }
+                try deliver(item, raw, outcome, batch.pool[chunk].out)
             }
         }
 
@@ -165,12 +205,11 @@ extension Stage {
             // the last one, this padding.
             batch.texts.append(JSONParser.zeroPadding)
             let group = DispatchGroup()
-            let job = UncheckedBox(batch)
-            let origins = stampsOrigin
-            DispatchQueue.global().async(group: group) { job.value.transform(shared.value, encoding: encoding, stampingOrigin: origins) }
+            let box = UncheckedBox(batch)
+            DispatchQueue.global().async(group: group) { job.value(box.value) }
             if let previous = inFlight {
                 previous.group.wait()
-                try deliver(previous.batch)
+                try hand(previous.batch)
             }
             inFlight = (batch, group)
             filling = 1 - filling
@@ -183,7 +222,7 @@ extension Stage {
             if let last = inFlight {
                 last.group.wait()
                 inFlight = nil
-                try deliver(last.batch)
+                try hand(last.batch)
                 last.batch.reset()
             }
         }
@@ -198,7 +237,7 @@ extension Stage {
                 var item: RecordBatch.Item
                 switch event {
                 case .warning(let line, let message):
-                    warn(message, at: inputLocation(path, line: line))
+                    if counting { warn(message, at: inputLocation(path, line: line)) }
                     return
                 case .broken(let raw, let line, let reason):
                     bytes = raw
@@ -207,14 +246,16 @@ extension Stage {
                     bytes = text
                     item = .init(offset: batch.texts.count, length: text.count, location: inputLocation(path, line: line), broken: nil)
                 }
-                recordsIn += 1
-                progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
+                if counting {
+                    recordsIn += 1
+                    progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
+                }
                 batch.texts.append(bytes)
                 batch.items.append(item)
                 if batch.items.count == batchSize { try launch() }
             }
             try finish()
-            progressBytesBase += reader.bytesRead
+            if counting { progressBytesBase += reader.bytesRead }
         }
     }
 
