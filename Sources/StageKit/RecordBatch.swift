@@ -57,51 +57,12 @@ final class RecordBatch: @unchecked Sendable {
         texts.removeAll()
     }
 
-    /// Parses every text and hands its tape to the worker's writer (made by `make`, one per
-    /// worker), on as many threads as there are workers.
-    func write(_ make: @escaping () -> TapeWriter) {
-        let make = UncheckedBox(make)
-        let count = items.count
-        chunks = min(pool.count, max(1, count / 64))
-        let chunks = self.chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let worker = pool[chunk]
-            worker.outcomes.removeAll(keepingCapacity: true)
-            worker.out.removeAll()
-            let writer: TapeWriter
-            if let made = worker.writer { writer = made } else {
-                writer = make.value()
-                worker.writer = writer
-            }
-            let base = texts.base
-            for item in items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
-                if let reason = item.broken {
-                    worker.outcomes.append(.rejected(reason, line: item.location.line, unread: true))
-                    continue
-                }
-                let bytes = UnsafeBufferPointer(start: base + item.offset, count: item.length)
-                switch worker.parser.parse(bytes) {
-                case .failure(let error):
-                    let (line, reason) = Stage.describe(error, in: bytes, startLine: item.location.line)
-                    worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line, unread: true))
-                case .success(let tape):
-                    let offset = worker.out.count
-                    do {
-                        try writer(tape, item.location, worker.out)
-                        worker.outcomes.append(.written(offset: offset, length: worker.out.count - offset))
-                    } catch let rejected as RecordRejected {
-                        worker.outcomes.append(.rejected(rejected.reason, line: item.location.line, unread: false))
-                    } catch {
-                        worker.outcomes.append(.rejected("\(error)", line: item.location.line, unread: false))
-                    }
-                }
-            }
-        }
-    }
-
-    /// Parses and transforms every text, on as many threads as there are workers.
-    func transform(_ transform: @escaping (inout Record) throws -> Void, encoding: Stage.LineEncoding, stampingOrigin: Bool = false) {
-        let transform = UncheckedBox(transform)
+    /// Splits the batch into one chunk per worker and, on as many threads, parses each
+    /// text of a worker's chunk and hands its tape to `body` (after `start` has run on the
+    /// worker); texts that could not be cut or parsed are the worker's rejects.
+    private func eachTape(start: @escaping (Worker) -> Void, _ body: @escaping (Worker, Item, JSONTape) -> Void) {
+        // Each worker calls them for its own chunk only.
+        let start = UncheckedBox(start), body = UncheckedBox(body)
         let count = items.count
         chunks = min(pool.count, max(1, count / 64))
         let chunks = self.chunks
@@ -110,6 +71,7 @@ final class RecordBatch: @unchecked Sendable {
             // Last use's records are released here, on the worker.
             worker.outcomes.removeAll(keepingCapacity: true)
             worker.out.removeAll()
+            start.value(worker)
             let base = texts.base
             for item in items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
                 if let reason = item.broken {
@@ -117,32 +79,55 @@ final class RecordBatch: @unchecked Sendable {
                     continue
                 }
                 let bytes = UnsafeBufferPointer(start: base + item.offset, count: item.length)
-                var record: Record
                 switch worker.parser.parse(bytes) {
                 case .failure(let error):
                     let (line, reason) = Stage.describe(error, in: bytes, startLine: item.location.line)
                     worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line, unread: true))
-                    continue
                 case .success(let tape):
-                    guard tape.isObject else {
-                        worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.location.line, unread: true))
-                        continue
-                    }
-                    record = Record(tape: tape, keys: worker.keys)
+                    body.value(worker, item, tape)
                 }
-                do {
-                    try transform.value(&record)
-                    if stampingOrigin && !record.hasValue(Stage.originField) {
-                        record[Stage.originField] = .string(item.location.description)
-                    }
-                    let offset = worker.out.count
-                    if encoding == .json { JSONWriter.write(record, into: worker.out) }
-                    worker.outcomes.append(.record(record, offset: offset, length: worker.out.count - offset))
-                } catch let rejected as RecordRejected {
-                    worker.outcomes.append(.rejected(rejected.reason, line: item.location.line, unread: false))
-                } catch {
-                    worker.outcomes.append(.rejected("\(error)", line: item.location.line, unread: false))
+            }
+        }
+    }
+
+    /// Parses every text and hands its tape to the worker's writer (made by `make`, one per
+    /// worker), on as many threads as there are workers.
+    func write(_ make: @escaping () -> TapeWriter) {
+        let make = UncheckedBox(make)
+        eachTape(start: { worker in if worker.writer == nil { worker.writer = make.value() } }) { worker, item, tape in
+            let offset = worker.out.count
+            do {
+                try worker.writer!(tape, item.location, worker.out)
+                worker.outcomes.append(.written(offset: offset, length: worker.out.count - offset))
+            } catch let rejected as RecordRejected {
+                worker.outcomes.append(.rejected(rejected.reason, line: item.location.line, unread: false))
+            } catch {
+                worker.outcomes.append(.rejected("\(error)", line: item.location.line, unread: false))
+            }
+        }
+    }
+
+    /// Parses and transforms every text, on as many threads as there are workers.
+    func transform(_ transform: @escaping (inout Record) throws -> Void, encoding: Stage.LineEncoding, stampingOrigin: Bool = false) {
+        let transform = UncheckedBox(transform)
+        eachTape(start: { _ in }) { worker, item, tape in
+            guard tape.isObject else {
+                worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.location.line, unread: true))
+                return
+            }
+            var record = Record(tape: tape, keys: worker.keys)
+            do {
+                try transform.value(&record)
+                if stampingOrigin && !record.hasValue(Stage.originField) {
+                    record[Stage.originField] = .string(item.location.description)
                 }
+                let offset = worker.out.count
+                if encoding == .json { JSONWriter.write(record, into: worker.out) }
+                worker.outcomes.append(.record(record, offset: offset, length: worker.out.count - offset))
+            } catch let rejected as RecordRejected {
+                worker.outcomes.append(.rejected(rejected.reason, line: item.location.line, unread: false))
+            } catch {
+                worker.outcomes.append(.rejected("\(error)", line: item.location.line, unread: false))
             }
         }
     }
