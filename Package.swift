@@ -25,6 +25,7 @@ let package = Package(
         .systemLibrary(name: "CCSV", path: "Sources/CCSV"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CWriteback", path: "Sources/CWriteback"),
         .target(
             name: "CSimdJSON",
             path: "Sources/CSimdJSON",
@@ -39,7 +40,7 @@ let package = Package(
         .target(
             name: "StageKit",
             dependencies: [
-                "CCSV", "CCSVRows", "CZlib", "CSimdJSON",
+                "CCSV", "CCSVRows", "CZlib", "CSimdJSON", "CWriteback",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast

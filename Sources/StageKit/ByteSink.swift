@@ -1,3 +1,4 @@
+import CWriteback
 import CZlib
 
 #if canImport(Glibc)
@@ -27,6 +28,11 @@ public final class ByteSink {
     private var tempPath: String?
     private var finished = false
     private let flushThreshold: Int
+    /// Bytes written since the kernel was last asked to start writing the file to disk.
+    private var sinceWriteback = 0
+    /// How often (in bytes written) a file being written is handed to the disk: the commit's
+    /// fsync then waits for the last few megabytes, not for the whole file at the end.
+    static let writebackInterval = 8 << 20
 
     /// Opens stdout (`path` nil or `-`) or a temporary file beside `path`. With `raw`, a path
     /// ending in `.gz` is written as given (for bytes that are gzip already).
@@ -137,6 +143,7 @@ public final class ByteSink {
                 if n <= 0 { throw .io("\(displayName): gzip write failed: \(gzErrorText(gz))") }
                 offset += Int(n)
             }
+            startWritebackIfDue(bytes.count)
             return
         }
         var offset = 0
@@ -149,6 +156,18 @@ public final class ByteSink {
             }
             offset += n
         }
+        startWritebackIfDue(bytes.count)
+    }
+
+    /// Every `writebackInterval` bytes of a file written atomically or resumably, asks the
+    /// kernel to start writing it out (it does not wait), so that disk and processor work
+    /// side by side.
+    private func startWritebackIfDue(_ count: Int) {
+        guard tempPath != nil, fd >= 0 else { return }
+        sinceWriteback += count
+        guard sinceWriteback >= ByteSink.writebackInterval else { return }
+        sinceWriteback = 0
+        _ = lead_start_writeback(fd)
     }
 
     /// Flushes and, for a file, renames it into place. After this the sink is closed.
