@@ -10,7 +10,7 @@ public enum FormatStages {
         if out.count > 0, out.base[out.count - 1] != 123 { out.append(44) }
         JSONWriter.writeString(Stage.originField, into: out)
         out.append(58)
-        JSONWriter.writeString(location.description, into: out)
+        location.writeJSON(into: out)
         out.append(125)
     }
 

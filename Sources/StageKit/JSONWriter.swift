@@ -163,3 +163,15 @@ public enum JSONWriter {
 
     static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
+
+extension SourceLocation {
+    /// Writes `description` (`path:line`) as a JSON string, without making the String.
+    public func writeJSON(into out: ByteBuffer) {
+        out.append(34)
+        var path = displayPath
+        path.withUTF8 { JSONWriter.writeEscapedBody($0, into: out) }
+        out.append(58)
+        out.append(decimal: line)
+        out.append(34)
+    }
+}

@@ -21,8 +21,9 @@ final class RecordBatch: @unchecked Sendable {
 
     enum Outcome {
         case record(Record, offset: Int, length: Int)
-        /// What a `TapeWriter` wrote of the text, in the worker's `out`.
-        case written(offset: Int, length: Int)
+        /// What a `TapeWriter` wrote of the text, in the worker's `out`, and the tag it
+        /// returned.
+        case written(offset: Int, length: Int, tag: Int)
         /// `unread`: the text could not be read as a record (it has no key to shard by).
         case rejected(String, line: Int, unread: Bool)
     }
@@ -37,8 +38,9 @@ final class RecordBatch: @unchecked Sendable {
     }
 
     /// What a worker of `Stage.forEachJSONWritten` does with one parsed text: writes its
-    /// bytes to the buffer, or throws `RecordRejected`.
-    typealias TapeWriter = (JSONTape, SourceLocation, ByteBuffer) throws -> Void
+    /// bytes to the buffer and returns a tag for the reading thread (what the bytes are),
+    /// or throws `RecordRejected`.
+    typealias TapeWriter = (JSONTape, SourceLocation, ByteBuffer) throws -> Int
 
     let texts = ByteBuffer(capacity: 1 << 22)
     var items: [Item] = []
@@ -97,8 +99,8 @@ final class RecordBatch: @unchecked Sendable {
         eachTape(start: { worker in if worker.writer == nil { worker.writer = make.value() } }) { worker, item, tape in
             let offset = worker.out.count
             do {
-                try worker.writer!(tape, item.location, worker.out)
-                worker.outcomes.append(.written(offset: offset, length: worker.out.count - offset))
+                let tag = try worker.writer!(tape, item.location, worker.out)
+                worker.outcomes.append(.written(offset: offset, length: worker.out.count - offset, tag: tag))
             } catch let rejected as RecordRejected {
                 worker.outcomes.append(.rejected(rejected.reason, line: item.location.line, unread: false))
             } catch {

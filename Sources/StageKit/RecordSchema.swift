@@ -9,10 +9,13 @@ public struct RecordSchema: Sendable {
     public let name: String
     /// The fields of `properties`, in the file's order.
     public let fields: [String]
+    /// The fields' UTF-8, for comparing with keys as read.
+    let fieldBytes: [[UInt8]]
 
     public init(name: String, fields: [String]) {
         self.name = name
         self.fields = fields
+        fieldBytes = fields.map { Array($0.utf8) }
     }
 
     /// Reads `path`; a file that is not a JSON Schema of an object with properties is a usage error.
@@ -36,5 +39,35 @@ public struct RecordSchema: Sendable {
             added = true
         }
         return added
+    }
+}
+
+extension RecordSchema {
+    /// When the object of `tape` lacks a field of the schema: writes it compactly with null
+    /// for each missing field after its own (the bytes `fill` and `JSONWriter.write` make of
+    /// the record, without building it) and returns true. When it lacks none, writes nothing
+    /// and returns false: the text goes out as it was read, as `Stage.writeLine` sends it.
+    /// Keys are compared as read, and decoded when escaped.
+    public func writeFilled(_ tape: JSONTape, into out: ByteBuffer) -> Bool {
+        var empty = tape.childCount(0) == 0
+        var missing = false
+        for (field, wanted) in zip(fields, fieldBytes) {
+            let found = tape.children(0).contains { child in
+                tape.keyIsEscaped(child) ? tape.key(child) == field : tape.rawKey(child).elementsEqual(wanted)
+            }
+            guard !found else { continue }
+            if !missing {
+                // writeNode ends the object with `}`: the missing fields go before it.
+                JSONWriter.writeNode(tape, 0, into: out)
+                out.removeLast()
+                missing = true
+            }
+            if !empty { out.append(44) }
+            empty = false
+            JSONWriter.writeString(field, into: out)
+            out.append(":null")
+        }
+        if missing { out.append(125) }
+        return missing
     }
 }

@@ -155,10 +155,31 @@ extension Stage {
     public func forEachJSONWritten(_ paths: [String], counting: Bool = true,
                                    writer: @escaping () -> (JSONTape, SourceLocation, ByteBuffer) throws -> Void,
                                    _ body: (UnsafeBufferPointer<UInt8>, SourceLocation) throws -> Void) throws {
+        try forEachJSONWritten(paths, counting: counting, tagged: {
+            let write = writer()
+            return { tape, location, out in
+                try write(tape, location, out)
+                return 0
+            }
+        }) { bytes, _, _, location in try body(bytes, location) }
+    }
+
+    /// Like `forEachJSONWritten(_:counting:writer:_:)`, with a writer that also returns a tag
+    /// for each text (what it made of it: a kind, a count to keep), which `body` gets with
+    /// the bytes written and the text as read: the workers classify, and this thread only
+    /// tallies and writes. A `RecordRejected` from `body` rejects the text.
+    public func forEachJSONWritten(_ paths: [String], counting: Bool = true,
+                                   tagged writer: @escaping () -> (JSONTape, SourceLocation, ByteBuffer) throws -> Int,
+                                   _ body: (_ written: UnsafeBufferPointer<UInt8>, _ read: UnsafeBufferPointer<UInt8>, _ tag: Int,
+                                            SourceLocation) throws -> Void) throws {
         try withoutActuallyEscaping(body) { body in
-            try forEachBatch(paths, counting: counting, run: { $0.write(writer) }) { item, _, outcome, out in
-                if case .written(let offset, let length) = outcome {
-                    try body(UnsafeBufferPointer(start: out.base + offset, count: length), item.location)
+            try forEachBatch(paths, counting: counting, run: { $0.write(writer) }) { item, raw, outcome, out in
+                if case .written(let offset, let length, let tag) = outcome {
+                    do {
+                        try body(UnsafeBufferPointer(start: out.base + offset, count: length), raw, tag, item.location)
+                    } catch let rejected as RecordRejected {
+                        try reject(rejected.reason, at: item.location, raw: raw)
+                    }
                 }
             }
         }

@@ -48,8 +48,9 @@ extension Stage {
     /// Writes one JSON line, already encoded, to the main output. With `--schema`, a line that
     /// lacks fields of the schema is parsed and filled first (not one the record path's
     /// workers encoded, which they filled).
-    public func writeLine(_ json: UnsafeBufferPointer<UInt8>) throws(StageError) {
-        if let schema, !linesFilled, var record = schemaParser.record(json), schema.fill(&record) { return try write(record) }
+    /// `filled`: the line has the schema's fields already (its writer filled them).
+    public func writeLine(_ json: UnsafeBufferPointer<UInt8>, filled: Bool = false) throws(StageError) {
+        if let schema, !linesFilled, !filled, var record = schemaParser.record(json), schema.fill(&record) { return try write(record) }
         let sink = try output()
         sink.buffer.append(json)
         sink.buffer.append(10)
@@ -113,7 +114,7 @@ extension Stage {
     /// Spark partition on standard input) and is named FILE, and with `--first-line N` it
     /// starts on line N of it.
     public func inputLocation(_ path: String, line: Int) -> SourceLocation {
-        SourceLocation(path: options.inputName ?? path, line: line + max(0, (options.firstLine ?? 1) - 1))
+        SourceLocation(path: inputNameOption ?? path, line: line + firstLineShift)
     }
 
     /// The `_origin` of a JSON object's text, nil when it is not one or has none.

@@ -89,6 +89,10 @@ public final class Stage {
     var cleanupPaths: [String] = []
     let progress: Progress
     let started = Stage.monotonicSeconds()
+    /// `--input-name` and how far `--first-line` moves line numbers, read once: an option's
+    /// getter costs a runtime metadata lookup, and every text read asks for its location.
+    let inputNameOption: String?
+    let firstLineShift: Int
     var rejectMessages = 0
 
     /// The number of reject messages printed on stderr before they are only counted.
@@ -102,6 +106,8 @@ public final class Stage {
         self.clock = clock
         self.environment = environment
         inputEncoding = options.encoding
+        inputNameOption = options.inputName
+        firstLineShift = max(0, (options.firstLine ?? 1) - 1)
         progress = Progress(label: "lead-\(name)" + (command.map { " " + $0 } ?? ""),
                             enabled: !options.quiet && isatty(2) != 0)
     }

@@ -69,6 +69,24 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
         return out + "Z"
     }
 
+    /// Appends `iso8601` to `out` (the common whole-second case without making a String).
+    public func writeISO8601(into out: ByteBuffer) {
+        let d = date
+        guard nanoseconds == 0, (0...9999).contains(d.year) else { return out.append(iso8601) }
+        let s = Int(floorMod(seconds, 86_400))
+        out.reserve(20)
+        let buffer = UnsafeMutableBufferPointer(start: out.base + out.count, count: 20)
+        d.writeDigits(into: buffer)
+        buffer[10] = UInt8(ascii: "T")
+        writeTwoDigits(s / 3600, into: buffer, at: 11)
+        buffer[13] = UInt8(ascii: ":")
+        writeTwoDigits(s / 60 % 60, into: buffer, at: 14)
+        buffer[16] = UInt8(ascii: ":")
+        writeTwoDigits(s % 60, into: buffer, at: 17)
+        buffer[19] = UInt8(ascii: "Z")
+        out.advance(by: 20)
+    }
+
     public var description: String { iso8601 }
 
     /// Parses ISO 8601 / RFC 3339: `2026-11-23`, `2026-11-23T10:00`, `2026-11-23T10:00:00.5Z`,
