@@ -104,6 +104,18 @@ public struct EventCatalog: Sendable {
         return nil
     }
 
+    /// Whether a flat event of `entry` has field `f` (null when the event has no value):
+    /// message_type only for message leads, appointment_type for appointments, share_channel
+    /// for shares.
+    static func carries(_ f: String, _ entry: Entry) -> Bool {
+        switch f {
+        case "message_type": return entry.leadType == "message"
+        case "appointment_type": return entry.leadType == "appointment"
+        case "share_channel": return entry.kind == .share
+        default: return true
+        }
+    }
+
     /// What `flatten` makes of an event.
     public enum Outcome {
         /// A flat event record.
@@ -130,14 +142,8 @@ public struct EventCatalog: Sendable {
         var out = Record()
         out.append("kind", .string(entry.kind.recordKind))
         out.append("event", .string(name))
-        for f in EventCatalog.fields {
-            switch f {
-            case "message_type" where entry.leadType != "message", "appointment_type" where entry.leadType != "appointment",
-                 "share_channel" where entry.kind != .share:
-                continue
-            default:
-                out.append(f, values[f].map { .string($0) } ?? .null)
-            }
+        for f in EventCatalog.fields where EventCatalog.carries(f, entry) {
+            out.append(f, values[f].map { .string($0) } ?? .null)
         }
         if let leadType = entry.leadType { out.append("lead_type", .string(leadType)) }
         out.append("timestamp", .string(at.iso8601))

@@ -436,26 +436,50 @@ extension LeadFlatten {
                 stage.stampsOrigin = true
                 let catalog = try EventCatalog.load(events: stage.rulesFile("events.csv"), fields: stage.rulesFile("event-fields.csv"))
                 var skipped: [String: Int] = [:]
+                var counts = [Int](repeating: 0, count: EventCatalog.Kind.allCases.count + 2)
+                let schema = stage.schema
+                // Each worker flattens on the parsed text (EventTapeFlattener); what it does not
+                // take plainly goes the record path, which words the rejects.
+                try stage.forEachJSONWritten(inputs, tagged: {
+                    let fast = EventTapeFlattener(catalog: catalog, schema: schema, stampsOrigin: stage.stampsOrigin)
+                    let keys = KeyCache()
+                    return { tape, location, out in
+                        if let tag = fast.write(tape, origin: location, into: out) { return tag }
+                        guard tape.isObject else {
+                            throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
+                        }
+                        var record = Record(tape: tape, keys: keys)
+                        var tag = EventTapeFlattener.runTag
+                        if let kind = record.text("kind") {
+                            guard kind == EventRun.kind else { throw RecordRejected("already flat (kind \(kind)): not a PostHog event") }
+                            // Only its own fields: the fetch's schema gave it the raw events' too.
+                            record = try EventRun(record: record).record
+                        } else {
+                            switch try catalog.flatten(record) {
+                            case .record(let flat):
+                                record = flat
+                                tag = EventTapeFlattener.tag(catalog.events[flat.text("event") ?? ""]!.kind)
+                            case .skipped(let name):
+                                out.append(name)
+                                return EventTapeFlattener.skippedTag
+                            }
+                        }
+                        schema?.fill(&record)
+                        stage.stampOrigin(&record, at: location)
+                        JSONWriter.write(record, into: out)
+                        return tag
+                    }
+                }) { bytes, _, tag, _ in
+                    if tag == EventTapeFlattener.skippedTag {
+                        skipped[String(decoding: bytes, as: UTF8.self), default: 0] += 1
+                        return
+                    }
+                    counts[tag] += 1
+                    try stage.writeLine(bytes, filled: true)
+                }
                 var kinds: [String: Int] = [:]
-                try stage.forEachRecord(inputs, transform: { record in
-                    if let kind = record.text("kind") {
-                        guard kind == EventRun.kind else { throw RecordRejected("already flat (kind \(kind)): not a PostHog event") }
-                        // Only its own fields: the fetch's schema gave it the raw events' too.
-                        record = try EventRun(record: record).record
-                        return
-                    }
-                    switch try catalog.flatten(record) {
-                    case .record(let flat): record = flat
-                    case .skipped(let name): record = ["kind": "skipped", "event": .string(name)]
-                    }
-                }) { record, line, _ in
-                    let kind = record.text("kind") ?? ""
-                    if kind == "skipped" {
-                        skipped[record.text("event") ?? "", default: 0] += 1
-                        return
-                    }
-                    if kind != EventRun.kind { kinds[kind, default: 0] += 1 }
-                    try stage.writeLine(line)
+                for kind in EventCatalog.Kind.allCases where counts[EventTapeFlattener.tag(kind)] > 0 {
+                    kinds[kind.recordKind] = counts[EventTapeFlattener.tag(kind)]
                 }
                 stage.summary.append("kinds", JSONValue(counts: kinds))
                 stage.summary.append("skipped", JSONValue(counts: skipped))

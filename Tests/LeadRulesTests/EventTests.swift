@@ -200,6 +200,21 @@ struct HourPartCodecTests {
         #expect(HourPart(encoded: bytes.bytes(0..<(bytes.count - 1)), runID: "r2") == nil, "a cut piece is refused")
     }
 
+    @Test func aPartWritesTheBytesOfItsRecord() {
+        var part = HourPart(key: ListingHour(listingID: "listing-\"é1\"", hour: -3), runID: "r\\1")
+        #expect({ let b = ByteBuffer(); part.writeJSON(into: b); return String(decoding: b.bytes, as: UTF8.self) }() == part.record.json,
+                "an empty part")
+        part.views = 7; part.impressions = 3; part.shares = 12; part.saves = 1
+        part.totalLeads = 4; part.phoneLeads = 1; part.messageLeads = 1; part.emailLeads = 1; part.appointmentLeads = 1
+        part.shareBreakdown = ["whatsapp": 10, "email": 1, "Émail": 1]
+        part.viewers = ["s1", "s\u{1}2", "ß"]; part.seekers = ["s9"]
+        part.firstAt = Timestamp(seconds: 1_735_689_600, nanoseconds: 250_000_000)
+        part.lastAt = Timestamp(seconds: 1_735_693_199)
+        let bytes = ByteBuffer()
+        part.writeJSON(into: bytes)
+        #expect(String(decoding: bytes.bytes, as: UTF8.self) == part.record.json)
+    }
+
     @Test func aTallyDrainedInPiecesCombinesToTheWholeTally() {
         let events: [(String, String, Int64)] = (0..<400).map { i in ("L\(i % 7)", "s\(i % 13)", 1_735_689_600 + Int64(i * 97)) }
         var whole = RunTally(runID: "r")
@@ -222,5 +237,84 @@ struct HourPartCodecTests {
         let combined = whole.parts().map { pieces[$0.key.listingID + "|\($0.key.hour)"]?.record.json ?? "(missing)" }
         #expect(combined == whole.parts().map(\.record.json))
         #expect(pieces.count == whole.parts().count)
+    }
+}
+
+/// `EventTapeFlattener` writes what the record path (`EventCatalog.flatten`, the schema's
+/// fill, the origin stamp, `JSONWriter`) writes, or declines and leaves it to that path.
+struct EventTapeFlattenerTests {
+    /// The record path's bytes for `text`, as lead-flatten events makes them.
+    static func recordPath(_ text: String, schema: RecordSchema?, origin: StageKit.SourceLocation) throws -> String? {
+        var record = try #require(JSONValue(parsing: text)?.object)
+        guard case .record(var flat) = try EventTests.catalog.flatten(record) else { return nil }
+        schema?.fill(&flat)
+        if !flat.hasValue(Stage.originField) { flat[Stage.originField] = .string(origin.description) }
+        record = flat
+        return record.json
+    }
+
+    @Test(arguments: [
+        #"{"uuid":"u1","event":"listing_view","timestamp":"2025-01-01T00:00:01Z","properties":{"listing_id":"l-1","seeker_id":"s-1","lister_id":"a-1","lister_type":"agent"}}"#,
+        #"{"event":"lead_message","timestamp":"2025-01-15T05:45:00.250-05:00","distinct_id":"d-9","properties":{"listing_id":512,"message_type":"WhatsApp","seeker_id":""}}"#,
+        #"{"id":7,"event":"lead_appointment","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":"l","seeker_id":"s","appointment_type":"tour","message_type":"x"}}"#,
+        #"{"event":"listing_share","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":"l","share_method":"","platform":"Facebook","lister_id":12.0}}"#,
+        #"{"event":"listing_save","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":"l","lister_type":true,"lister_id":null,"seeker_id":["x"]}}"#,
+        #"{"event":"listing_view","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":" padded "}}"#,
+        #"{"event":"listing_view","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":"caf\u00e9"}}"#,
+        #"{"event":"listing_view","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":"quote\"d","seeker_id":"é-unicode"}}"#,
+        #"{"event":"lead_message","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":"l","seeker_id":"s","message_type":"ÉMAIL"}}"#,
+        #"{"event":"listing_view","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":"l","listing_id":"second"}}"#,
+        #"{"event":"listing_view","timestamp":"2025-01-15T10:00:00Z","properties":{"\u006cisting_id":"escaped key","listing_id":"l"}}"#,
+        #"{"event":"listing_view","timestamp":"2025-01-15T10:00:00Z","_origin":"kept.jsonl:3","properties":{"listing_id":"l"}}"#,
+        #"{"event":"listing_view","timestamp":"2025-01-15T10:00:00Z","properties":"not an object","distinct_id":"d"}"#,
+    ])
+    func writesWhatTheRecordPathWrites(_ text: String) throws {
+        let origin = StageKit.SourceLocation(path: "in \"put\".jsonl", line: 42)
+        for schema in [nil, RecordSchema(name: "t", fields: ["kind", "run_id", "event", "_origin", "share_channel", "lead_type"])] {
+            let expected = try? EventTapeFlattenerTests.recordPath(text, schema: schema, origin: origin)
+            let fast = EventTapeFlattener(catalog: EventTests.catalog, schema: schema, stampsOrigin: true)
+            let parser = JSONParser()
+            var bytes = Array(text.utf8) + JSONParser.zeroPadding
+            let out = ByteBuffer(capacity: 256)
+            let tag = try bytes.withUnsafeMutableBufferPointer { buffer in
+                let tape = try parser.parse(UnsafeBufferPointer(rebasing: buffer[..<text.utf8.count])).get()
+                return fast.write(tape, origin: origin, into: out)
+            }
+            guard let tag else {
+                #expect(out.count == 0, "a declined text writes nothing")
+                continue
+            }
+            let written = String(decoding: out.bytes, as: UTF8.self)
+            #expect(tag != EventTapeFlattener.skippedTag && tag != EventTapeFlattener.runTag)
+            #expect(written == expected, "\(text) with schema \(schema?.fields ?? [])")
+            _ = bytes
+        }
+    }
+
+    @Test func declinesWhatTheRecordPathMustWordOrPassOn() throws {
+        let fast = EventTapeFlattener(catalog: EventTests.catalog, schema: nil, stampsOrigin: true)
+        let origin = StageKit.SourceLocation(path: "x", line: 1)
+        func write(_ text: String) throws -> (Int?, String) {
+            let parser = JSONParser()
+            let bytes = Array(text.utf8) + JSONParser.zeroPadding
+            let out = ByteBuffer(capacity: 256)
+            let tag = try bytes.withUnsafeBufferPointer { buffer in
+                fast.write(try parser.parse(UnsafeBufferPointer(rebasing: buffer[..<text.utf8.count])).get(), origin: origin, into: out)
+            }
+            return (tag, String(decoding: out.bytes, as: UTF8.self))
+        }
+        // Rejects (no listing, a lead without seeker, an unreadable time), run records and
+        // flat input: the record path's.
+        for text in [#"{"event":"listing_view","timestamp":"2025-01-15T10:00:00Z","properties":{}}"#,
+                     #"{"event":"lead_phone","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":"l"}}"#,
+                     #"{"event":"listing_view","timestamp":"15/01/2025","properties":{"listing_id":"l"}}"#,
+                     #"{"kind":"run","run_id":"r"}"#, #"{"kind":"view","event":"listing_view"}"#, #"[1]"#] {
+            let (tag, written) = try write(text)
+            #expect(tag == nil && written.isEmpty, "\(text)")
+        }
+        let (plain, _) = try write(#"{"event":"lead_message","timestamp":"2025-01-15T10:00:00Z","properties":{"listing_id":7,"seeker_id":"s","message_type":"Email"}}"#)
+        #expect(plain == EventTapeFlattener.tag(.lead), "the plain case is taken")
+        let (tag, name) = try write(#"{"event":"$pageview","timestamp":"2025-01-15T10:00:00Z"}"#)
+        #expect(tag == EventTapeFlattener.skippedTag && name == "$pageview", "another event is skipped by name")
     }
 }
