@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSimdJSON
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -369,30 +370,68 @@ extension LeadScore {
                 // listing_id); the run record goes out with shard 1.
                 let shard = stage.shard
                 stage.shardsReadWholeInput = true
-                func owned(_ record: Record) -> Bool {
-                    guard let shard else { return true }
-                    if shard.owns(record.text("listing_id") ?? "") { return true }
-                    otherShards += 1
-                    return false
-                }
-                try stage.forEachRecord(inputs, transform: { _ in }, encoding: .input) { record, line, location in
-                    switch record.text("kind") {
-                    case "action":
-                        guard owned(record) else { return }
-                        try groups.add(LeadAction(record: record), weights: weights)
-                    case EventRun.kind:
+                let schema = stage.schema
+                let runParser = RecordParser()
+                // The workers read each text's kind and listing on the tape: an engagement row
+                // passes on as read (or filled, with --schema), a lead action comes encoded
+                // (LeadAction), another shard's row is only counted; this thread adds the
+                // actions to their groups and writes the rows in order.
+                enum Tag { static let pass = 0, passFilled = 1, run = 2, action = 3, otherShard = 4 }
+                try stage.forEachJSONWritten(inputs, tagged: {
+                    let keys = KeyCache()
+                    return { tape, _, out in
+                        guard tape.isObject else {
+                            throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
+                        }
+                        let kind = tape.topLevelMember("kind").flatMap { tape.kind($0) == LJ_STRING.rawValue ? tape.rawStringBody($0) : nil }
+                        func named(_ name: StaticString) -> Bool {
+                            guard let kind, kind.count == name.utf8CodeUnitCount else { return false }
+                            return kind.elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+                        }
+                        if named("run") { return Tag.run }
+                        let engagement = named("view") || named("impression") || named("share") || named("save") || named("lead")
+                        guard engagement || named("action") else {
+                            // Unusual keys or kinds: the record says which.
+                            let record = Record(tape: tape, keys: keys)
+                            switch record.text("kind") {
+                            case "action": return try action(record, out)
+                            case EventRun.kind: return Tag.run
+                            case "view", "impression", "share", "save", "lead": return try pass(tape, record.text("listing_id"), out)
+                            case let kind: throw RecordRejected(kind.map { "unknown kind '\($0)'" } ?? "no kind (run lead-flatten events first)")
+                            }
+                        }
+                        if let shard, !shard.owns(Record(tape: tape, keys: keys).text("listing_id") ?? "") { return Tag.otherShard }
+                        if engagement { return try pass(tape, nil, out) }
+                        return try action(Record(tape: tape, keys: keys), out)
+                    }
+                    func action(_ record: Record, _ out: ByteBuffer) throws -> Int {
+                        if let shard, !shard.owns(record.text("listing_id") ?? "") { return Tag.otherShard }
+                        try LeadAction(record: record).encode(into: out)
+                        return Tag.action
+                    }
+                    func pass(_ tape: JSONTape, _ listing: String?, _ out: ByteBuffer) throws -> Int {
+                        if let listing, let shard, !shard.owns(listing) { return Tag.otherShard }
+                        guard let schema else { return Tag.pass }
+                        return schema.writeFilled(tape, into: out) ? Tag.passFilled : Tag.pass
+                    }
+                }) { written, read, tag, location in
+                    switch tag {
+                    case Tag.action:
+                        guard let action = LeadAction(encoded: written) else { fatalError("a lead action that does not decode") }
+                        try groups.add(action, weights: weights)
+                    case Tag.run:
+                        guard let record = runParser.record(read) else { throw RecordRejected("not a JSON object") }
                         let this = try EventRun(record: record)
                         if let run, run.runID != this.runID {
                             throw StageError.data("\(location): a second run (\(this.runID)) in a stream of run \(run.runID): score one run at a time")
                         }
                         run = this
-                        if shard.map({ $0.index == 1 }) ?? true { try stage.writeLine(line) }
-                    case "view", "impression", "share", "save", "lead":
-                        guard owned(record) else { return }
-                        try stage.writeLine(line)
+                        if shard.map({ $0.index == 1 }) ?? true { try stage.writeLine(read) }
+                    case Tag.otherShard:
+                        otherShards += 1
+                    default:
+                        try stage.writeLine(tag == Tag.passFilled ? written : read, filled: true)
                         passed += 1
-                    case let kind:
-                        throw RecordRejected(kind.map { "unknown kind '\($0)'" } ?? "no kind (run lead-flatten events first)")
                     }
                 }
                 let runID = run?.runID ?? runID ?? stage.clock.now.iso8601
