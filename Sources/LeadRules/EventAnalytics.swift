@@ -126,6 +126,57 @@ public struct HourPart: Sendable {
         return r
     }
 
+    /// Writes `record` as JSON, the bytes `JSONWriter.write(record)` makes, without building
+    /// it: the parts file has a row per listing hour and run, each with its viewer and seeker ids.
+    public func writeJSON(into out: ByteBuffer) {
+        func lit(_ k: StaticString) {
+            out.append(k.utf8Start, count: k.utf8CodeUnitCount)
+        }
+        func strings(_ list: [String]) {
+            out.append(91)
+            for (i, s) in list.enumerated() {
+                if i > 0 { out.append(44) }
+                JSONWriter.writeString(s, into: out)
+            }
+            out.append(93)
+        }
+        func time(_ t: Timestamp?) {
+            guard let t else { return lit("null") }
+            out.append(34)
+            t.writeISO8601(into: out)
+            out.append(34)
+        }
+        lit(#"{"listing_id":"#)
+        JSONWriter.writeString(key.listingID, into: out)
+        lit(#","date":"#)
+        JSONWriter.writeString(key.start.date.iso8601, into: out)
+        lit(#","hour":"#); out.append(decimal: key.start.hour)
+        lit(#","run_id":"#); JSONWriter.writeString(runID, into: out)
+        lit(#","total_views":"#); out.append(decimal: views)
+        lit(#","viewers":"#); strings(viewers)
+        lit(#","impressions":"#); out.append(decimal: impressions)
+        lit(#","shares":"#); out.append(decimal: shares)
+        lit(#","share_breakdown":"#)
+        out.append(123)
+        for (i, k) in shareBreakdown.keys.sorted(by: { $0.precedesInByteOrder($1) }).enumerated() {
+            if i > 0 { out.append(44) }
+            JSONWriter.writeString(k, into: out)
+            out.append(58)
+            out.append(decimal: shareBreakdown[k]!)
+        }
+        out.append(125)
+        lit(#","saves":"#); out.append(decimal: saves)
+        lit(#","total_leads":"#); out.append(decimal: totalLeads)
+        lit(#","phone_leads":"#); out.append(decimal: phoneLeads)
+        lit(#","message_leads":"#); out.append(decimal: messageLeads)
+        lit(#","email_leads":"#); out.append(decimal: emailLeads)
+        lit(#","appointment_leads":"#); out.append(decimal: appointmentLeads)
+        lit(#","seekers":"#); strings(seekers)
+        lit(#","first_at":"#); time(firstAt)
+        lit(#","last_at":"#); time(lastAt)
+        out.append(125)
+    }
+
     /// Widens the part's first and last event times to take in `t`.
     public mutating func saw(_ t: Timestamp) {
         if firstAt.map({ t < $0 }) ?? true { firstAt = t }

@@ -1,3 +1,4 @@
+import CSimdJSON
 import LeadRules
 import StageKit
 
@@ -142,8 +143,10 @@ public struct EventLedger {
         let runParts = RunParts(budget: try ExternalSort.budget(stage.environment))
         var events = 0
         var seen = 0
-        try stage.forEachRecord(inputs, transform: { _ in }, encoding: .none) { record, _, location in
-            seen += 1
+        // The engagement rows, nearly all of the input, are read on every processor: each
+        // worker finds the row's kind on the tape and hands this thread the listing, viewer,
+        // channel and time (`EngagementRow`); any other row this thread reads whole.
+        func handle(_ record: Record, _ location: SourceLocation) throws {
             let kind = record.text("kind")
             if kind == "lead", let id = record.text("run_id") { leadRunIDs.insert(id) }
             // A shard takes the run record and the records of its listings (a record without
@@ -185,6 +188,34 @@ public struct EventLedger {
             case let kind:
                 throw RecordRejected(kind.map { "unknown kind '\($0)'" } ?? "no kind (the input of lead-export events is lead-score events' output)")
             }
+        }
+        let parser = RecordParser()
+        try stage.forEachJSONWritten(inputs, tagged: {
+            let keys = KeyCache()
+            return { tape, _, out in
+                guard tape.isObject else { throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))") }
+                guard let tag = EngagementRow.tag(tape) else { return EngagementRow.otherTag }
+                EngagementRow.encode(Record(tape: tape, keys: keys), into: out)
+                return tag
+            }
+        }) { written, read, tag, location in
+            seen += 1
+            guard let kind = EngagementRow.kind(ofTag: tag) else {
+                guard let record = parser.record(read) else { throw RecordRejected("not a JSON object") }
+                return try handle(record, location)
+            }
+            var fields = BinaryFields(written)
+            guard case .some(let listing) = fields.text(), case .some(let viewer) = fields.text(),
+                  case .some(let channel) = fields.text(), case .some(let at) = fields.time() else {
+                fatalError("an engagement row that does not decode")
+            }
+            if let shard, !shard.owns(listing ?? "") { return }
+            guard let listing, !listing.isEmpty else { throw RecordRejected("\(kind) without listing_id") }
+            guard let at else { throw RecordRejected("\(kind) without a readable timestamp") }
+            tally.addEngagement(kind: kind, listingID: listing, viewer: viewer.flatMap { $0.isEmpty ? nil : $0 },
+                                channel: channel.flatMap { $0.isEmpty ? nil : $0 }, at: at)
+            events += 1
+            try runParts.keep(&tally)
         }
         let runID: String
         if let run, let given, given != run.runID {
@@ -324,7 +355,10 @@ public struct EventLedger {
         func emitCell() throws {
             guard !cell.isEmpty else { return }
             cell.sort { $0.runID.precedesInByteOrder($1.runID) }
-            for part in cell { JSONWriter.writeLine(part.record, into: partsSink.buffer) }
+            for part in cell {
+                part.writeJSON(into: partsSink.buffer)
+                partsSink.buffer.append(10)
+            }
             let merged = HourPart.merge(cell)
             JSONWriter.writeLine(HourPart.analyticsRow(merged.counts, uniqueViews: merged.uniqueViews, uniqueLeads: merged.uniqueLeads),
                                  into: analyticsSink.buffer)
@@ -464,5 +498,35 @@ public final class RunParts {
             pending = nil
             return part
         }
+    }
+}
+
+/// An engagement row (view, impression, share, save) of lead-export events' input as a
+/// worker hands it over: its listing_id, seeker_id and share_channel texts and its time
+/// (nil when unreadable), in `BinaryFields`, tagged with its kind.
+enum EngagementRow {
+    static let kinds = ["view", "impression", "share", "save"]
+    /// A row of another kind (or an unusual one): read whole.
+    static let otherTag = 0
+
+    static func kind(ofTag tag: Int) -> String? { tag >= 1 && tag <= kinds.count ? kinds[tag - 1] : nil }
+
+    /// The tag of an engagement row whose kind is a plain string, nil for any other.
+    static func tag(_ tape: JSONTape) -> Int? {
+        guard let node = tape.topLevelMember("kind"), tape.kind(node) == LJ_STRING.rawValue, !tape.valueIsEscaped(node) else { return nil }
+        let kind = tape.rawStringBody(node)
+        for (i, name) in kinds.enumerated() where name.utf8.count == kind.count && name.utf8.elementsEqual(kind) {
+            // An escaped key could be another "kind" that the record would read first.
+            if tape.children(0).contains(where: { tape.keyIsEscaped($0) }) { return nil }
+            return i + 1
+        }
+        return nil
+    }
+
+    static func encode(_ record: Record, into out: ByteBuffer) {
+        out.appendBinary(record.text("listing_id"))
+        out.appendBinary(record.text("seeker_id"))
+        out.appendBinary(record.text("share_channel"))
+        out.appendBinary(record.text("timestamp").flatMap { Timestamp(iso8601: $0) })
     }
 }
