@@ -156,15 +156,7 @@ public struct HourPart: Sendable {
         lit(#","viewers":"#); strings(viewers)
         lit(#","impressions":"#); out.append(decimal: impressions)
         lit(#","shares":"#); out.append(decimal: shares)
-        lit(#","share_breakdown":"#)
-        out.append(123)
-        for (i, k) in shareBreakdown.keys.sorted(by: { $0.precedesInByteOrder($1) }).enumerated() {
-            if i > 0 { out.append(44) }
-            JSONWriter.writeString(k, into: out)
-            out.append(58)
-            out.append(decimal: shareBreakdown[k]!)
-        }
-        out.append(125)
+        lit(#","share_breakdown":"#); writeShareBreakdown(into: out)
         lit(#","saves":"#); out.append(decimal: saves)
         lit(#","total_leads":"#); out.append(decimal: totalLeads)
         lit(#","phone_leads":"#); out.append(decimal: phoneLeads)
@@ -260,6 +252,41 @@ public struct HourPart: Sendable {
         r.append("saves", .int(merged.saves))
         r.append("share_breakdown", JSONValue(counts: merged.shareBreakdown))
         return r
+    }
+
+    /// Writes `analyticsRow(merged, ...)` as JSON, the bytes `JSONWriter.write` makes of that
+    /// record, without building it (a row per listing hour).
+    public static func writeAnalyticsRow(_ merged: HourPart, uniqueViews: Int, uniqueLeads: Int, into out: ByteBuffer) {
+        func lit(_ k: StaticString) { out.append(k.utf8Start, count: k.utf8CodeUnitCount) }
+        lit(#"{"listing_id":"#); JSONWriter.writeString(merged.key.listingID, into: out)
+        lit(#","date":"#); JSONWriter.writeString(merged.key.start.date.iso8601, into: out)
+        lit(#","hour":"#); out.append(decimal: merged.key.start.hour)
+        lit(#","total_views":"#); out.append(decimal: merged.views)
+        lit(#","unique_views":"#); out.append(decimal: uniqueViews)
+        lit(#","total_leads":"#); out.append(decimal: merged.totalLeads)
+        lit(#","phone_leads":"#); out.append(decimal: merged.phoneLeads)
+        lit(#","message_leads":"#); out.append(decimal: merged.messageLeads)
+        lit(#","email_leads":"#); out.append(decimal: merged.emailLeads)
+        lit(#","appointment_leads":"#); out.append(decimal: merged.appointmentLeads)
+        lit(#","unique_leads":"#); out.append(decimal: uniqueLeads)
+        lit(#","conversion_rate":"#); JSONWriter.writeDouble(conversionRate(leads: merged.totalLeads, views: merged.views), into: out)
+        lit(#","impressions":"#); out.append(decimal: merged.impressions)
+        lit(#","shares":"#); out.append(decimal: merged.shares)
+        lit(#","saves":"#); out.append(decimal: merged.saves)
+        lit(#","share_breakdown":"#); merged.writeShareBreakdown(into: out)
+        out.append(125)
+    }
+
+    /// `share_breakdown` as `JSONValue(counts:)` writes it: channels in byte order.
+    func writeShareBreakdown(into out: ByteBuffer) {
+        out.append(123)
+        for (i, k) in shareBreakdown.keys.sorted(by: { $0.precedesInByteOrder($1) }).enumerated() {
+            if i > 0 { out.append(44) }
+            JSONWriter.writeString(k, into: out)
+            out.append(58)
+            out.append(decimal: shareBreakdown[k]!)
+        }
+        out.append(125)
     }
 
     /// The part in a compact binary form, for a sort's scratch files (not its run id): every

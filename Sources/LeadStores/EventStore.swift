@@ -360,8 +360,9 @@ public struct EventLedger {
                 partsSink.buffer.append(10)
             }
             let merged = HourPart.merge(cell)
-            JSONWriter.writeLine(HourPart.analyticsRow(merged.counts, uniqueViews: merged.uniqueViews, uniqueLeads: merged.uniqueLeads),
-                                 into: analyticsSink.buffer)
+            HourPart.writeAnalyticsRow(merged.counts, uniqueViews: merged.uniqueViews, uniqueLeads: merged.uniqueLeads,
+                                       into: analyticsSink.buffer)
+            analyticsSink.buffer.append(10)
             counts.rows += 1
             if !cellHasOld { counts.newHours += 1 }
             if totals?.listingID != cell[0].key.listingID {

@@ -3,7 +3,9 @@
 /// none) then the bytes, times as seconds and nanoseconds.
 extension ByteBuffer {
     public func appendBinary(_ v: Int64) {
-        for i in 0..<8 { append(UInt8(truncatingIfNeeded: UInt64(bitPattern: v) >> (8 * UInt64(i)))) }
+        reserve(8)
+        UnsafeMutableRawPointer(base + count).storeBytes(of: UInt64(bitPattern: v).littleEndian, as: UInt64.self)
+        advance(by: 8)
     }
 
     public func appendBinary(_ text: String?) {
@@ -35,10 +37,9 @@ public struct BinaryFields {
 
     public mutating func int() -> Int64? {
         guard at + 8 <= bytes.count else { return nil }
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
+        let v = UnsafeRawPointer(bytes.baseAddress! + at).loadUnaligned(as: UInt64.self)
         at += 8
-        return Int64(bitPattern: v)
+        return Int64(bitPattern: UInt64(littleEndian: v))
     }
 
     /// A text, or .some(nil) for none; nil when the bytes do not hold one.

@@ -213,6 +213,13 @@ struct HourPartCodecTests {
         let bytes = ByteBuffer()
         part.writeJSON(into: bytes)
         #expect(String(decoding: bytes.bytes, as: UTF8.self) == part.record.json)
+        for (views, leads) in [(7, 4), (3, 1), (0, 0), (1, 1), (6, 0)] {
+            part.views = views; part.totalLeads = leads
+            let row = ByteBuffer()
+            HourPart.writeAnalyticsRow(part, uniqueViews: 2, uniqueLeads: 1, into: row)
+            #expect(String(decoding: row.bytes, as: UTF8.self) == HourPart.analyticsRow(part, uniqueViews: 2, uniqueLeads: 1).json,
+                    "the analytics row of \(leads) leads in \(views) views")
+        }
     }
 
     @Test func aTallyDrainedInPiecesCombinesToTheWholeTally() {

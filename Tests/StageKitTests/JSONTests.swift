@@ -191,3 +191,30 @@ func syntaxError(_ text: String) -> String? {
         #expect(try flatten(#"{"a\"q":{"\u00e9":1}}"#) == #"{"a\"q.é":1}"#)
     }
 }
+
+/// RecordSchema.writeFilled writes what filling the record and writing it would, and nothing
+/// when the text has every field (it then goes out as read).
+struct RecordSchemaFillTests {
+    @Test(arguments: [
+        #"{"kind":"view","b":1}"#, #"{}"#, #"{ "kind" : "x", "nested": {"a" : [1, 2]}, "s": "\u00e9\"" }"#,
+        #"{"\u006bind":"escaped key","run_id":null}"#, #"{"kind":"a","kind":"dup"}"#,
+        #"{"kind":"a","run_id":1,"event":2,"_origin":"o"}"#,
+    ])
+    func writesWhatFillingTheRecordWrites(_ text: String) throws {
+        let schema = RecordSchema(name: "t", fields: ["kind", "run_id", "event", "_origin"])
+        var record = try #require(JSONValue(parsing: text)?.object)
+        let added = schema.fill(&record)
+        let parser = JSONParser()
+        let bytes = Array(text.utf8) + JSONParser.zeroPadding
+        let out = ByteBuffer()
+        let wrote = try bytes.withUnsafeBufferPointer { buffer in
+            schema.writeFilled(try parser.parse(UnsafeBufferPointer(rebasing: buffer[..<text.utf8.count])).get(), into: out)
+        }
+        #expect(wrote == added)
+        if added {
+            #expect(String(decoding: out.bytes, as: UTF8.self) == record.json)
+        } else {
+            #expect(out.count == 0)
+        }
+    }
+}
