@@ -141,9 +141,31 @@ public struct EventFetcher {
             stage.summary.append("requests", .int(client.requests))
             stage.summary.append("retries", .int(client.retries))
         case .files(let paths):
-            try stage.forEachRecord(paths, transform: { _ in }, encoding: .json) { event, line, _ in
-                guard let text = event["timestamp"]?.text else { throw RecordRejected("no timestamp") }
-                guard let at = Timestamp(iso8601: text) else { throw RecordRejected("timestamp '\(text)' is not ISO 8601") }
+            // The workers read each event's timestamp and id and write it compactly (filled
+            // with --schema), after a header of what they read (BinaryFields); this thread
+            // keeps the window and the first copy of each id.
+            let schema = stage.schema
+            let catalog = self.catalog
+            try stage.forEachJSONWritten(paths, tagged: {
+                let keys = KeyCache()
+                return { tape, _, out in
+                    guard tape.isObject else { throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))") }
+                    var event = Record(tape: tape, keys: keys)
+                    schema?.fill(&event)
+                    let text = event["timestamp"]?.text
+                    out.appendBinary(text)
+                    out.appendBinary(text.flatMap { Timestamp(iso8601: $0) })
+                    out.appendBinary(catalog.field("event_id", of: event))
+                    JSONWriter.write(event, into: out)
+                    return 0
+                }
+            }) { written, _, _, _ in
+                var fields = BinaryFields(written)
+                guard case .some(let stamp) = fields.text(), case .some(let time) = fields.time(), case .some(let id) = fields.text() else {
+                    fatalError("an event header that does not decode")
+                }
+                guard let text = stamp else { throw RecordRejected("no timestamp") }
+                guard let at = time else { throw RecordRejected("timestamp '\(text)' is not ISO 8601") }
                 if !(run.from < at) {
                     late += 1
                     throw RecordRejected("late: \(text) is at or before the window start \(run.from.iso8601), a window already applied")
@@ -152,7 +174,8 @@ public struct EventFetcher {
                     early += 1
                     throw RecordRejected("\(text) is after the window end \(run.to.iso8601): a later run takes it")
                 }
-                try writeOnce(event, line)
+                let line = fields.rest
+                if try once.offer(key: id, line: line) == .write { try stage.writeLine(line, filled: true) }
             }
         }
         try once.finish { line in try stage.writeLine(line) }
