@@ -47,14 +47,7 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
         if nanoseconds == 0, (0...9999).contains(d.year) {
             // The common case without allocating pieces: YYYY-MM-DDTHH:MM:SSZ.
             return String(unsafeUninitializedCapacity: 20) { out in
-                d.writeDigits(into: out)
-                out[10] = UInt8(ascii: "T")
-                writeTwoDigits(s / 3600, into: out, at: 11)
-                out[13] = UInt8(ascii: ":")
-                writeTwoDigits(s / 60 % 60, into: out, at: 14)
-                out[16] = UInt8(ascii: ":")
-                writeTwoDigits(s % 60, into: out, at: 17)
-                out[19] = UInt8(ascii: "Z")
+                Timestamp.writeWholeSecond(d, s, into: out)
                 return 20
             }
         }
@@ -75,16 +68,20 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
         guard nanoseconds == 0, (0...9999).contains(d.year) else { return out.append(iso8601) }
         let s = Int(floorMod(seconds, 86_400))
         out.reserve(20)
-        let buffer = UnsafeMutableBufferPointer(start: out.base + out.count, count: 20)
-        d.writeDigits(into: buffer)
-        buffer[10] = UInt8(ascii: "T")
-        writeTwoDigits(s / 3600, into: buffer, at: 11)
-        buffer[13] = UInt8(ascii: ":")
-        writeTwoDigits(s / 60 % 60, into: buffer, at: 14)
-        buffer[16] = UInt8(ascii: ":")
-        writeTwoDigits(s % 60, into: buffer, at: 17)
-        buffer[19] = UInt8(ascii: "Z")
+        Timestamp.writeWholeSecond(d, s, into: UnsafeMutableBufferPointer(start: out.base + out.count, count: 20))
         out.advance(by: 20)
+    }
+
+    /// YYYY-MM-DDTHH:MM:SSZ of day `d` and second of the day `s`, into 20 bytes.
+    private static func writeWholeSecond(_ d: CivilDate, _ s: Int, into out: UnsafeMutableBufferPointer<UInt8>) {
+        d.writeDigits(into: out)
+        out[10] = UInt8(ascii: "T")
+        writeTwoDigits(s / 3600, into: out, at: 11)
+        out[13] = UInt8(ascii: ":")
+        writeTwoDigits(s / 60 % 60, into: out, at: 14)
+        out[16] = UInt8(ascii: ":")
+        writeTwoDigits(s % 60, into: out, at: 17)
+        out[19] = UInt8(ascii: "Z")
     }
 
     public var description: String { iso8601 }
