@@ -396,12 +396,12 @@ extension LeadScore {
                             switch record.text("kind") {
                             case "action": return try action(record, out)
                             case EventRun.kind: return Tag.run
-                            case "view", "impression", "share", "save", "lead": return try pass(tape, record.text("listing_id"), out)
+                            case "view", "impression", "share", "save", "lead": return try pass(tape, record.text("listing_id") ?? "", out)
                             case let kind: throw RecordRejected(kind.map { "unknown kind '\($0)'" } ?? "no kind (run lead-flatten events first)")
                             }
                         }
-                        if let shard, !shard.owns(Record(tape: tape, keys: keys).text("listing_id") ?? "") { return Tag.otherShard }
-                        if engagement { return try pass(tape, nil, out) }
+                        // The listing is read (for the shard) only with --shard; action checks its own.
+                        if engagement { return try pass(tape, shard.map { _ in Record(tape: tape, keys: keys).text("listing_id") ?? "" }, out) }
                         return try action(Record(tape: tape, keys: keys), out)
                     }
                     func action(_ record: Record, _ out: ByteBuffer) throws -> Int {
