@@ -101,6 +101,13 @@ public final class ByteBuffer {
     /// Forgets the contents, keeping the storage.
     public func removeAll() { _count = 0 }
 
+    /// Trades storage with `other`: each holds what the other held (no bytes are copied).
+    func swapStorage(with other: ByteBuffer) {
+        swap(&base, &other.base)
+        swap(&capacity, &other.capacity)
+        swap(&_count, &other._count)
+    }
+
     /// Cuts the contents back to `length` bytes.
     public func truncate(to length: Int) { _count = min(_count, max(0, length)) }
 

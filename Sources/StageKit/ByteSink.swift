@@ -1,5 +1,6 @@
 import CWriteback
 import CZlib
+import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -122,19 +123,66 @@ public final class ByteSink {
     /// A name for messages: the target path, or "stdout".
     public var displayName: String { path ?? "stdout" }
 
-    /// Writes the buffer out once it holds more than the flush threshold.
+    /// Hands the buffer to the writing thread once it holds more than the flush threshold.
     @inlinable public func flushIfNeeded() throws(StageError) {
-        if buffer.count >= flushThresholdValue { try flush() }
+        if buffer.count >= flushThresholdValue { try flushInBackground() }
     }
 
     @usableFromInline var flushThresholdValue: Int { flushThreshold }
 
-    /// Writes everything buffered.
+    // The writing thread: a full buffer is written there while the stage fills the next, so
+    // the kernel's copying (and gzip's compressing) runs beside the stage instead of in it.
+    // One write is in flight at a time, in order; `flush()` and everything after it wait for it.
+    private var queue: DispatchQueue?
+    private var inFlight: DispatchGroup?
+    /// The buffer the writing thread last wrote, emptied, to swap with the next full one.
+    private var spare: ByteBuffer?
+    /// What the writing thread's last write failed with, thrown by the next flush.
+    private var writeError: StageError?
+
+    /// Swaps the full buffer for the spare one and has the writing thread write it.
+    @usableFromInline func flushInBackground() throws(StageError) {
+        try awaitWrite()
+        let full = spare ?? ByteBuffer(capacity: buffer.capacity)
+        spare = nil
+        full.swapStorage(with: buffer)
+        buffer.removeAll()
+        bytesWritten += full.count
+        let queue = self.queue ?? DispatchQueue(label: "leadetl.sink")
+        self.queue = queue
+        let group = DispatchGroup()
+        inFlight = group
+        let box = UncheckedBox((self, full))
+        queue.async(group: group) {
+            let (sink, full) = box.value
+            do throws(StageError) { try sink.writeOut(full.bytes) } catch { sink.writeError = error }
+            full.removeAll()
+            sink.spare = full
+        }
+    }
+
+    /// Waits for the write in flight, if any, and throws what it failed with.
+    private func awaitWrite() throws(StageError) {
+        guard let group = inFlight else { return }
+        group.wait()
+        inFlight = nil
+        if let error = writeError {
+            writeError = nil
+            throw error
+        }
+    }
+
+    /// Writes everything buffered (after the write in flight), and returns once it is written.
     public func flush() throws(StageError) {
+        try awaitWrite()
         guard buffer.count > 0 else { return }
-        let bytes = buffer.bytes
-        bytesWritten += bytes.count
+        bytesWritten += buffer.count
         defer { buffer.removeAll() }
+        try writeOut(buffer.bytes)
+    }
+
+    /// Writes `bytes` to the file, pipe or gzip stream.
+    private func writeOut(_ bytes: UnsafeBufferPointer<UInt8>) throws(StageError) {
         if let gz {
             var offset = 0
             while offset < bytes.count {
@@ -240,6 +288,8 @@ public final class ByteSink {
     }
 
     private func closeDescriptor() {
+        inFlight?.wait()
+        inFlight = nil
         if fd > 2 { close(fd) }
         fd = -1
     }
@@ -249,6 +299,8 @@ public final class ByteSink {
     public func discard() {
         guard !finished else { return }
         finished = true
+        inFlight?.wait()
+        inFlight = nil
         if resumable {
             if fd >= 0 { close(fd) }
             fd = -1

@@ -305,4 +305,49 @@ func csvRows(_ text: String, delimiter: UInt8 = 44) throws -> [String] {
         }
         #expect(count == 1000)
     }
+
+    /// Full buffers are written on the sink's writing thread while the next fills: the bytes
+    /// arrive whole and in order, in a plain file and through gzip, and a write that fails
+    /// there (a pipe whose reader is gone) is thrown by the next flush, not lost.
+    @Test func backgroundWritesKeepOrderAndErrors() throws {
+        for suffix in [".jsonl", ".jsonl.gz"] {
+            let path = NSTemporaryDirectory() + "bg-" + UUID().uuidString + suffix
+            defer { unlink(path) }
+            let sink = try ByteSink(path: path, bufferSize: 4096)
+            for i in 0..<50_000 {
+                sink.buffer.append("{\"i\":\(i)}\n")
+                try sink.flushIfNeeded()
+            }
+            try sink.commit()
+            let lines = LineReader(source: try ByteSource(path: path))
+            var count = 0
+            while let line = try lines.next() {
+                guard String(decoding: line.bytes, as: UTF8.self) == "{\"i\":\(count)}" else {
+                    Issue.record("\(suffix): line \(count + 1) is \(String(decoding: line.bytes, as: UTF8.self))")
+                    break
+                }
+                count += 1
+            }
+            #expect(count == 50_000, "\(suffix)")
+        }
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        close(fds[0])
+        let previous = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, previous) }
+        let path = "/dev/fd/\(fds[1])"
+        let sink = try ByteSink(path: path, bufferSize: 4096)
+        var failed: StageError?
+        do {
+            for _ in 0..<100 {
+                sink.buffer.append(String(repeating: "x", count: 5000))
+                try sink.flushIfNeeded()
+            }
+            try sink.commit()
+        } catch let error as StageError {
+            failed = error
+        }
+        #expect(failed != nil)
+        close(fds[1])
+    }
 }
