@@ -7,6 +7,9 @@
 #include <simdjson.h>
 
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string>
 #include <vector>
 
@@ -71,18 +74,43 @@ inline bool word_has_special(uint64_t w) {
     return (special & highs) != 0;
 }
 
+#if defined(__SSE2__)
+// A bit for each of the 16 bytes at p that is '"', '\\' or below 0x20.
+inline unsigned special_mask16(const char *p) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+    __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    __m128i b = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    __m128i low = _mm_set1_epi8(0x1F);
+    __m128i c = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
+    return unsigned(_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, b), c)));
+}
+#endif
+
 // Scans a string body starting just after its opening quote. Returns the body
 // length (up to, not including, the closing quote) and whether it has escapes.
 size_t scan_string(lj_parser &P, const char *p, bool &escaped) {
     const char *s = p;
     escaped = false;
     while (p < P.end) {
+#if defined(__SSE2__)
+        // The input has LJ_PADDING readable bytes after its end: 16 at a time is safe.
+        for (;;) {
+            unsigned m = special_mask16(p);
+            if (m) {
+                p += __builtin_ctz(m);
+                break;
+            }
+            p += 16;
+            if (p >= P.end) break;
+        }
+#else
         while (p + 8 <= P.end) {
             uint64_t w;
             memcpy(&w, p, 8);
             if (word_has_special(w)) break;
             p += 8;
         }
+#endif
         if (p >= P.end) break;
         unsigned char c = static_cast<unsigned char>(*p);
         if (c == '"') return size_t(p - s);
@@ -318,6 +346,19 @@ lj_parser *lj_parser_new(void) {
 
 size_t lj_find_special(const char *buf, size_t len) {
     size_t i = 0;
+#if defined(__SSE2__)
+    while (i + 16 <= len) {
+        unsigned m = special_mask16(buf + i);
+        if (m) return i + size_t(__builtin_ctz(m));
+        i += 16;
+    }
+    // The last bytes: 16 read at once when they do not cross into the next page (which may
+    // not be mapped), the ones past the end masked off.
+    if (i < len && (reinterpret_cast<uintptr_t>(buf + i) & 4095) <= 4096 - 16) {
+        unsigned m = special_mask16(buf + i) & ((1u << (len - i)) - 1);
+        return m ? i + size_t(__builtin_ctz(m)) : len;
+    }
+#endif
     while (i + 8 <= len) {
         uint64_t w;
         memcpy(&w, buf + i, 8);

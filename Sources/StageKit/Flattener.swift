@@ -7,18 +7,29 @@ import CSimdJSON
 public struct JSONFlattener {
     public let separator: [UInt8]
     private let path = ByteBuffer(capacity: 256)
+    /// The leaves `collect` found last.
+    public let leaves = FlatLeaves()
 
     public init(separator: String = ".") { self.separator = Array(separator.utf8) }
 
-    /// Calls `leaf` with each flattened key (decoded UTF-8) and the tape node of its value.
-    /// A node that is an empty container stands for `"{}"` or `"[]"`.
-    public func forEachLeaf(_ tape: JSONTape, _ leaf: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) rethrows {
+    /// Finds each flattened key (decoded UTF-8) of object `tape` and the tape node of its
+    /// value, in order, into `leaves` (replacing what it held). A node that is an empty
+    /// container stands for `"{}"` or `"[]"`. The hot loops of the format stages read the
+    /// leaves back by index: no closure is called per leaf.
+    public func collect(_ tape: JSONTape) {
+        leaves.removeAll()
         path.removeAll()
         for child in tape.children(0) {
             appendKey(tape, child)
-            try visit(tape, child, leaf)
+            gather(tape, child)
             path.removeAll()
         }
+    }
+
+    /// Calls `leaf` with each flattened key and the tape node of its value (see `collect`).
+    public func forEachLeaf(_ tape: JSONTape, _ leaf: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) rethrows {
+        collect(tape)
+        for i in 0..<leaves.count { try leaf(leaves.key(i), leaves.node(i)) }
     }
 
     private func appendKey(_ tape: JSONTape, _ i: Int) {
@@ -30,7 +41,7 @@ public struct JSONFlattener {
         }
     }
 
-    private func visit(_ tape: JSONTape, _ i: Int, _ leaf: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) rethrows {
+    private func gather(_ tape: JSONTape, _ i: Int) {
         let kind = tape.kind(i)
         if (kind == LJ_OBJECT.rawValue || kind == LJ_ARRAY.rawValue) && tape.childCount(i) > 0 {
             let mark = path.count
@@ -39,24 +50,23 @@ public struct JSONFlattener {
                 index += 1
                 path.append(separator)
                 if kind == LJ_OBJECT.rawValue { appendKey(tape, child) } else { path.append(decimal: index) }
-                try visit(tape, child, leaf)
+                gather(tape, child)
                 path.truncate(to: mark)
             }
             return
         }
-        try leaf(path.bytes, i)
+        leaves.append(path.bytes, node: i)
     }
 
     /// Writes the flattened form of object `tape` as one JSON object (no newline).
     public func write(_ tape: JSONTape, into out: ByteBuffer) {
+        collect(tape)
         out.append(123)
-        var first = true
-        forEachLeaf(tape) { key, node in
-            if !first { out.append(44) }
-            first = false
-            JSONWriter.writeString(bytes: key, into: out)
+        for i in 0..<leaves.count {
+            if i > 0 { out.append(44) }
+            JSONWriter.writeString(bytes: leaves.key(i), into: out)
             out.append(58)
-            JSONFlattener.writeLeafValue(tape, node, into: out)
+            JSONFlattener.writeLeafValue(tape, leaves.node(i), into: out)
         }
         out.append(125)
     }
@@ -91,6 +101,57 @@ public struct JSONFlattener {
         default: out.append(tape.rawValue(node))
         }
     }
+}
+
+/// The leaves of one flattened object (`JSONFlattener.collect`): each key's bytes, back to
+/// back, and its value's tape node; reused from object to object.
+public final class FlatLeaves {
+    let keys = ByteBuffer(capacity: 1024)
+    private var ends: UnsafeMutablePointer<Int>
+    private var nodes: UnsafeMutablePointer<Int>
+    private var capacity = 64
+    /// The number of leaves.
+    public private(set) var count = 0
+
+    init() {
+        ends = .allocate(capacity: capacity)
+        nodes = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        ends.deallocate()
+        nodes.deallocate()
+    }
+
+    func removeAll() {
+        count = 0
+        keys.removeAll()
+    }
+
+    func append(_ key: UnsafeBufferPointer<UInt8>, node: Int) {
+        if count == capacity {
+            let larger = capacity * 2
+            let newEnds = UnsafeMutablePointer<Int>.allocate(capacity: larger), newNodes = UnsafeMutablePointer<Int>.allocate(capacity: larger)
+            newEnds.update(from: ends, count: count)
+            newNodes.update(from: nodes, count: count)
+            ends.deallocate()
+            nodes.deallocate()
+            (ends, nodes, capacity) = (newEnds, newNodes, larger)
+        }
+        keys.append(key)
+        ends[count] = keys.count
+        nodes[count] = node
+        count += 1
+    }
+
+    /// Leaf `i`'s flattened key.
+    @inline(__always) public func key(_ i: Int) -> UnsafeBufferPointer<UInt8> {
+        let start = i == 0 ? 0 : ends[i - 1]
+        return UnsafeBufferPointer(start: keys.base + start, count: ends[i] - start)
+    }
+
+    /// Leaf `i`'s value node.
+    @inline(__always) public func node(_ i: Int) -> Int { nodes[i] }
 }
 
 /// A hash table from byte strings to small integers (column numbers, say), for hot loops

@@ -47,6 +47,7 @@ public enum FormatStages {
         // `"name":` for every column, back to back; keyEnds[i] is where column i's ends.
         let keys = ByteBuffer(capacity: 1024)
         var keyEnds: [Int] = []
+        var stampsOrigin = false
         try stage.forEachCSV(inputs, delimiter: delimiter) { row, header, location in
             if header != encodedHeader {
                 encodedHeader = header
@@ -56,6 +57,7 @@ public enum FormatStages {
                     keys.append(58)
                     return keys.count
                 }
+                stampsOrigin = stage.stampsOrigin && !header.contains(Stage.originField)
             }
             out.append(123)
             var keyStart = 0
@@ -66,7 +68,7 @@ public enum FormatStages {
                 JSONWriter.writeString(bytes: row.field(i), into: out)
             }
             out.append(125)
-            if stage.stampsOrigin && !header.contains(Stage.originField) { FormatStages.appendOrigin(location, into: out) }
+            if stampsOrigin { FormatStages.appendOrigin(location, into: out) }
             out.append(10)
             stage.recordsOut += 1
             try sink.flushIfNeeded()
@@ -95,15 +97,24 @@ public enum FormatStages {
         try stage.forEachJSONWritten(paths, counting: false, writer: {
             let flattener = JSONFlattener(separator: separator)
             let seen = ByteKeyTable()
+            let leaves = flattener.leaves
             return { tape, _, out in
                 guard tape.isObject else { return }
+                flattener.collect(tape)
                 var new = false
-                flattener.forEachLeaf(tape) { key, _ in if !new && seen.find(key) == nil { new = true } }
+                for i in 0..<leaves.count where seen.find(leaves.key(i)) == nil {
+                    new = true
+                    break
+                }
                 guard new else { return }
-                flattener.forEachLeaf(tape) { key, _ in
+                for i in 0..<leaves.count {
+                    let key = leaves.key(i)
                     seen.insert(key)
                     let n = UInt32(key.count)
-                    for shift in [0, 8, 16, 24] as [UInt32] { out.append(UInt8(truncatingIfNeeded: n >> shift)) }
+                    out.append(UInt8(truncatingIfNeeded: n))
+                    out.append(UInt8(truncatingIfNeeded: n >> 8))
+                    out.append(UInt8(truncatingIfNeeded: n >> 16))
+                    out.append(UInt8(truncatingIfNeeded: n >> 24))
                     out.append(key)
                 }
             }
@@ -128,52 +139,77 @@ public enum FormatStages {
         // in input order.
         try stage.forEachJSONWritten(paths, writer: {
             let flattener = JSONFlattener(separator: separator)
-            let cells = ByteBuffer(capacity: 1 << 12)
-            var starts = [Int](repeating: 0, count: width)
-            var lengths = [Int](repeating: -1, count: width)
+            let row = CSVRowCells(width: width)
             return { tape, _, out in
                 guard tape.isObject else {
                     throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
                 }
-                cells.removeAll()
-                for i in 0..<width { lengths[i] = -1 }
+                flattener.collect(tape)
+                row.clear()
+                let leaves = flattener.leaves
                 var predicted = 0
-                var missing: String?
-                flattener.forEachLeaf(tape) { key, node in
+                for l in 0..<leaves.count {
+                    let key = leaves.key(l)
                     let column: Int
                     if predicted < width && columns.keyEquals(predicted, key) {
                         column = predicted
                     } else if let found = columns.find(key) {
                         column = found
                     } else if skipped(key) {
-                        return
+                        continue
                     } else {
-                        missing = String(decoding: key, as: UTF8.self)
-                        return
+                        throw RecordRejected("field '\(String(decoding: key, as: UTF8.self))' was not in the input on the first pass (did the input change while it was read?)")
                     }
                     predicted = column + 1
-                    starts[column] = cells.count
-                    JSONFlattener.writeLeafText(tape, node, into: cells)
-                    lengths[column] = cells.count - starts[column]
-                }
-                if let missing {
-                    throw RecordRejected("field '\(missing)' was not in the input on the first pass (did the input change while it was read?)")
+                    row.set(column) { JSONFlattener.writeLeafText(tape, leaves.node(l), into: $0) }
                 }
                 guard width > 0 else { return }
-                var row = CSVWriter(out: out, delimiter: delimiter, spreadsheetSafe: spreadsheetSafe, crlf: crlf)
-                for i in 0..<width {
-                    if lengths[i] > 0 {
-                        row.writeField(bytes: UnsafeBufferPointer(start: cells.base + starts[i], count: lengths[i]))
-                    } else {
-                        row.writeField(bytes: UnsafeBufferPointer(start: nil, count: 0))
-                    }
-                }
-                row.endRow()
+                var csv = CSVWriter(out: out, delimiter: delimiter, spreadsheetSafe: spreadsheetSafe, crlf: crlf)
+                for i in 0..<width { csv.writeField(bytes: row.cell(i)) }
+                csv.endRow()
             }
         }) { row, _ in
             sink.buffer.append(row)
             stage.recordsOut += 1
             try sink.flushIfNeeded()
         }
+    }
+}
+
+/// One CSV row's cells while a record's leaves are placed in their columns: each cell's text
+/// in one buffer, by column; a worker's own, reused from record to record.
+final class CSVRowCells {
+    let width: Int
+    private let text = ByteBuffer(capacity: 1 << 12)
+    private let starts: UnsafeMutablePointer<Int>
+    private let lengths: UnsafeMutablePointer<Int>
+
+    init(width: Int) {
+        self.width = width
+        starts = .allocate(capacity: max(width, 1))
+        lengths = .allocate(capacity: max(width, 1))
+        clear()
+    }
+
+    deinit {
+        starts.deallocate()
+        lengths.deallocate()
+    }
+
+    func clear() {
+        text.removeAll()
+        lengths.update(repeating: 0, count: width)
+    }
+
+    /// Column `i`'s text, as `write` puts it in the buffer.
+    @inline(__always) func set(_ i: Int, _ write: (ByteBuffer) -> Void) {
+        starts[i] = text.count
+        write(text)
+        lengths[i] = text.count - starts[i]
+    }
+
+    /// Column `i`'s text (empty when no leaf had it).
+    @inline(__always) func cell(_ i: Int) -> UnsafeBufferPointer<UInt8> {
+        lengths[i] > 0 ? UnsafeBufferPointer(start: text.base + starts[i], count: lengths[i]) : UnsafeBufferPointer(start: nil, count: 0)
     }
 }

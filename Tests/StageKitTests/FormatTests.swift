@@ -344,7 +344,7 @@ func csvRows(_ text: String, delimiter: UInt8 = 44) throws -> [String] {
                 try sink.flushIfNeeded()
             }
             try sink.commit()
-        } catch let error as StageError {
+        } catch {
             failed = error
         }
         #expect(failed != nil)
