@@ -310,24 +310,27 @@ public struct HourPart: Sendable {
         var fields = BinaryFields(bytes)
         guard let listing = fields.string(), let hour = fields.int() else { return nil }
         self.init(key: ListingHour(listingID: listing, hour: hour), runID: runID)
-        var counts: [Int] = []
-        for _ in 0..<9 { guard let v = fields.int() else { return nil }; counts.append(Int(v)) }
-        (views, impressions, shares, saves, totalLeads, phoneLeads, messageLeads, emailLeads, appointmentLeads)
-            = (counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6], counts[7], counts[8])
+        func count() -> Int? { fields.int().map { Int($0) } }
+        guard let views = count(), let impressions = count(), let shares = count(), let saves = count(),
+              let totalLeads = count(), let phoneLeads = count(), let messageLeads = count(), let emailLeads = count(),
+              let appointmentLeads = count() else { return nil }
+        (self.views, self.impressions, self.shares, self.saves, self.totalLeads, self.phoneLeads, self.messageLeads,
+         self.emailLeads, self.appointmentLeads)
+            = (views, impressions, shares, saves, totalLeads, phoneLeads, messageLeads, emailLeads, appointmentLeads)
         guard let channels = fields.int() else { return nil }
         for _ in 0..<max(channels, 0) {
             guard let channel = fields.string(), let n = fields.int() else { return nil }
             shareBreakdown[channel] = Int(n)
         }
-        var lists: [[String]] = []
-        for _ in 0..<2 {
+        func ids() -> [String]? {
             guard let n = fields.int() else { return nil }
             var list: [String] = []
             list.reserveCapacity(Int(max(n, 0)))
             for _ in 0..<max(n, 0) { guard let id = fields.string() else { return nil }; list.append(id) }
-            lists.append(list)
+            return list
         }
-        (viewers, seekers) = (lists[0], lists[1])
+        guard let viewers = ids(), let seekers = ids() else { return nil }
+        (self.viewers, self.seekers) = (viewers, seekers)
         guard let first = fields.time(), let last = fields.time(), fields.atEnd else { return nil }
         (firstAt, lastAt) = (first, last)
     }
@@ -539,7 +542,16 @@ public struct RunTally {
 
     private func eachPart(_ body: (HourPart) throws -> Void) rethrows {
         func texts(_ list: [Int32]) -> [String] {
-            Array(Set(list)).map { names[Int($0)] }.sorted { $0.precedesInByteOrder($1) }
+            // Most hours see one or two viewers and seekers: no set or sort for those.
+            switch list.count {
+            case 0: return []
+            case 1: return [names[Int(list[0])]]
+            case 2:
+                let a = names[Int(list[0])], b = names[Int(list[1])]
+                if list[0] == list[1] { return [a] }
+                return a.precedesInByteOrder(b) ? [a, b] : [b, a]
+            default: return Array(Set(list)).map { names[Int($0)] }.sorted { $0.precedesInByteOrder($1) }
+            }
         }
         // Listing and hour order: each listing's rank in byte order, then the hour, compared
         // as integers.

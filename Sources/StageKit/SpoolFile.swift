@@ -1,3 +1,5 @@
+import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -37,13 +39,16 @@ public final class SpoolFile {
         _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
     }
 
-    deinit { close(fd) }
+    deinit {
+        inFlight?.wait()
+        close(fd)
+    }
 
     /// Appends `bytes`; returns where they are.
     public func append(_ bytes: UnsafeBufferPointer<UInt8>) throws(StageError) -> Span {
         let span = Span(offset: flushed + pending.count, count: bytes.count)
         pending.append(bytes)
-        if pending.count >= bufferSize { try flush() }
+        if pending.count >= bufferSize { try flushInBackground() }
         return span
     }
 
@@ -52,23 +57,66 @@ public final class SpoolFile {
         try append(UnsafeBufferPointer(start: buffer.base, count: buffer.count))
     }
 
+    // A full block is written on a thread of its own while the next fills (as `ByteSink`
+    // does); a read waits for it first.
+    private var queue: DispatchQueue?
+    private var inFlight: DispatchGroup?
+    private var spare: ByteBuffer?
+    private var writeError: StageError?
+
+    private func flushInBackground() throws(StageError) {
+        try settle()
+        let full = spare ?? ByteBuffer(capacity: bufferSize)
+        spare = nil
+        full.swapStorage(with: pending)
+        pending.removeAll()
+        flushed += full.count
+        let queue = self.queue ?? DispatchQueue(label: "leadetl.spool")
+        self.queue = queue
+        let group = DispatchGroup()
+        inFlight = group
+        let box = UncheckedBox((self, full))
+        queue.async(group: group) {
+            let (spool, full) = box.value
+            do throws(StageError) { try spool.writeAll(full) } catch { spool.writeError = error }
+            full.removeAll()
+            spool.spare = full
+        }
+    }
+
+    /// Waits for the block in flight, if any, and throws what its write failed with.
+    private func settle() throws(StageError) {
+        guard let group = inFlight else { return }
+        group.wait()
+        inFlight = nil
+        if let error = writeError {
+            writeError = nil
+            throw error
+        }
+    }
+
     private func flush() throws(StageError) {
+        try settle()
+        try writeAll(pending)
+        flushed += pending.count
+        pending.removeAll()
+    }
+
+    private func writeAll(_ buffer: ByteBuffer) throws(StageError) {
         var done = 0
-        while done < pending.count {
-            let n = write(fd, pending.base + done, pending.count - done)
+        while done < buffer.count {
+            let n = write(fd, buffer.base + done, buffer.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .io("spool file: write failed: \(errnoText())")
             }
             done += n
         }
-        flushed += pending.count
-        pending.removeAll()
     }
 
     /// Reads a span back into `into` (replacing what it held).
     public func read(_ span: Span, into out: ByteBuffer) throws(StageError) {
-        if pending.count > 0 { try flush() }
+        try flush()
         out.removeAll()
         out.reserve(span.count)
         var done = 0
