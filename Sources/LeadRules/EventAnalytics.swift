@@ -509,11 +509,21 @@ public struct RunTally {
 
     /// Adds every action of a lead record; a record whose actions cannot be read is rejected.
     public mutating func addLead(record: Record) throws(RecordRejected) {
+        let lead = try RunTally.actions(of: record)
+        for (type, message, at) in lead.actions {
+            addLead(listingID: lead.listing, seekerID: lead.seeker, leadType: type, messageType: message, at: at)
+        }
+    }
+
+    /// A lead record's listing, seeker and actions (type, message type, time), as
+    /// `addLead(record:)` counts them; a record whose actions cannot be read is rejected.
+    public static func actions(of record: Record) throws(RecordRejected)
+        -> (listing: String, seeker: String, actions: [(type: String, message: String?, at: Timestamp)]) {
         guard let listing = record.text("listing_id"), let seeker = record.text("seeker_id"),
               let actions = record["lead_actions"]?.array else {
             throw RecordRejected("a lead record without listing_id, seeker_id or lead_actions")
         }
-        var parsed: [(String, String?, Timestamp)] = []
+        var parsed: [(type: String, message: String?, at: Timestamp)] = []
         for value in actions {
             guard let a = value.object, let type = a.text("lead_type"), let text = a.text("timestamp"),
                   let at = Timestamp(iso8601: text) else {
@@ -521,7 +531,7 @@ public struct RunTally {
             }
             parsed.append((type, a.text("message_type"), at))
         }
-        for (type, message, at) in parsed { addLead(listingID: listing, seekerID: seeker, leadType: type, messageType: message, at: at) }
+        return (listing, seeker, parsed)
     }
 
     /// The run's parts, in listing and hour order, each with its distinct viewers and seekers.

@@ -161,10 +161,7 @@ public struct EventLedger {
                 run = this
             case "lead":
                 guard let id = record.text("run_id") else { throw RecordRejected("a lead record without run_id") }
-                // The lead's own fields: not kind, not the fields a schema gave the stream's
-                // other records (null here), and no _origin (a lead sums many events).
-                var lead = Record()
-                for field in LeadGroups.leadFields { lead.append(field, record[field] ?? .null) }
+                let lead = LeadRow.ownFields(record)
                 try tally.addLead(record: lead)
                 leadRunIDs.insert(id)
                 events += lead["total_actions"]?.int ?? 0
@@ -195,11 +192,38 @@ public struct EventLedger {
             return { tape, _, out in
                 guard tape.isObject else { throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))") }
                 guard let tag = EngagementRow.tag(tape) else { return EngagementRow.otherTag }
+                if tag == LeadRow.tag { return LeadRow.encode(Record(tape: tape, keys: keys), into: out) }
                 EngagementRow.encode(Record(tape: tape, keys: keys), into: out)
                 return tag
             }
         }) { written, read, tag, location in
             seen += 1
+            if tag == LeadRow.tag {
+                // A lead record the worker read: its run, listing, seeker, total_actions and
+                // actions, then its own fields' JSON.
+                var fields = BinaryFields(written)
+                guard let id = fields.string(), let listing = fields.string(), let seeker = fields.string(),
+                      let total = fields.int(), let count = fields.int() else {
+                    fatalError("a lead row that does not decode")
+                }
+                leadRunIDs.insert(id)
+                var actions: [(String, String?, Timestamp)] = []
+                for _ in 0..<count {
+                    guard let type = fields.string(), case .some(let message) = fields.text(), case .some(.some(let at)) = fields.time() else {
+                        fatalError("a lead row that does not decode")
+                    }
+                    actions.append((type, message, at))
+                }
+                if let shard, !shard.owns(listing) { return }
+                for (type, message, at) in actions {
+                    tally.addLead(listingID: listing, seekerID: seeker, leadType: type, messageType: message, at: at)
+                }
+                events += Int(total)
+                leadSpans.append(try leads.append(fields.rest))
+                leadOrder.append(seen)
+                try runParts.keep(&tally)
+                return
+            }
             guard let kind = EngagementRow.kind(ofTag: tag) else {
                 guard let record = parser.record(read) else { throw RecordRejected("not a JSON object") }
                 return try handle(record, location)
@@ -507,16 +531,19 @@ public final class RunParts {
 /// (nil when unreadable), in `BinaryFields`, tagged with its kind.
 enum EngagementRow {
     static let kinds = ["view", "impression", "share", "save"]
+    /// The kinds a worker reads, by tag - 1: the engagement kinds, then lead records.
+    static let tagged = kinds + ["lead"]
     /// A row of another kind (or an unusual one): read whole.
     static let otherTag = 0
 
     static func kind(ofTag tag: Int) -> String? { tag >= 1 && tag <= kinds.count ? kinds[tag - 1] : nil }
 
-    /// The tag of an engagement row whose kind is a plain string, nil for any other.
+    /// The tag of an engagement row (or a lead record: `LeadRow.tag`) whose kind is a plain
+    /// string, nil for any other.
     static func tag(_ tape: JSONTape) -> Int? {
         guard let node = tape.topLevelMember("kind"), tape.kind(node) == LJ_STRING.rawValue, !tape.valueIsEscaped(node) else { return nil }
         let kind = tape.rawStringBody(node)
-        for (i, name) in kinds.enumerated() where name.utf8.count == kind.count && name.utf8.elementsEqual(kind) {
+        for (i, name) in tagged.enumerated() where name.utf8.count == kind.count && name.utf8.elementsEqual(kind) {
             // An escaped key could be another "kind" that the record would read first.
             if tape.children(0).contains(where: { tape.keyIsEscaped($0) }) { return nil }
             return i + 1
@@ -529,5 +556,42 @@ enum EngagementRow {
         out.appendBinary(record.text("seeker_id"))
         out.appendBinary(record.text("share_channel"))
         out.appendBinary(record.text("timestamp").flatMap { Timestamp(iso8601: $0) })
+    }
+}
+
+/// A lead record of lead-export events' input as a worker hands it over: its run_id,
+/// listing_id, seeker_id, total_actions and actions (type, message type, time) in
+/// `BinaryFields`, then the JSON of its own fields as leads.jsonl keeps it. A record that
+/// would be rejected, or whose fields are not what the tally reads, goes to the reading
+/// thread whole (`EngagementRow.otherTag`), which rejects it with its reason.
+enum LeadRow {
+    static let tag = EngagementRow.kinds.count + 1
+
+    /// The lead's own fields: not kind, not the fields a schema gave the stream's other
+    /// records (null here), and no _origin (a lead sums many events).
+    static func ownFields(_ record: Record) -> Record {
+        var lead = Record()
+        for field in LeadGroups.leadFields { lead.append(field, record[field] ?? .null) }
+        return lead
+    }
+
+    /// Encodes `record` and returns `tag`, or `EngagementRow.otherTag` when this thread must
+    /// read it.
+    static func encode(_ record: Record, into out: ByteBuffer) -> Int {
+        guard let id = record.text("run_id") else { return EngagementRow.otherTag }
+        let lead = ownFields(record)
+        guard let read = try? RunTally.actions(of: lead) else { return EngagementRow.otherTag }
+        out.appendBinary(id)
+        out.appendBinary(read.listing)
+        out.appendBinary(read.seeker)
+        out.appendBinary(Int64(lead["total_actions"]?.int ?? 0))
+        out.appendBinary(Int64(read.actions.count))
+        for action in read.actions {
+            out.appendBinary(action.type)
+            out.appendBinary(action.message)
+            out.appendBinary(action.at)
+        }
+        JSONWriter.write(lead, into: out)
+        return tag
     }
 }
