@@ -283,10 +283,22 @@ def leads_section(records, skip_peers):
         rows.append((name, "{:,}".format(n_in), "{:,}".format(count(dst)) if dst else "-", "%.2f" % seconds,
                      "{:,.0f}".format(n_in / seconds), "%.1f" % (os.path.getsize(src) / 1e6 / seconds), "%.1f" % rss))
 
-    step(*steps[0], rows_in=records)
-    for s in steps[1:]:
-        step(*s)
-    chain = total
+    # The import chain against the peer, ROUNDS interleaved rounds, each from an empty master.
+    def ours():
+        subprocess.run(["rm", "-rf", os.path.dirname(master)], check=True)
+        os.makedirs(os.path.dirname(master))
+        timed = [run(argv + now, os.devnull)[:2] for _, _, _, argv in steps]
+        return sum(t for t, _ in timed), timed
+
+    peer_out = os.path.join(work, "pandas-leads.jsonl")
+
+    def peer():
+        return run(DF + ["pandas-leads", first, now[1], peer_out], os.devnull)[:2]
+    chain, timed, peer_best = interleaved(ours, None if skip_peers or not (have("pandas") and have("scourgify")) else peer)
+    for (name, src, dst, _), (seconds, rss) in zip(steps, timed):
+        n_in = records if name == "lead-flatten leads" else count(src)
+        rows.append((name, "{:,}".format(n_in), "{:,}".format(count(dst)), "%.2f" % seconds,
+                     "{:,.0f}".format(n_in / seconds), "%.1f" % (os.path.getsize(src) / 1e6 / seconds), "%.1f" % rss))
     # A provider's next delivery, deduped into the master (update: the new rows win).
     update_imported = os.path.join(work, "update.jsonl")
     step("lead-flatten leads (update)", update, update_imported,
@@ -302,7 +314,14 @@ def leads_section(records, skip_peers):
     print("\nLeads, a %s-row provider list (%.0f MB CSV) and a %s-row update\n" % (
         "{:,}".format(records), os.path.getsize(first) / 1e6, "{:,}".format(updates)))
     table(rows)
-    print("\n  import chain (flatten, normalize + dedupe, tag, score): %.1f s for %s rows" % (chain, "{:,}".format(records)))
+    print("\n  import chain (flatten, normalize + dedupe, tag, score): %.1f s for %s rows (minimum of %d interleaved rounds)"
+          % (chain, "{:,}".format(records), ROUNDS))
+    if peer_best:
+        print("  pandas + usaddress-scourgify (bench/peers_df.py pandas-leads: the column map, both addresses standardised, "
+              "dedupe by address key, tags, absentee, decayed scores): %.1f s, peak RSS %.0f MB; ratio (peer s / LeadETL s) %.2f"
+              % (peer_best[0], peer_best[1], peer_best[0] / chain))
+    elif not skip_peers:
+        print("  pandas or usaddress-scourgify is not installed: the peer is missing (scripts/deps.sh bench installs them)")
 
 
 def permits_csv(records):

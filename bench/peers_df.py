@@ -167,9 +167,92 @@ def pandas_permits(path, now, out):
         part[columns].to_csv(os.path.join(folder, "tier_%s.csv" % tier.lower()), index=False)
 
 
+def pandas_leads(path, now, out):
+    """The property-leads chain as a pandas script with usaddress-scourgify a user would write:
+    the PropStream column map (stages/flatten/leads-propstream-preforeclosure.csv), both
+    addresses standardised by scourgify (a string it cannot parse kept upper-cased), one lead
+    per property address key (the last row of a key wins), the list names mapped to the tag
+    catalogue's tags through their aliases (stages/tag/tags.csv), Absentee when the mailing
+    address is not the property's, each tag's base score faded by its age as
+    stages/score/decay.csv's * row says, and the leads written as JSONL to OUT. The same kind of
+    work as the chain, not the same answers."""
+    import csv
+    import json
+    import os
+    import pandas as pd
+    from scourgify import normalize_address_record
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def rules(name):
+        with open(os.path.join(root, "stages", name), newline="") as f:
+            return list(csv.DictReader(line for line in f if line.strip() and not line.startswith("#")))
+
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = pd.DataFrame(index=raw.index)
+    for row in rules("flatten/leads-propstream-preforeclosure.csv"):
+        parts = [raw[c] for c in row["column"].split("+") if c in raw]
+        if not parts:
+            continue
+        value = parts[0].str.cat(parts[1:], sep=" ").str.strip() if len(parts) > 1 else parts[0]
+        if row.get("format") == "money":
+            value = pd.to_numeric(value.str.replace(r"[$,]", "", regex=True), errors="coerce")
+        elif (row.get("format") or "").startswith("date:"):
+            value = pd.to_datetime(value, format="%m/%d/%Y", errors="coerce")
+        df[row["field"]] = value
+
+    def standardise(prefix):
+        lines, cities, zips = [], [], []
+        for line, city, state, zip5 in zip(df[prefix + "_address"], df[prefix + "_city"], df[prefix + "_state"], df[prefix + "_zip"]):
+            try:
+                a = normalize_address_record({"address_line_1": line, "address_line_2": None, "city": city,
+                                              "state": state, "postal_code": zip5})
+                lines.append(" ".join(x for x in (a["address_line_1"], a["address_line_2"]) if x))
+                cities.append(a["city"] or "")
+                zips.append((a["postal_code"] or "")[:5])
+            except Exception:
+                lines.append(" ".join(str(line).upper().split()))
+                cities.append(str(city).upper())
+                zips.append(str(zip5)[:5])
+        df[prefix + "_address"], df[prefix + "_city"], df[prefix + "_zip"] = lines, cities, zips
+
+    standardise("property")
+    standardise("mailing")
+    df["address_key"] = df["property_address"] + "|" + df["property_city"] + "|" + df["property_state"].str.upper() + "|" + df["property_zip"]
+    df = df.drop_duplicates("address_key", keep="last")
+    catalogue = rules("tag/tags.csv")
+    names = {}
+    for t in catalogue:
+        for alias in [t["name"]] + [a for a in (t.get("aliases") or "").split("|") if a]:
+            names[alias.strip().lower()] = t["name"]
+    base = {t["name"]: int(t["base_score"] or 0) for t in catalogue}
+    expires = {t["name"]: int(t["expiration_days"]) if t["expiration_days"] else None for t in catalogue}
+    decay = {r["tag"]: r for r in rules("score/decay.csv")}["*"]
+    full, floor = int(decay["full_days"]), float(decay["floor"])
+    today = pd.Timestamp(now.rstrip("Z")).tz_localize(None)
+    absentee = df["mailing_address"].ne("") & (df["mailing_address"] != df["property_address"])
+    with open(out, "w") as f:
+        for rec, away in zip(df.to_dict("records"), absentee):
+            tags = [names.get(x.strip().lower(), x.strip()) for x in str(rec.get("tags") or "").split("|") if x.strip()]
+            if away:
+                tags.append("Absentee")
+            at = rec.get("tag_date")
+            age = (today - at).days if isinstance(at, pd.Timestamp) and not pd.isna(at) else 0
+            score = 0.0
+            for t in tags:
+                life = expires.get(t)
+                factor = 1.0 if age <= full else (max(floor, 1 - (1 - floor) * (age - full) / max(1, life - full)) if life else 1.0)
+                score += base.get(t, 0) * factor
+            rec["tags"], rec["score"] = tags, round(score)
+            rec["tag_date"] = at.strftime("%Y-%m-%d") if isinstance(at, pd.Timestamp) and not pd.isna(at) else None
+            f.write(json.dumps({k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}) + "\n")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "duckdb-events":
         duckdb_events(sys.argv[2], sys.argv[3], sys.argv[4])
+        sys.exit(0)
+    if sys.argv[1] == "pandas-leads":
+        pandas_leads(sys.argv[2], sys.argv[3], sys.argv[4])
         sys.exit(0)
     if sys.argv[1] == "pandas-permits":
         pandas_permits(sys.argv[2], sys.argv[3], sys.argv[4])

@@ -7,7 +7,7 @@
 #                            pyspark (the spark-* targets; Java 17 must be on the machine)
 #   scripts/deps.sh spark    pyspark from PyPI, for make spark-permits|spark-leads|spark-events
 #   scripts/deps.sh bench    also the benchmark's peers and tools: miller, time, python3, and
-#                            DuckDB, polars and pandas from PyPI
+#                            DuckDB, polars, pandas and usaddress-scourgify from PyPI
 # As root it runs apt-get (after apt-get update); otherwise it prints the command to run.
 set -eu
 
@@ -47,12 +47,15 @@ pypi=""
 case "${1:-}" in
 test) pypi="duckdb polars jsonschema pyspark" ;;
 spark) pypi="pyspark" ;;
-bench) pypi="duckdb polars pandas" ;;
+bench) pypi="duckdb polars pandas scourgify:usaddress-scourgify" ;;
 esac
-for m in $pypi; do
+# Each entry: the module to import, and after a colon the PyPI package when its name differs.
+for entry in $pypi; do
+    m=${entry%%:*}
+    package=${entry#*:}
     if ! python3 -c "import $m" 2>/dev/null; then
-        python3 -m pip install -q "$m" 2>/dev/null || python3 -m pip install -q --break-system-packages "$m" || {
-            echo "could not install $m from PyPI" >&2
+        python3 -m pip install -q "$package" 2>/dev/null || python3 -m pip install -q --break-system-packages "$package" || {
+            echo "could not install $package from PyPI" >&2
             [ "$1" = "bench" ] || exit 1
         }
     fi
