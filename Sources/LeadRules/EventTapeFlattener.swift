@@ -1,6 +1,12 @@
 import CSimdJSON
 import StageKit
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// `EventCatalog.flatten` on the parsed text itself, for `lead-flatten events` on every
 /// processor: the event's fields are found by comparing key bytes, values are copied as
 /// they were read, and the flat event is written straight out, with the fields a schema
@@ -30,22 +36,46 @@ public final class EventTapeFlattener {
         case origin
     }
 
-    struct Plan {
-        let name: [UInt8]
-        let entry: EventCatalog.Entry
-        let tag: Int
-        let slots: [(key: [UInt8], slot: Slot)]
+    // Everything `write` reads per event lives in plain memory: key bytes and constants in
+    // one block, the plans, slots and paths as spans into it. (Nested Swift arrays cost a
+    // retain and a release each time the loop steps into one, which was most of the work.)
+    struct Span {
+        var start: Int32
+        var count: Int32
     }
 
-    let plans: [Plan]
-    /// Each field's paths, as key bytes.
-    let paths: [[[[UInt8]]]]
+    struct PlanInfo {
+        var name: Span
+        var tag: Int
+        var isLead: Bool
+        var slots: Range<Int>
+    }
+
+    struct SlotInfo {
+        var key: Span
+        /// 0 a constant (`value`), 1 a field (`field`), 2 the timestamp, 3 the origin.
+        var kind: UInt8
+        var value: Span
+        var field: Int
+    }
+
+    private let bytes: UnsafeMutablePointer<UInt8>
+    private let planInfo: UnsafeMutableBufferPointer<PlanInfo>
+    private let slotInfo: UnsafeMutableBufferPointer<SlotInfo>
+    /// Field f's paths are `fieldPaths[f]..<fieldPaths[f + 1]`; path p's keys are
+    /// `pathKeys[p]..<pathKeys[p + 1]`; key k's bytes are `keySpans[k]`.
+    private let fieldPaths: UnsafeMutableBufferPointer<Int>
+    private let pathKeys: UnsafeMutableBufferPointer<Int>
+    private let keySpans: UnsafeMutableBufferPointer<Span>
+    private let fieldCount: Int
+    private let eventKey: Span
+    private let timestampKey: Span
     let messageTypeIndex: Int
     let listingIndex: Int
     let seekerIndex: Int
     /// Where each field's value is in the current text: (start, count) in the tape's text,
-    /// count -1 for none; `quoted`: a number or literal, to be written as a string.
-    private var found: [(start: Int, count: Int)]
+    /// count -1 for none.
+    private let found: UnsafeMutableBufferPointer<(start: Int, count: Int)>
 
     public init(catalog: EventCatalog, schema: RecordSchema?, stampsOrigin: Bool) {
         func encoded(_ key: String) -> [UInt8] {
@@ -59,7 +89,13 @@ public final class EventTapeFlattener {
             JSONWriter.writeString(text, into: b)
             return Array(b.bytes)
         }
-        var plans: [Plan] = []
+        var block: [UInt8] = []
+        func span(_ b: [UInt8]) -> Span {
+            defer { block.append(contentsOf: b) }
+            return Span(start: Int32(block.count), count: Int32(b.count))
+        }
+        var plans: [PlanInfo] = []
+        var slotList: [SlotInfo] = []
         for name in catalog.names {
             let entry = catalog.events[name]!
             var slots: [(String, Slot)] = [("kind", .constant(stringValue(entry.kind.recordKind))), ("event", .constant(stringValue(name)))]
@@ -72,27 +108,71 @@ public final class EventTapeFlattener {
                 slots.append((field, field == Stage.originField && stampsOrigin ? .origin : .constant(Array("null".utf8))))
             }
             if stampsOrigin && !slots.contains(where: { $0.0 == Stage.originField }) { slots.append((Stage.originField, .origin)) }
-            plans.append(Plan(name: Array(name.utf8), entry: entry, tag: EventTapeFlattener.tag(entry.kind),
-                              slots: slots.map { (encoded($0.0), $0.1) }))
+            let first = slotList.count
+            for (key, slot) in slots {
+                var info = SlotInfo(key: span(encoded(key)), kind: 0, value: Span(start: 0, count: 0), field: 0)
+                switch slot {
+                case .constant(let b): info.value = span(b)
+                case .field(let f): info.kind = 1; info.field = f
+                case .timestamp: info.kind = 2
+                case .origin: info.kind = 3
+                }
+                slotList.append(info)
+            }
+            plans.append(PlanInfo(name: span(Array(name.utf8)), tag: EventTapeFlattener.tag(entry.kind), isLead: entry.kind == .lead,
+                                  slots: first..<slotList.count))
         }
-        self.plans = plans
-        paths = EventCatalog.fields.map { field -> [[[UInt8]]] in
-            (catalog.paths[field] ?? []).map { path -> [[UInt8]] in path.map { Array($0.utf8) } }
+        eventKey = span(Array("event".utf8))
+        timestampKey = span(Array("timestamp".utf8))
+        var fieldPaths: [Int] = [0], pathKeys: [Int] = [0], keySpans: [Span] = []
+        for field in EventCatalog.fields {
+            for path in catalog.paths[field] ?? [] {
+                for key in path { keySpans.append(span(Array(key.utf8))) }
+                pathKeys.append(keySpans.count)
+            }
+            fieldPaths.append(pathKeys.count - 1)
         }
+        func copy<T>(_ list: [T]) -> UnsafeMutableBufferPointer<T> {
+            let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(list.count, 1))
+            _ = b.initialize(from: list)
+            return b
+        }
+        bytes = .allocate(capacity: max(block.count, 1))
+        bytes.initialize(from: block, count: block.count)
+        planInfo = copy(plans)
+        slotInfo = copy(slotList)
+        self.fieldPaths = copy(fieldPaths)
+        self.pathKeys = copy(pathKeys)
+        self.keySpans = copy(keySpans)
+        fieldCount = EventCatalog.fields.count
         messageTypeIndex = EventCatalog.fields.firstIndex(of: "message_type")!
         listingIndex = EventCatalog.fields.firstIndex(of: "listing_id")!
         seekerIndex = EventCatalog.fields.firstIndex(of: "seeker_id")!
-        found = Array(repeating: (0, -1), count: EventCatalog.fields.count)
+        found = copy(Array(repeating: (0, -1), count: EventCatalog.fields.count))
+    }
+
+    deinit {
+        bytes.deallocate()
+        planInfo.deallocate()
+        slotInfo.deallocate()
+        fieldPaths.deallocate()
+        pathKeys.deallocate()
+        keySpans.deallocate()
+        found.deallocate()
+    }
+
+    @inline(__always) private func view(_ s: Span) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: bytes + Int(s.start), count: Int(s.count))
     }
 
     /// The first member `key` of object node `object`; nil when there is none, or when a key
     /// of the object is escaped (`plain` false: the record path decides).
     @inline(__always)
-    static func member(_ tape: JSONTape, _ object: Int, _ key: [UInt8], plain: inout Bool) -> Int? {
+    static func member(_ tape: JSONTape, _ object: Int, _ key: UnsafeBufferPointer<UInt8>, plain: inout Bool) -> Int? {
         for child in tape.children(object) {
             if tape.keyIsEscaped(child) { plain = false; return nil }
             let raw = tape.rawKey(child)
-            if raw.count == key.count && raw.elementsEqual(key) { return child }
+            if raw.count == key.count && (key.count == 0 || memcmp(raw.baseAddress!, key.baseAddress!, key.count) == 0) { return child }
         }
         return nil
     }
@@ -109,25 +189,34 @@ public final class EventTapeFlattener {
             let raw = tape.rawKey(child)
             if raw.count == 4 && raw[0] == 107 && raw[1] == 105 && raw[2] == 110 && raw[3] == 100 { return nil }
         }
-        guard let nameNode = EventTapeFlattener.member(tape, 0, EventTapeFlattener.eventKey, plain: &plain),
+        guard let nameNode = EventTapeFlattener.member(tape, 0, view(eventKey), plain: &plain),
               tape.kind(nameNode) == LJ_STRING.rawValue, !tape.valueIsEscaped(nameNode) else { return nil }
         let name = tape.rawStringBody(nameNode)
-        guard let plan = plans.first(where: { $0.name.count == name.count && $0.name.elementsEqual(name) }) else {
+        var chosen = -1
+        for p in 0..<planInfo.count {
+            let planName = view(planInfo[p].name)
+            if planName.count == name.count && (name.count == 0 || memcmp(planName.baseAddress!, name.baseAddress!, name.count) == 0) {
+                chosen = p
+                break
+            }
+        }
+        guard chosen >= 0 else {
             out.append(name)
             return EventTapeFlattener.skippedTag
         }
-        guard let stampNode = EventTapeFlattener.member(tape, 0, EventTapeFlattener.timestampKey, plain: &plain),
+        let plan = planInfo[chosen]
+        guard let stampNode = EventTapeFlattener.member(tape, 0, view(timestampKey), plain: &plain),
               tape.kind(stampNode) == LJ_STRING.rawValue, !tape.valueIsEscaped(stampNode),
               let at = Timestamp.parse(tape.rawStringBody(stampNode)) else { return nil }
         let text = tape.base
-        for f in 0..<paths.count {
+        for f in 0..<fieldCount {
             found[f] = (0, -1)
-            for path in paths[f] {
+            for path in fieldPaths[f]..<fieldPaths[f + 1] {
                 var node = 0
                 var reached = true
-                for key in path {
+                for k in pathKeys[path]..<pathKeys[path + 1] {
                     guard tape.kind(node) == LJ_OBJECT.rawValue,
-                          let child = EventTapeFlattener.member(tape, node, key, plain: &plain) else { reached = false; break }
+                          let child = EventTapeFlattener.member(tape, node, view(keySpans[k]), plain: &plain) else { reached = false; break }
                     node = child
                 }
                 guard plain else { return nil }
@@ -153,22 +242,24 @@ public final class EventTapeFlattener {
             }
         }
         guard found[listingIndex].count > 0 else { return nil }
-        if plan.entry.kind == .lead && found[seekerIndex].count <= 0 { return nil }
+        if plan.isLead && found[seekerIndex].count <= 0 { return nil }
         let message = found[messageTypeIndex]
         if message.count > 0 {
             for i in message.start..<(message.start + message.count) where text[i] >= 0x80 { return nil }
         }
         out.append(123)
-        for (n, (key, slot)) in plan.slots.enumerated() {
-            if n > 0 { out.append(44) }
-            out.append(key)
-            switch slot {
-            case .constant(let bytes):
-                out.append(bytes)
-            case .field(let f):
+        for n in plan.slots {
+            let slot = slotInfo[n]
+            if n > plan.slots.lowerBound { out.append(44) }
+            out.append(view(slot.key))
+            switch slot.kind {
+            case 0:
+                out.append(view(slot.value))
+            case 1:
+                let f = slot.field
                 let (start, count) = found[f]
                 if count <= 0 {
-                    out.append(EventTapeFlattener.null)
+                    out.append(EventTapeFlattener.null.utf8Start, count: 4)
                 } else if f == messageTypeIndex {
                     out.append(34)
                     for i in start..<(start + count) {
@@ -179,11 +270,11 @@ public final class EventTapeFlattener {
                 } else {
                     JSONWriter.writeString(bytes: UnsafeBufferPointer(start: text + start, count: count), into: out)
                 }
-            case .timestamp:
+            case 2:
                 out.append(34)
                 at.writeISO8601(into: out)
                 out.append(34)
-            case .origin:
+            default:
                 origin.writeJSON(into: out)
             }
         }
@@ -191,9 +282,7 @@ public final class EventTapeFlattener {
         return plan.tag
     }
 
-    static let eventKey = Array("event".utf8)
-    static let timestampKey = Array("timestamp".utf8)
-    static let null = Array("null".utf8)
+    static let null: StaticString = "null"
 
     @inline(__always) static func isSpace(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 10 || b == 13 }
 }
