@@ -10,6 +10,15 @@ usage: peers_df.py duckdb-flatten-csv FILE | polars-flatten-csv FILE
 import sys
 
 
+def rules(name):
+    """A rules file of stages/ (comment lines skipped) as a list of dicts."""
+    import csv
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "stages", name), newline="") as f:
+        return list(csv.DictReader(line for line in f if line.strip() and not line.startswith("#")))
+
+
 def duckdb_flatten_csv(path):
     import duckdb
     con = duckdb.connect()
@@ -106,16 +115,10 @@ def pandas_permits(path, now, out):
     value, home value, freshness and owner, the tier bands of stages/tier/tiers.csv, and one CSV
     per trade group, category and tier under OUTDIR. The same kind of work as the chain, not
     the same answers (the rules' filters, derived tags and review rules are not reproduced)."""
-    import csv
     import os
     import re
     import numpy as np
     import pandas as pd
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-    def rules(name):
-        with open(os.path.join(root, "stages", name), newline="") as f:
-            return list(csv.DictReader(line for line in f if line.strip() and not line.startswith("#")))
 
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     df = pd.DataFrame(index=raw.index)
@@ -176,16 +179,10 @@ def pandas_leads(path, now, out):
     address is not the property's, each tag's base score faded by its age as
     stages/score/decay.csv's * row says, and the leads written as JSONL to OUT. The same kind of
     work as the chain, not the same answers."""
-    import csv
     import json
     import os
     import pandas as pd
     from scourgify import normalize_address_record
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-    def rules(name):
-        with open(os.path.join(root, "stages", name), newline="") as f:
-            return list(csv.DictReader(line for line in f if line.strip() and not line.startswith("#")))
 
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     df = pd.DataFrame(index=raw.index)

@@ -1,6 +1,5 @@
 import CWriteback
 import CZlib
-import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -130,47 +129,16 @@ public final class ByteSink {
 
     @usableFromInline var flushThresholdValue: Int { flushThreshold }
 
-    // The writing thread: a full buffer is written there while the stage fills the next, so
-    // the kernel's copying (and gzip's compressing) runs beside the stage instead of in it.
-    // One write is in flight at a time, in order; `flush()` and everything after it wait for it.
-    private var queue: DispatchQueue?
-    private var inFlight: DispatchGroup?
-    /// The buffer the writing thread last wrote, emptied, to swap with the next full one.
-    private var spare: ByteBuffer?
-    /// What the writing thread's last write failed with, thrown by the next flush.
-    private var writeError: StageError?
+    /// Full buffers are written on a thread of their own while the stage fills the next;
+    /// `flush()` and everything after it wait for the write in flight.
+    private let background = BackgroundWrites(label: "leadetl.sink")
 
-    /// Swaps the full buffer for the spare one and has the writing thread write it.
+    /// Has the writing thread write the full buffer while the stage fills it again.
     @usableFromInline func flushInBackground() throws(StageError) {
-        try awaitWrite()
-        let full = spare ?? ByteBuffer(capacity: buffer.capacity)
-        spare = nil
-        full.swapStorage(with: buffer)
-        buffer.removeAll()
-        bytesWritten += full.count
-        let queue = self.queue ?? DispatchQueue(label: "leadetl.sink")
-        self.queue = queue
-        let group = DispatchGroup()
-        inFlight = group
-        let box = UncheckedBox((self, full))
-        queue.async(group: group) {
-            let (sink, full) = box.value
-            do throws(StageError) { try sink.writeOut(full.bytes) } catch { sink.writeError = error }
-            full.removeAll()
-            sink.spare = full
-        }
+        bytesWritten += try background.hand(buffer) { [unowned self] bytes throws(StageError) in try self.writeOut(bytes) }
     }
 
-    /// Waits for the write in flight, if any, and throws what it failed with.
-    private func awaitWrite() throws(StageError) {
-        guard let group = inFlight else { return }
-        group.wait()
-        inFlight = nil
-        if let error = writeError {
-            writeError = nil
-            throw error
-        }
-    }
+    private func awaitWrite() throws(StageError) { try background.settle() }
 
     /// Writes everything buffered (after the write in flight), and returns once it is written.
     public func flush() throws(StageError) {
@@ -288,8 +256,7 @@ public final class ByteSink {
     }
 
     private func closeDescriptor() {
-        inFlight?.wait()
-        inFlight = nil
+        background.wait()
         if fd > 2 { close(fd) }
         fd = -1
     }
@@ -299,8 +266,7 @@ public final class ByteSink {
     public func discard() {
         guard !finished else { return }
         finished = true
-        inFlight?.wait()
-        inFlight = nil
+        background.wait()
         if resumable {
             if fd >= 0 { close(fd) }
             fd = -1

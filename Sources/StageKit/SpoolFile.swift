@@ -1,5 +1,3 @@
-import Dispatch
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -40,7 +38,7 @@ public final class SpoolFile {
     }
 
     deinit {
-        inFlight?.wait()
+        background.wait()
         close(fd)
     }
 
@@ -57,55 +55,26 @@ public final class SpoolFile {
         try append(UnsafeBufferPointer(start: buffer.base, count: buffer.count))
     }
 
-    // A full block is written on a thread of its own while the next fills (as `ByteSink`
-    // does); a read waits for it first.
-    private var queue: DispatchQueue?
-    private var inFlight: DispatchGroup?
-    private var spare: ByteBuffer?
-    private var writeError: StageError?
+    /// A full block is written on a thread of its own while the next fills; a read waits.
+    private let background = BackgroundWrites(label: "leadetl.spool")
 
     private func flushInBackground() throws(StageError) {
-        try settle()
-        let full = spare ?? ByteBuffer(capacity: bufferSize)
-        spare = nil
-        full.swapStorage(with: pending)
-        pending.removeAll()
-        flushed += full.count
-        let queue = self.queue ?? DispatchQueue(label: "leadetl.spool")
-        self.queue = queue
-        let group = DispatchGroup()
-        inFlight = group
-        let box = UncheckedBox((self, full))
-        queue.async(group: group) {
-            let (spool, full) = box.value
-            do throws(StageError) { try spool.writeAll(full) } catch { spool.writeError = error }
-            full.removeAll()
-            spool.spare = full
-        }
+        flushed += try background.hand(pending) { [unowned self] bytes throws(StageError) in try self.writeAll(bytes) }
     }
 
-    /// Waits for the block in flight, if any, and throws what its write failed with.
-    private func settle() throws(StageError) {
-        guard let group = inFlight else { return }
-        group.wait()
-        inFlight = nil
-        if let error = writeError {
-            writeError = nil
-            throw error
-        }
-    }
+    private func settle() throws(StageError) { try background.settle() }
 
     private func flush() throws(StageError) {
         try settle()
-        try writeAll(pending)
+        try writeAll(pending.bytes)
         flushed += pending.count
         pending.removeAll()
     }
 
-    private func writeAll(_ buffer: ByteBuffer) throws(StageError) {
+    private func writeAll(_ bytes: UnsafeBufferPointer<UInt8>) throws(StageError) {
         var done = 0
-        while done < buffer.count {
-            let n = write(fd, buffer.base + done, buffer.count - done)
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .io("spool file: write failed: \(errnoText())")
