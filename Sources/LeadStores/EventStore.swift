@@ -146,6 +146,18 @@ public struct EventLedger {
         // The engagement rows, nearly all of the input, are read on every processor: each
         // worker finds the row's kind on the tape and hands this thread the listing, viewer,
         // channel and time (`EngagementRow`); any other row this thread reads whole.
+        // A lead record read (here or by a worker): its actions counted, its own fields' JSON
+        // kept in place.
+        func take(lead listing: String, seeker: String, actions: [(type: String, message: String?, at: Timestamp)], total: Int,
+                  json: UnsafeBufferPointer<UInt8>) throws {
+            for action in actions {
+                tally.addLead(listingID: listing, seekerID: seeker, leadType: action.type, messageType: action.message, at: action.at)
+            }
+            events += total
+            leadSpans.append(try leads.append(json))
+            leadOrder.append(seen)
+            try runParts.keep(&tally)
+        }
         func handle(_ record: Record, _ location: SourceLocation) throws {
             let kind = record.text("kind")
             if kind == "lead", let id = record.text("run_id") { leadRunIDs.insert(id) }
@@ -162,14 +174,12 @@ public struct EventLedger {
             case "lead":
                 guard let id = record.text("run_id") else { throw RecordRejected("a lead record without run_id") }
                 let lead = LeadRow.ownFields(record)
-                try tally.addLead(record: lead)
+                let read = try RunTally.actions(of: lead)
                 leadRunIDs.insert(id)
-                events += lead["total_actions"]?.int ?? 0
                 encoded.removeAll()
                 JSONWriter.write(lead, into: encoded)
-                leadSpans.append(try leads.append(encoded))
-                leadOrder.append(seen)
-                try runParts.keep(&tally)
+                try take(lead: read.listing, seeker: read.seeker, actions: read.actions, total: lead["total_actions"]?.int ?? 0,
+                         json: encoded.bytes)
             case let kind? where kind == "view" || kind == "impression" || kind == "share" || kind == "save":
                 guard let listing = record.text("listing_id"), !listing.isEmpty else { throw RecordRejected("\(kind) without listing_id") }
                 guard let text = record.text("timestamp"), let at = Timestamp(iso8601: text) else {
@@ -207,22 +217,15 @@ public struct EventLedger {
                     fatalError("a lead row that does not decode")
                 }
                 leadRunIDs.insert(id)
-                var actions: [(String, String?, Timestamp)] = []
+                if let shard, !shard.owns(listing) { return }
+                var actions: [(type: String, message: String?, at: Timestamp)] = []
                 for _ in 0..<count {
                     guard let type = fields.string(), case .some(let message) = fields.text(), case .some(.some(let at)) = fields.time() else {
                         fatalError("a lead row that does not decode")
                     }
                     actions.append((type, message, at))
                 }
-                if let shard, !shard.owns(listing) { return }
-                for (type, message, at) in actions {
-                    tally.addLead(listingID: listing, seekerID: seeker, leadType: type, messageType: message, at: at)
-                }
-                events += Int(total)
-                leadSpans.append(try leads.append(fields.rest))
-                leadOrder.append(seen)
-                try runParts.keep(&tally)
-                return
+                return try take(lead: listing, seeker: seeker, actions: actions, total: Int(total), json: fields.rest)
             }
             guard let kind = EngagementRow.kind(ofTag: tag) else {
                 guard let record = parser.record(read) else { throw RecordRejected("not a JSON object") }

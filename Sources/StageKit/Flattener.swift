@@ -26,12 +26,6 @@ public struct JSONFlattener {
         }
     }
 
-    /// Calls `leaf` with each flattened key and the tape node of its value (see `collect`).
-    public func forEachLeaf(_ tape: JSONTape, _ leaf: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) rethrows {
-        collect(tape)
-        for i in 0..<leaves.count { try leaf(leaves.key(i), leaves.node(i)) }
-    }
-
     private func appendKey(_ tape: JSONTape, _ i: Int) {
         if tape.keyIsEscaped(i) {
             let raw = tape.rawKey(i)
