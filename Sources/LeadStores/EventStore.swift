@@ -203,8 +203,7 @@ public struct EventLedger {
                 guard tape.isObject else { throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))") }
                 guard let tag = EngagementRow.tag(tape) else { return EngagementRow.otherTag }
                 if tag == LeadRow.tag { return LeadRow.encode(Record(tape: tape, keys: keys), into: out) }
-                EngagementRow.encode(Record(tape: tape, keys: keys), into: out)
-                return tag
+                return EngagementRow.encode(tape, into: out) ? tag : EngagementRow.otherTag
             }
         }) { written, read, tag, location in
             seen += 1
@@ -554,11 +553,31 @@ enum EngagementRow {
         return nil
     }
 
-    static func encode(_ record: Record, into out: ByteBuffer) {
-        out.appendBinary(record.text("listing_id"))
-        out.appendBinary(record.text("seeker_id"))
-        out.appendBinary(record.text("share_channel"))
-        out.appendBinary(record.text("timestamp").flatMap { Timestamp(iso8601: $0) })
+    /// Encodes the listing, viewer, channel and time of an engagement row straight from its
+    /// tape (no record built), as `record.text` would read them: a member missing or null is
+    /// nil, a plain string its bytes. Returns false, having written nothing, when one of them
+    /// is anything else (a number, an escaped string, ...): this thread then reads it whole.
+    static func encode(_ tape: JSONTape, into out: ByteBuffer) -> Bool {
+        func plain(_ key: StaticString) -> UnsafeBufferPointer<UInt8>?? {
+            guard let node = tape.topLevelMember(key) else { return .some(nil) }
+            switch tape.kind(node) {
+            case LJ_NULL.rawValue: return .some(nil)
+            case LJ_STRING.rawValue where !tape.valueIsEscaped(node): return .some(tape.rawStringBody(node))
+            default: return nil
+            }
+        }
+        guard case .some(let listing) = plain("listing_id"), case .some(let viewer) = plain("seeker_id"),
+              case .some(let channel) = plain("share_channel"), case .some(let time) = plain("timestamp") else { return false }
+        func text(_ span: UnsafeBufferPointer<UInt8>?) {
+            guard let span else { return out.appendBinary(Int64(-1)) }
+            out.appendBinary(Int64(span.count))
+            out.append(span)
+        }
+        text(listing)
+        text(viewer)
+        text(channel)
+        out.appendBinary(time.flatMap { Timestamp.parse($0) })
+        return true
     }
 }
 

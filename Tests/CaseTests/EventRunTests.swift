@@ -79,6 +79,32 @@ import Glibc
         #expect(try snapshot(dir) == snapshot(held))
     }
 
+    /// The export's workers read an engagement row's listing, viewer, channel and time off the
+    /// tape only when each is a plain string or null; the same values written otherwise (a
+    /// listing id as a number, escaped strings) go to the reading thread whole and must count
+    /// exactly as the plain ones do.
+    @Test func engagementRowsWrittenOtherwiseCountTheSame() throws {
+        let plain = try Binaries.scratch("events-plain")
+        try prepare(0, in: plain)
+        #expect(try apply(0, in: plain).status == 0)
+        let dir = try Binaries.scratch("events-awkward")
+        try prepare(0, in: dir)
+        let lines = try String(contentsOfFile: dir + "/scored-0.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+        var changed = 0
+        let awkward = lines.map { line -> String in
+            guard !line.contains("\"kind\":\"lead\""), !line.contains("\"kind\":\"run\"") else { return line }
+            changed += 1
+            return line.replacingOccurrences(of: "\"listing_id\":\"512\"", with: "\"listing_id\":512")
+                .replacingOccurrences(of: "\"listing_id\":\"l", with: "\"listing_id\":\"\\u006c")
+                .replacingOccurrences(of: "\"seeker_id\":\"s", with: "\"seeker_id\":\"\\u0073")
+                .replacingOccurrences(of: "\"timestamp\":\"2", with: "\"timestamp\":\"\\u0032")
+        }
+        #expect(changed > 50 && lines.contains { $0.contains("\"listing_id\":\"512\"") })
+        try (awkward.joined(separator: "\n") + "\n").write(toFile: dir + "/scored-0.jsonl", atomically: true, encoding: .utf8)
+        #expect(try apply(0, in: dir).status == 0)
+        #expect(try snapshot(dir) == snapshot(plain))
+    }
+
     @Test func theSeedsExampleAndTheSplitHour() throws {
         let dir = try twoRuns()
         let leads = try rows(dir, "leads.jsonl")
