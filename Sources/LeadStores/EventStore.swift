@@ -568,14 +568,9 @@ enum EngagementRow {
         }
         guard case .some(let listing) = plain("listing_id"), case .some(let viewer) = plain("seeker_id"),
               case .some(let channel) = plain("share_channel"), case .some(let time) = plain("timestamp") else { return false }
-        func text(_ span: UnsafeBufferPointer<UInt8>?) {
-            guard let span else { return out.appendBinary(Int64(-1)) }
-            out.appendBinary(Int64(span.count))
-            out.append(span)
-        }
-        text(listing)
-        text(viewer)
-        text(channel)
+        out.appendBinary(listing)
+        out.appendBinary(viewer)
+        out.appendBinary(channel)
         out.appendBinary(time.flatMap { Timestamp.parse($0) })
         return true
     }

@@ -14,6 +14,13 @@ extension ByteBuffer {
         append(text)
     }
 
+    /// A text given as its UTF-8 bytes, read back by `BinaryFields.text()` as the String.
+    public func appendBinary(_ text: UnsafeBufferPointer<UInt8>?) {
+        guard let text else { return appendBinary(Int64(-1)) }
+        appendBinary(Int64(text.count))
+        append(text)
+    }
+
     public func appendBinary(_ time: Timestamp?) {
         appendBinary(Int64(time == nil ? 0 : 1))
         appendBinary(time?.seconds ?? 0)
