@@ -3,23 +3,46 @@ import StageKit
 /// Words of a permit's text, for keyword rules: lowercase ASCII runs of letters or of digits
 /// (`2-story` is `2 story`, `2story` too, `BLD2023-01` is `bld 2023 01`, `req'd` is `req d`).
 public enum PermitWords {
+    /// A text's words, lowercased: runs of letters and runs of digits (`2-story` is 2, story;
+    /// `BLD2023` is bld, 2023). A run of letters between digits is not a word but part of a
+    /// code (`70AC112511`, a project number, is one word, not an AC).
     public static func split(_ text: String) -> [String] {
         var words: [String] = []
-        var current: [UInt8] = []
-        var kind = 0 // 1 letters, 2 digits
+        var run: [UInt8] = []
+        var cuts: [Int] = []   // where, inside the run, letters and digits meet
+        var kinds: [Int] = []  // the kind of each part (1 letters, 2 digits)
+        func flush() {
+            guard !run.isEmpty else { return }
+            var coded = false
+            if kinds.count >= 3 {
+                for i in 1..<(kinds.count - 1) where kinds[i] == 1 && kinds[i - 1] == 2 && kinds[i + 1] == 2 { coded = true }
+            }
+            if coded {
+                words.append(String(decoding: run, as: UTF8.self))
+            } else {
+                var start = 0
+                for end in cuts + [run.count] {
+                    words.append(String(decoding: run[start..<end], as: UTF8.self))
+                    start = end
+                }
+            }
+            run.removeAll(keepingCapacity: true); cuts.removeAll(keepingCapacity: true); kinds.removeAll(keepingCapacity: true)
+        }
         var text = text
         text.withUTF8 { bytes in
             for var b in bytes {
                 if b >= 65 && b <= 90 { b += 32 }
                 let k = (b >= 97 && b <= 122) ? 1 : ((b >= 48 && b <= 57) ? 2 : 0)
-                if k != kind {
-                    if !current.isEmpty { words.append(String(decoding: current, as: UTF8.self)); current.removeAll(keepingCapacity: true) }
-                    kind = k
+                if k == 0 { flush(); continue }
+                if let last = kinds.last {
+                    if last != k { cuts.append(run.count); kinds.append(k) }
+                } else {
+                    kinds.append(k)
                 }
-                if k != 0 { current.append(b) }
+                run.append(b)
             }
         }
-        if !current.isEmpty { words.append(String(decoding: current, as: UTF8.self)) }
+        flush()
         return words
     }
 }

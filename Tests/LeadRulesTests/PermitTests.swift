@@ -18,6 +18,8 @@ import Testing
     @Test func wordsSplitLettersFromDigits() {
         #expect(PermitWords.split("New 2-story SF res, BLD2023-01 req'd")
                 == ["new", "2", "story", "sf", "res", "bld", "2023", "01", "req", "d"])
+        #expect(PermitWords.split("70AC112511. Construct non-structural alterations") == ["70ac112511", "construct", "non", "structural", "alterations"],
+                "letters between digits are a code, not a word")
     }
 
     @Test func patternsMatchWordsInARowWithWildcards() {
@@ -57,11 +59,12 @@ import Testing
     static let labelledSets: [(file: String, minimum: Double)] = [
         ("austin-labelled.csv", 0.95),            // 320 Austin permits (tuned on)
         ("labelled/san-antonio.csv", 0.98),       // 2,500 San Antonio permits by city type (98.8% before tuning)
-        ("labelled/seattle.csv", 0.91),           // 300 Seattle pre-applications (tuned on after its first figure)
-        ("labelled/seattle-2.csv", 0.93),         // 300 more (tuned on after its first figure)
-        ("labelled/seattle-3.csv", 0.899),        // 300 more (81.3% before tuning, then tuned on)
-        ("labelled/seattle-4.csv", 0.939),        // 300 more (82.0% before tuning, then tuned on)
-        ("labelled/seattle-holdout.csv", 0.829),  // 300 more, never tuned on
+        ("labelled/seattle.csv", 0.916),          // 300 Seattle pre-applications (tuned on after its first figure)
+        ("labelled/seattle-2.csv", 0.943),        // 300 more (tuned on after its first figure)
+        ("labelled/seattle-3.csv", 0.906),        // 300 more (81.3% before tuning, then tuned on)
+        ("labelled/seattle-4.csv", 0.943),        // 300 more (82.0% before tuning, then tuned on)
+        ("labelled/seattle-5.csv", 0.91),         // 300 more (85.7% before tuning, then tuned on)
+        ("labelled/seattle-holdout.csv", 0.833),  // 300 more, never tuned on
     ]
 
     @Test(arguments: PermitTests.labelledSets.map(\.file))
