@@ -840,6 +840,8 @@ def main():
     parser.add_argument("--only", default=",".join(DEFAULT_SECTIONS))
     parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
+    # A section run on its own (BENCH=leads on a fresh clone) generates into bench/data too.
+    os.makedirs(DATA, exist_ok=True)
     for name in args.only.split(","):
         SECTIONS[name](args.records, args.skip_peers)
 

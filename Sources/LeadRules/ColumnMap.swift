@@ -38,13 +38,23 @@ public struct ColumnMap: Sendable {
         case list(separator: String)
     }
 
-    public struct Entry: Sendable {
+    /// One row of the map. A class: the mapping of every row reads each entry, and copying
+    /// a struct of strings and arrays would retain and release each of them.
+    public final class Entry: Sendable {
         public let field: String
         /// Source columns, or a constant.
         public let columns: [String]
         public let constant: String?
         public let format: Format
         public let line: Int
+
+        init(field: String, columns: [String], constant: String?, format: Format, line: Int) {
+            self.field = field
+            self.columns = columns
+            self.constant = constant
+            self.format = format
+            self.line = line
+        }
     }
 
     public let path: String

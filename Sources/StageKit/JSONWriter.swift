@@ -18,6 +18,17 @@ public enum JSONWriter {
         out.append(125)
     }
 
+    /// Adds one field to the JSON object that ends `out` (written by `write(_:into:)`),
+    /// before its closing brace.
+    public static func append(_ key: String, _ value: JSONValue, toObjectIn out: ByteBuffer) {
+        out.removeLast()
+        if out.count > 0, out.base[out.count - 1] != 123 { out.append(44) }
+        writeString(key, into: out)
+        out.append(58)
+        write(value, into: out)
+        out.append(125)
+    }
+
     /// Writes `record` followed by `\n`.
     public static func writeLine(_ record: Record, into out: ByteBuffer) {
         write(record, into: out)

@@ -246,16 +246,31 @@ extension LeadFlatten {
                         importFile = kept.hasPrefix(logs + "/") ? String(kept.dropFirst(logs.count + 1)) : kept
                     }
                     let isJSON = format.map { $0 == "jsonl" } ?? [".jsonl", ".json", ".jsonl.gz", ".json.gz"].contains { input.hasSuffix($0) }
-                    func finish(_ lead: Record, _ location: SourceLocation) throws {
-                        var lead = lead
-                        lead.append(LeadFields.importFile, .string(importFile))
-                        lead.append(LeadFields.importLine, .int(location.line))
-                        stage.stampOrigin(&lead, at: location)
-                        try stage.write(lead)
-                    }
-                    try forEachMapped(stage, map: columnMap, path: path, input: input, isJSON: isJSON) { column, passThrough, location in
-                        let lead = try columnMap.lead(column: column, passThrough: passThrough, source: defaultSource, now: now)
-                        try finish(lead, location)
+                    // Each lead is mapped and written on a worker; this thread writes the lines in order.
+                    let schema = stage.schema, stampsOrigin = stage.stampsOrigin
+                    let imported = JSONValue.string(importFile)
+                    try forEachMapped(stage, map: columnMap, path: path, input: input, isJSON: isJSON, writer: {
+                        { column, passThrough, raw, location, out in
+                            var lead = try columnMap.lead(column: column, passThrough: passThrough, source: defaultSource, now: now)
+                            if let raw {
+                                JSONWriter.write(lead, into: out)
+                                raw.write(toObjectIn: out)
+                                JSONWriter.append(LeadFields.importFile, imported, toObjectIn: out)
+                                JSONWriter.append(LeadFields.importLine, .int(location.line), toObjectIn: out)
+                                if stampsOrigin && !raw.hasOrigin && !lead.hasValue(Stage.originField) {
+                                    JSONWriter.append(Stage.originField, .string(location.description), toObjectIn: out)
+                                }
+                                return 0
+                            }
+                            lead.append(LeadFields.importFile, imported)
+                            lead.append(LeadFields.importLine, .int(location.line))
+                            if stampsOrigin && !lead.hasValue(Stage.originField) { lead[Stage.originField] = .string(location.description) }
+                            _ = schema?.fill(&lead)
+                            JSONWriter.write(lead, into: out)
+                            return 0
+                        }
+                    }) { line, _, _ in
+                        try stage.writeLine(line, filled: true)
                     }
                 }
             }
@@ -264,37 +279,69 @@ extension LeadFlatten {
 }
 
 /// Reads one input through a column map, CSV (the header checked against the map on the first
-/// row) or JSONL, and gives `body` each row's column accessor (entry, k) -> value and the
-/// columns the map does not use, in source order.
+/// row) or JSONL. Each worker makes a writer with `writer`, which gets a row's column accessor
+/// (entry, k) -> value, the columns the map does not use (in source order) and the row's
+/// location, writes the row's output bytes and returns a tag, or throws `RecordRejected`;
+/// `body` then gets the bytes and tag of each row in input order, on this thread. CSV rows
+/// are written on every processor, JSONL records on this thread.
 func forEachMapped(_ stage: Stage, map columnMap: ColumnMap, path: String, input: String, isJSON: Bool,
-                   _ body: (_ column: (Int, Int) -> JSONValue?, _ passThrough: [(String, JSONValue)], SourceLocation) throws -> Void) throws {
+                   writer: @escaping () -> (_ column: (Int, Int) -> JSONValue?, _ passThrough: [(String, JSONValue)], _ raw: PassThroughColumns?,
+                                            SourceLocation, ByteBuffer) throws -> Int,
+                   _ body: (_ written: UnsafeBufferPointer<UInt8>, _ tag: Int, SourceLocation) throws -> Void) throws {
     // Standard input is read from a spool file: its records come from stdin.
-    let named: (SourceLocation) -> SourceLocation = { input == "-" ? SourceLocation(path: "-", line: $0.line) : $0 }
+    let fromStdin = input == "-"
+    let named: @Sendable (SourceLocation) -> SourceLocation = { fromStdin ? SourceLocation(path: "-", line: $0.line) : $0 }
     if isJSON {
         let used = columnMap.usedColumns
+        let write = writer()
+        let out = ByteBuffer(capacity: 1 << 16)
         try stage.forEachRecord([path]) { record, location in
             var passThrough: [(String, JSONValue)] = []
             for field in record.fields where !used.contains(field.key) {
                 if let problem = columnMap.collision(field.key) { throw StageError.usage("\(location): \(problem)") }
                 passThrough.append((field.key, field.value))
             }
-            try body({ e, k in record[columnMap.entries[e].columns[k]] }, passThrough, named(location))
+            out.removeAll()
+            let tag = try write({ e, k in record[columnMap.entries[e].columns[k]] }, passThrough, nil, named(location), out)
+            try body(out.bytes, tag, named(location))
         }
     } else {
-        // One file, one header: checked and resolved on the first row.
-        var positions: [[Int?]]?
-        var unused: [Int] = []
-        try stage.forEachCSV([path]) { row, header, location in
-            if positions == nil {
-                if let problem = columnMap.check(header: header) { throw StageError.usage("\(input): \(problem)") }
-                positions = columnMap.positions(in: header)
-                let used = columnMap.usedColumns
-                unused = header.indices.filter { !used.contains(header[$0]) }
+        // One file, one header: checked and resolved when it is read.
+        try stage.forEachCSVWritten([path], header: { header, _ in
+            if let problem = columnMap.check(header: header) { throw StageError.usage("\(input): \(problem)") }
+            let positions = columnMap.positions(in: header)
+            let used = columnMap.usedColumns
+            let unused = header.indices.filter { !used.contains(header[$0]) }
+            // Without --schema (which fills whole records) the unused columns are written from
+            // the row's bytes.
+            let raw = stage.schema == nil ? RawColumns(unused, header: header) : nil
+            let hasOrigin = unused.contains { header[$0] == Stage.originField }
+            return {
+                let write = writer()
+                return { row, location, out in
+                    if let raw {
+                        return try write({ e, k in positions[e][k].map { .string(row.string($0)) } }, [],
+                                         PassThroughColumns(row: row, columns: raw, hasOrigin: hasOrigin), named(location), out)
+                    }
+                    return try write({ e, k in positions[e][k].map { .string(row.string($0)) } },
+                                     unused.map { (header[$0], .string(row.string($0))) }, nil, named(location), out)
+                }
             }
-            try body({ e, k in positions![e][k].map { .string(row.string($0)) } },
-                     unused.map { (header[$0], .string(row.string($0))) }, named(location))
+        }) { written, tag, location in
+            try body(written, tag, named(location))
         }
     }
+}
+
+/// The columns of a CSV row that its map does not use, written into the row's JSON object as
+/// they were read (a writer splices them in where the pass-through fields go).
+struct PassThroughColumns {
+    let row: CSVFields
+    let columns: RawColumns
+    /// Whether one of them is `_origin`: the row then carries its own provenance.
+    let hasOrigin: Bool
+
+    func write(toObjectIn out: ByteBuffer) { columns.write(row, toObjectIn: out) }
 }
 
 /// Whether an input is JSON by its name (or the --format given).
@@ -362,26 +409,42 @@ extension LeadFlatten {
                 let line = ByteBuffer(capacity: 4096)
                 for input in try stage.inputs(inputs) {
                     let path = input == "-" ? try stage.spoolStdin() : input
+                    // Each permit is mapped and written on a worker, its id's bytes first (the tag
+                    // says how many); this thread keeps the lines in order in the spool.
+                    let schema = stage.schema, stampsOrigin = stage.stampsOrigin
                     try forEachMapped(stage, map: columnMap, path: path, input: input,
-                                      isJSON: isJSONInput(input, format: format)) { column, passThrough, location in
-                        var permit = try columnMap.record(column: column, passThrough: passThrough, numeric: PermitFields.numeric)
-                        stage.schema?.fill(&permit)
-                        stage.stampOrigin(&permit, at: location)
-                        guard let id = permit.text(PermitFields.id)?.trimmingSpaces, !id.isEmpty else {
-                            throw RecordRejected("no permit_id")
+                                      isJSON: isJSONInput(input, format: format), writer: {
+                        { column, passThrough, raw, location, out in
+                            var permit = try columnMap.record(column: column, passThrough: passThrough, numeric: PermitFields.numeric)
+                            _ = schema?.fill(&permit)
+                            let stamp = stampsOrigin && raw?.hasOrigin != true && !permit.hasValue(Stage.originField)
+                            if stamp && raw == nil { permit[Stage.originField] = .string(location.description) }
+                            guard let id = permit.text(PermitFields.id)?.trimmingSpaces, !id.isEmpty else {
+                                throw RecordRejected("no permit_id")
+                            }
+                            guard let address = permit.text("property_address"), !address.trimmingSpaces.isEmpty else {
+                                throw RecordRejected("permit \(id) has no property_address")
+                            }
+                            let start = out.count
+                            out.append(id)
+                            let idLength = out.count - start
+                            JSONWriter.write(permit, into: out)
+                            if let raw {
+                                raw.write(toObjectIn: out)
+                                if stamp { JSONWriter.append(Stage.originField, .string(location.description), toObjectIn: out) }
+                            }
+                            return idLength
                         }
-                        guard let address = permit.text("property_address"), !address.trimmingSpaces.isEmpty else {
-                            throw RecordRejected("permit \(id) has no property_address")
-                        }
-                        line.removeAll()
-                        JSONWriter.write(permit, into: line)
+                    }) { written, idLength, location in
+                        let id = String(decoding: UnsafeBufferPointer(rebasing: written[..<idLength]), as: UTF8.self)
+                        let json = UnsafeBufferPointer(rebasing: written[idLength...])
                         let here = SourceLocation(path: input == "-" ? "-" : input, line: location.line)
                         if let earlier = last[id] {
                             replaced.append(["permit_id": .string(id), "replaced": .string(rows[earlier].location.description),
                                              "by": .string(here.description)])
                         }
                         last[id] = rows.count
-                        rows.append((try spool.append(line), here, id))
+                        rows.append((try spool.append(json), here, id))
                     }
                 }
                 let sink = try stage.output()

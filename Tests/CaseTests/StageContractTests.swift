@@ -188,6 +188,84 @@ import Testing
         #expect(bad.status == 2 && bad.stderr.contains("--first-line"), "\(bad.stderr)")
     }
 
+    /// Mapped CSV rows are written on every processor: the output, the rejects (rows that do
+    /// not read, rows with too few fields, values the map cannot read, permits without an id)
+    /// and which row of a permit wins are those of a one-thread run, across many batches.
+    @Test func mappedRowsOnSeveralWorkersAreAOneThreadRun() throws {
+        let dir = try scratch()
+        defer { try? fm.removeItem(atPath: dir) }
+        var leads = ["Address,City,State,Zip,Owner,Value,Note,_extra"]
+        var permits = ["id,address,description,value,note"]
+        var badLeads = 0, noID = 0, replacing = 0
+        for n in 1...9_000 {
+            if [5, 6, 7].contains(n % 997) { badLeads += 1 }
+            if n % 1_013 == 3 { noID += 1 }
+            if n % 1_013 == 4 && n > 3_000 && (n - 3_000) % 1_013 != 3 { replacing += 1 }
+            switch n % 997 {
+            case 5: leads.append("\(n) Oak St,Austin,TX,78701,Owner \(n),lots,x,y")          // not money
+            case 6: leads.append("\(n) Oak St,Austin,TX")                                    // too few fields
+            case 7: leads.append("\(n) O\"ak St,Austin,TX,78701,Owner,1,x,y")               // a stray quote
+            default: leads.append("\(n) Oak St,Austin,TX,78701,\"Owner, \(n)\",\(n)00,\"a \"\"q\"\" \(n)\",e\(n)")
+            }
+            switch n % 1_013 {
+            case 3: permits.append(",\(n) Elm St,roof,1,x")                                   // no id
+            case 4: permits.append("P\(n - 3000),\(n) Elm St,again,2,replaces an earlier row")
+            default: permits.append("P\(n),\(n) Elm St,roof \(n),\(n),\"note, \(n)\"")
+            }
+        }
+        try (leads.joined(separator: "\n") + "\n").write(toFile: dir + "/leads.csv", atomically: true, encoding: .utf8)
+        try (permits.joined(separator: "\n") + "\n").write(toFile: dir + "/permits.csv", atomically: true, encoding: .utf8)
+        try """
+        field,column,format
+        property_address,Address
+        property_city,City
+        property_state,State
+        property_zip,Zip
+        owner_name,Owner
+        est_value,Value,money
+        """.write(toFile: dir + "/leads-test.csv", atomically: true, encoding: .utf8)
+        try """
+        field,column,format
+        permit_id,id
+        property_address,address
+        project_description,description
+        job_value,value,money
+        """.write(toFile: dir + "/permits-test.csv", atomically: true, encoding: .utf8)
+        for (kind, input) in [("leads", "leads.csv"), ("permits", "permits.csv")] {
+            var runs: [(String, String, String)] = []
+            for threads in ["1", "4"] {
+                let result = try run([kind, "--map", "\(kind)-test.csv", "--logs", "logs-\(threads)", "--no-keep", input,
+                                      "--rejects", "rejects-\(threads).jsonl", "--now", "2026-12-01T00:00:00Z"]
+                                     .filter { kind == "leads" || $0 != "--no-keep" },
+                                     in: dir, environment: ["LEAD_THREADS": threads])
+                #expect(result.status == 0, "\(result.stderr)")
+                runs.append((result.stdout, try String(contentsOfFile: dir + "/rejects-\(threads).jsonl", encoding: .utf8),
+                             kind == "permits" ? try String(contentsOfFile: dir + "/logs-\(threads)/permits/replaced-test.jsonl", encoding: .utf8) : ""))
+            }
+            #expect(runs[0].0 == runs[1].0 && runs[0].1 == runs[1].1 && runs[0].2 == runs[1].2, "\(kind): 4 workers differ from 1")
+            let rejected = runs[1].1.split(separator: "\n")
+            let out = runs[1].0.split(separator: "\n")
+            if kind == "leads" {
+                #expect(badLeads == 30 && rejected.count == badLeads && out.count == 9_000 - badLeads, "\(rejected.count) rejects, \(out.count) leads")
+                #expect(out[0].contains(#""owner_name":"Owner, 1""#) && out[0].contains(#""Note":"a \"q\" 1","_extra":"e1","import_file":"leads.csv","import_line":2,"_origin":"leads.csv:2"}"#),
+                        "\(out[0])")
+            } else {
+                // Rows without an id are rejected; a later row of a permit replaces the earlier one,
+                // which then comes out in the place of its last row.
+                #expect(noID == 9 && replacing == 6 && rejected.count == noID && out.count == 9_000 - noID - replacing,
+                        "\(rejected.count) rejects, \(out.count) permits")
+                #expect(out.last!.contains(#""permit_id":"P9000""#) && runs[1].2.split(separator: "\n").count == replacing)
+                #expect(!out[0..<3_000].contains { $0.contains(#""permit_id":"P43""#) } && out[3_000...].contains { $0.contains(#""permit_id":"P43""#) && $0.contains(#""property_address":"3043 Elm St""#) })
+                #expect(out[0].contains(#""note":"note, 1","_origin":"permits.csv:2"}"#), "\(out[0])")
+            }
+            // Rejects keep the input's order.
+            let lines = rejected.compactMap { text -> Int? in
+                (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["line"] as? Int
+            }
+            #expect(lines.count == rejected.count && lines == lines.sorted(), "\(lines)")
+        }
+    }
+
     @Test(arguments: ["lead-fetch", "lead-flatten", "lead-normalize", "lead-tag", "lead-score", "lead-tier", "lead-export", "lead-cleanup", "lead-diff"])
     func everyStageSaysItsVersion(_ binary: String) throws {
         let result = try run(["--version"], in: NSTemporaryDirectory(), binary: binary)
