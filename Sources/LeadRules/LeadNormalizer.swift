@@ -53,6 +53,8 @@ public struct LeadNormalizer: Sendable {
     public func normalize(_ record: inout Record) throws(RecordRejected) {
         var key: String?
         var scope = "zip"
+        // A mailing address is most often the property's own: read once.
+        var last: (line: String, city: String, state: String, zip: String, result: Result<StandardAddress, AddressProblem>)?
         for (n, prefix) in prefixes.enumerated() {
             let lineField = prefix + "_address"
             let rawField = prefix + "_address_raw"
@@ -71,7 +73,14 @@ public struct LeadNormalizer: Sendable {
                 continue
             }
             var address: StandardAddress
-            switch addresses.standardize(line: line, city: city, state: state, zip: zip) {
+            let result: Result<StandardAddress, AddressProblem>
+            if let last, last.line == line, last.city == city, last.state == state, last.zip == zip {
+                result = last.result
+            } else {
+                result = addresses.standardize(line: line, city: city, state: state, zip: zip)
+                last = (line, city, state, zip, result)
+            }
+            switch result {
             case .success(let a): address = a
             case .failure(let problem):
                 if n == 0 { throw RecordRejected("\(lineField): \(problem)") }

@@ -20,11 +20,15 @@ public struct TagCatalogue: Sendable {
     public let path: String
     public private(set) var tags: [TagDefinition]
     private var byName: [String: Int]
+    /// Each name and alias as the catalogue spells it, and the `Expired - ` name: the names
+    /// leads carry, found without working out a key.
+    private var bySpelling: [String: Int]
 
     public init(path: String, tags: [TagDefinition]) throws(StageError) {
         self.path = path
         self.tags = tags
         byName = [:]
+        bySpelling = [:]
         for (i, tag) in tags.enumerated() {
             for spelling in [tag.name] + tag.aliases {
                 let key = TagCatalogue.key(spelling)
@@ -32,6 +36,8 @@ public struct TagCatalogue: Sendable {
                     throw StageError.rules(file: path, line: tag.line, message: "'\(spelling)' already names the tag \(tags[other].name)")
                 }
                 byName[key] = i
+                if bySpelling[spelling] == nil { bySpelling[spelling] = i }
+                if bySpelling["Expired - " + spelling] == nil { bySpelling["Expired - " + spelling] = i }
             }
         }
     }
@@ -54,6 +60,7 @@ public struct TagCatalogue: Sendable {
 
     /// The tag a name means, or nil.
     public func tag(named name: String) -> TagDefinition? {
+        if let i = bySpelling[name] { return tags[i] }
         var key = TagCatalogue.key(name)
         if key.hasPrefix("expired - ") { key.removeFirst(10) }
         return byName[key].map { tags[$0] }

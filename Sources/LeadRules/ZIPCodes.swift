@@ -200,23 +200,34 @@ public struct Absentee: Sendable {
         var zip: String
     }
 
-    func side(_ lead: Record, _ prefix: String) -> Side {
-        let line = lead.text(prefix + "_address")?.trimmingSpaces ?? ""
+    /// The field names of one side of a lead (`property_address`, ...), made once.
+    struct SideFields {
+        let address, parts, zip, state, city: String
+        init(_ prefix: String) {
+            address = prefix + "_address"; parts = prefix + "_address_parts"
+            zip = prefix + "_zip"; state = prefix + "_state"; city = prefix + "_city"
+        }
+        static let property = SideFields("property"), mailing = SideFields("mailing")
+    }
+    static let streetParts = ["number", "predirectional", "street", "suffix", "postdirectional"]
+
+    func side(_ lead: Record, _ fields: SideFields) -> Side {
+        let line = lead.text(fields.address)?.trimmingSpaces ?? ""
         var base = line
         var unit: String?
-        if let parts = lead[prefix + "_address_parts"]?.object, parts.text("kind") == "street" {
-            base = ["number", "predirectional", "street", "suffix", "postdirectional"].compactMap { parts.text($0) }.joined(separator: " ")
-            if line.count > base.count, line.hasPrefix(base) {
+        if let parts = lead[fields.parts]?.object, parts.text("kind") == "street" {
+            base = Absentee.streetParts.compactMap { parts.text($0) }.joined(separator: " ")
+            if line.utf8.count > base.utf8.count, line.hasPrefix(base) {
                 // The unit by its identifier: APT 4, UNIT 4 and # 4 at one address are one unit.
                 unit = parts.text("unit") ?? String(line.dropFirst(base.count)).trimmingSpaces
             } else {
                 base = line
             }
         }
-        let zip = String((lead.text(prefix + "_zip") ?? "").trimmingSpaces.prefix(5))
-        var state = (lead.text(prefix + "_state") ?? "").trimmingSpaces.uppercased()
+        let zip = String((lead.text(fields.zip) ?? "").trimmingSpaces.prefix(5))
+        var state = (lead.text(fields.state) ?? "").trimmingSpaces.uppercased()
         if state.isEmpty, zip.utf8.count == 5, let s = zips.state(zip: zip) { state = s }
-        return Side(line: line, base: base, unit: unit, city: lead.text(prefix + "_city") ?? "", state: state, zip: zip)
+        return Side(line: line, base: base, unit: unit, city: lead.text(fields.city) ?? "", state: state, zip: zip)
     }
 
     /// Whether two sides name one place: the same ZIP, or a city one ZIP is known by, or the same city.
@@ -249,11 +260,11 @@ public struct Absentee: Sendable {
     }
 
     public func classify(_ lead: Record) -> String {
-        let mailing = side(lead, "mailing")
+        let mailing = side(lead, SideFields.mailing)
         guard !mailing.line.isEmpty else { return "none" }
         // A mailing address that did not read (kept raw, lead-normalize said why): not known.
         if let error = lead["mailing_address_error"], !error.isNull { return "unknown" }
-        let property = side(lead, "property")
+        let property = side(lead, SideFields.property)
         // The same street address, a unit on one side only (or the same unit on both).
         if property.base == mailing.base, property.unit == nil || mailing.unit == nil || property.unit == mailing.unit,
            samePlace(property, mailing) {
