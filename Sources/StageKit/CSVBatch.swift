@@ -190,9 +190,7 @@ extension Stage {
         if let first = options.firstLine, first < 1 { throw StageError.usage("--first-line must be 1 or more (got \(first))") }
         let workers = workerCount
         let batchSize = 2048
-        let batches = [CSVBatch(workers: workers), CSVBatch(workers: workers)]
-        var filling = 0
-        var inFlight: (batch: CSVBatch, group: DispatchGroup)?
+        var pipeline = BatchPipeline { CSVBatch(workers: workers) }
 
         func hand(_ batch: CSVBatch) throws {
             let count = batch.items.count
@@ -214,28 +212,13 @@ extension Stage {
         }
 
         func launch(_ make: @escaping () -> CSVBatch.CSVWriterJob) throws {
-            let batch = batches[filling]
-            guard !batch.items.isEmpty else { return }
-            let group = DispatchGroup()
-            let box = UncheckedBox(batch), job = UncheckedBox(make)
-            DispatchQueue.global().async(group: group) { box.value.write(job.value) }
-            if let previous = inFlight {
-                previous.group.wait()
-                try hand(previous.batch)
-            }
-            inFlight = (batch, group)
-            filling = 1 - filling
-            batches[filling].reset()
+            guard !pipeline.current.items.isEmpty else { return }
+            try pipeline.launch({ $0.write(make) }, hand: hand, reset: { $0.reset() })
         }
 
         func finish(_ make: (() -> CSVBatch.CSVWriterJob)?) throws {
             if let make { try launch(make) }
-            if let last = inFlight {
-                last.group.wait()
-                inFlight = nil
-                try hand(last.batch)
-                last.batch.reset()
-            }
+            try pipeline.finish(hand: hand, reset: { $0.reset() })
         }
 
         for path in try inputs(paths) {
@@ -246,7 +229,7 @@ extension Stage {
             var make: (() -> CSVBatch.CSVWriterJob)?
             if let given { make = try header(given, path) }
             try reader.forEach { event in
-                let batch = batches[filling]
+                let batch = pipeline.current
                 switch event {
                 case .broken(let raw, let line, let reason):
                     recordsIn += 1
@@ -274,7 +257,7 @@ extension Stage {
             }
             // Broken rows before any header are rejected as they stand.
             if make == nil {
-                let batch = batches[filling]
+                let batch = pipeline.current
                 for item in batch.items { try reject(item.broken ?? "no header", at: item.location, raw: batch.raw(item)) }
                 batch.reset()
             }

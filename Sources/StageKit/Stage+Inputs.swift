@@ -196,11 +196,7 @@ extension Stage {
                       deliver: (RecordBatch.Item, UnsafeBufferPointer<UInt8>, RecordBatch.Outcome, ByteBuffer) throws -> Void) throws {
         let workers = workerCount
         let batchSize = 2048
-        let job = UncheckedBox(job)
-        // Two batches, used in turn; a batch's buffers are touched by one side at a time.
-        let batches = [RecordBatch(workers: workers), RecordBatch(workers: workers)]
-        var filling = 0
-        var inFlight: (batch: RecordBatch, group: DispatchGroup)?
+        var pipeline = BatchPipeline { RecordBatch(workers: workers) }
 
         func hand(_ batch: RecordBatch) throws {
             let count = batch.items.count
@@ -220,32 +216,16 @@ extension Stage {
 
         /// Sends the batch being filled to the workers, and hands out the one before it.
         func launch() throws {
-            let batch = batches[filling]
-            guard !batch.items.isEmpty else { return }
+            guard !pipeline.current.items.isEmpty else { return }
             // The parser reads a little past each text: the next text is there, and after
             // the last one, this padding.
-            batch.texts.append(JSONParser.zeroPadding)
-            let group = DispatchGroup()
-            let box = UncheckedBox(batch)
-            DispatchQueue.global().async(group: group) { job.value(box.value) }
-            if let previous = inFlight {
-                previous.group.wait()
-                try hand(previous.batch)
-            }
-            inFlight = (batch, group)
-            filling = 1 - filling
-            // The batch now filling was handed out above (or never used): clear it for reuse.
-            batches[filling].reset()
+            pipeline.current.texts.append(JSONParser.zeroPadding)
+            try pipeline.launch(job, hand: hand, reset: { $0.reset() })
         }
 
         func finish() throws {
             try launch()
-            if let last = inFlight {
-                last.group.wait()
-                inFlight = nil
-                try hand(last.batch)
-                last.batch.reset()
-            }
+            try pipeline.finish(hand: hand, reset: { $0.reset() })
         }
 
         for path in try inputs(paths) {
@@ -253,7 +233,7 @@ extension Stage {
             defer { source.close() }
             let reader = JSONTextReader(lines: LineReader(source: source))
             try reader.forEach { event in
-                let batch = batches[filling]
+                let batch = pipeline.current
                 var bytes: UnsafeBufferPointer<UInt8>
                 var item: RecordBatch.Item
                 switch event {

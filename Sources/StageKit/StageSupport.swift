@@ -87,3 +87,42 @@ final class UncheckedBox<T>: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 }
+
+/// Two batches used in turn by a reading thread and the workers: while the workers do one
+/// batch, the reading thread fills the other, and hands out the one before once the workers
+/// are done with it. A batch's buffers are touched by one side at a time.
+struct BatchPipeline<Batch: AnyObject> {
+    let batches: [Batch]
+    private var filling = 0
+    private var inFlight: (batch: Batch, group: DispatchGroup)?
+
+    init(_ make: () -> Batch) { batches = [make(), make()] }
+
+    /// The batch the reading thread fills.
+    var current: Batch { batches[filling] }
+
+    /// Sends the current batch to the workers (`work`, off this thread), hands out the one
+    /// before it (`hand`, on this thread) and makes the other batch current, emptied by `reset`.
+    mutating func launch(_ work: @escaping (Batch) -> Void, hand: (Batch) throws -> Void, reset: (Batch) -> Void) throws {
+        let group = DispatchGroup()
+        let box = UncheckedBox(current), job = UncheckedBox(work)
+        DispatchQueue.global().async(group: group) { job.value(box.value) }
+        if let previous = inFlight {
+            previous.group.wait()
+            try hand(previous.batch)
+        }
+        inFlight = (current, group)
+        filling = 1 - filling
+        // The batch now filling was handed out above (or never used): cleared for reuse.
+        reset(current)
+    }
+
+    /// Waits for the batch in flight and hands it out.
+    mutating func finish(hand: (Batch) throws -> Void, reset: (Batch) -> Void) throws {
+        guard let last = inFlight else { return }
+        last.group.wait()
+        inFlight = nil
+        try hand(last.batch)
+        reset(last.batch)
+    }
+}
