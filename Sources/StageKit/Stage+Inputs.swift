@@ -386,10 +386,11 @@ extension Stage {
     }
 
     /// Copies stdin to a temporary file (removed when the stage ends), for stages that must
-    /// read their input twice.
+    /// read their input twice. What is read from it is located in `-`, as stdin is.
     public func spoolStdin() throws(StageError) -> String {
         let dir = environment["TMPDIR"] ?? "/tmp"
         let path = "\(dir)/lead-\(name)-stdin-\(getpid()).tmp"
+        stdinSpool = path
         let source = try ByteSource(path: "-")
         defer { source.close() }
         let sink = try ByteSink(path: path)

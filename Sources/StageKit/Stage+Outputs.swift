@@ -114,7 +114,7 @@ extension Stage {
     /// Spark partition on standard input) and is named FILE, and with `--first-line N` it
     /// starts on line N of it.
     public func inputLocation(_ path: String, line: Int) -> SourceLocation {
-        SourceLocation(path: inputNameOption ?? path, line: line + firstLineShift)
+        SourceLocation(path: inputNameOption ?? (path == stdinSpool ? "-" : path), line: line + firstLineShift)
     }
 
     /// The `_origin` of a JSON object's text, nil when it is not one or has none.

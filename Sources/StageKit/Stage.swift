@@ -93,6 +93,8 @@ public final class Stage {
     /// getter costs a runtime metadata lookup, and every text read asks for its location.
     let inputNameOption: String?
     let firstLineShift: Int
+    /// The temporary copy of stdin, when `spoolStdin` made one.
+    var stdinSpool: String?
     var rejectMessages = 0
 
     /// The number of reject messages printed on stderr before they are only counted.

@@ -288,9 +288,7 @@ func forEachMapped(_ stage: Stage, map columnMap: ColumnMap, path: String, input
                    writer: @escaping () -> (_ column: (Int, Int) -> JSONValue?, _ passThrough: [(String, JSONValue)], _ raw: PassThroughColumns?,
                                             SourceLocation, ByteBuffer) throws -> Int,
                    _ body: (_ written: UnsafeBufferPointer<UInt8>, _ tag: Int, SourceLocation) throws -> Void) throws {
-    // Standard input is read from a spool file: its records come from stdin.
-    let fromStdin = input == "-"
-    let named: @Sendable (SourceLocation) -> SourceLocation = { fromStdin ? SourceLocation(path: "-", line: $0.line) : $0 }
+    // Standard input is read from a spool file, whose locations the stage names `-`.
     if isJSON {
         let used = columnMap.usedColumns
         let write = writer()
@@ -302,8 +300,8 @@ func forEachMapped(_ stage: Stage, map columnMap: ColumnMap, path: String, input
                 passThrough.append((field.key, field.value))
             }
             out.removeAll()
-            let tag = try write({ e, k in record[columnMap.entries[e].columns[k]] }, passThrough, nil, named(location), out)
-            try body(out.bytes, tag, named(location))
+            let tag = try write({ e, k in record[columnMap.entries[e].columns[k]] }, passThrough, nil, location, out)
+            try body(out.bytes, tag, location)
         }
     } else {
         // One file, one header: checked and resolved when it is read.
@@ -321,15 +319,13 @@ func forEachMapped(_ stage: Stage, map columnMap: ColumnMap, path: String, input
                 return { row, location, out in
                     if let raw {
                         return try write({ e, k in positions[e][k].map { .string(row.string($0)) } }, [],
-                                         PassThroughColumns(row: row, columns: raw, hasOrigin: hasOrigin), named(location), out)
+                                         PassThroughColumns(row: row, columns: raw, hasOrigin: hasOrigin), location, out)
                     }
                     return try write({ e, k in positions[e][k].map { .string(row.string($0)) } },
-                                     unused.map { (header[$0], .string(row.string($0))) }, nil, named(location), out)
+                                     unused.map { (header[$0], .string(row.string($0))) }, nil, location, out)
                 }
             }
-        }) { written, tag, location in
-            try body(written, tag, named(location))
-        }
+        }, body)
     }
 }
 

@@ -266,6 +266,24 @@ import Testing
         }
     }
 
+    /// A stage that reads stdin twice copies it to a temporary file first; what it rejects is
+    /// still located in stdin, not in that file (gone when the stage ends).
+    @Test func rejectsOfSpooledStdinNameStdin() throws {
+        let dir = try scratch()
+        defer { try? fm.removeItem(atPath: dir) }
+        try "field,column\nproperty_address,Address\n".write(toFile: dir + "/leads-s.csv", atomically: true, encoding: .utf8)
+        let runs = [
+            try Binaries.run("lead-export", ["csv", "-", "--rejects", "export.rejects.jsonl"], in: dir, stdin: "{\"a\":1}\nnot json\n"),
+            try Binaries.run("lead-flatten", ["leads", "--map", "leads-s.csv", "--no-keep", "-", "--rejects", "flatten.rejects.jsonl"], in: dir,
+                             stdin: "Address\n1 Oak St\n2 O\"ak St\n"),
+        ]
+        for (result, rejects) in zip(runs, ["export.rejects.jsonl", "flatten.rejects.jsonl"]) {
+            #expect(result.status == 0 && result.stderr.contains("stdin:"), "\(result.stderr)")
+            let text = try String(contentsOfFile: dir + "/" + rejects, encoding: .utf8)
+            #expect(text.contains(#""origin":"stdin:"#) && !text.contains(".tmp"), "\(text)")
+        }
+    }
+
     @Test(arguments: ["lead-fetch", "lead-flatten", "lead-normalize", "lead-tag", "lead-score", "lead-tier", "lead-export", "lead-cleanup", "lead-diff"])
     func everyStageSaysItsVersion(_ binary: String) throws {
         let result = try run(["--version"], in: NSTemporaryDirectory(), binary: binary)
