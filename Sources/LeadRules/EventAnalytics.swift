@@ -48,7 +48,12 @@ public struct ListingHour: Hashable, Sendable, Comparable {
 
     public init(listingID: String, at t: Timestamp) {
         self.listingID = listingID
-        self.hour = t.seconds >= 0 ? t.seconds / 3600 : (t.seconds - 3599) / 3600
+        self.hour = ListingHour.hour(of: t)
+    }
+
+    /// The hour since the epoch that `t` falls in.
+    public static func hour(of t: Timestamp) -> Int64 {
+        t.seconds >= 0 ? t.seconds / 3600 : (t.seconds - 3599) / 3600
     }
 
     public init(listingID: String, hour: Int64) {
@@ -424,87 +429,213 @@ public struct ListingTotals {
 }
 
 /// What one run's events add to each listing's hours, counted as they stream by: the
-/// engagement rows and the actions of the lead records. Viewer and seeker ids are kept as
-/// small numbers until the parts are made.
+/// engagement rows and the actions of the lead records. Every listing, viewer, seeker and
+/// channel id is a number (`ByteInterner`), each hour a cell of plain numbers with its
+/// viewers and seekers in linked lists, so that an event costs a hash of its bytes and a few
+/// stores, and the tally's memory is what `bytes` says; the parts (`HourPart`) are made when
+/// asked for, in listing and hour order.
 public struct RunTally {
+    /// One listing's hour: counts, first and last event, and the heads of its lists, in 72
+    /// bytes.
     struct Cell {
-        var part: HourPart
-        /// Its listing's number.
-        var listing: UInt32 = 0
-        var viewers: [Int32] = []
-        var seekers: [Int32] = []
+        /// The hour since the epoch (an ISO 8601 year of four digits is within 32 bits of
+        /// hours).
+        var hour: Int32
+        var listing: Int32
+        /// The first and last event: nanoseconds into the hour; -1 before any.
+        var first: Int64 = -1
+        var last: Int64 = -1
+        var views: Int32 = 0, impressions: Int32 = 0, shares: Int32 = 0, saves: Int32 = 0
+        var totalLeads: Int32 = 0, phoneLeads: Int32 = 0, messageLeads: Int32 = 0, emailLeads: Int32 = 0, appointmentLeads: Int32 = 0
+        /// Heads in `links` (viewers, seekers) and `shareLinks`; -1 for none.
+        var viewers: Int32 = -1, seekers: Int32 = -1, channels: Int32 = -1
+
+        init(listing: Int32, hour: Int32) {
+            self.listing = listing
+            self.hour = hour
+        }
+
+        mutating func saw(_ t: Timestamp) {
+            let into = (t.seconds - Int64(hour) * 3600) * 1_000_000_000 + Int64(t.nanoseconds)
+            if first < 0 || into < first { first = into }
+            if into > last { last = into }
+        }
+
+        func time(_ into: Int64) -> Timestamp {
+            Timestamp(seconds: Int64(hour) * 3600 + into / 1_000_000_000, nanoseconds: Int32(into % 1_000_000_000))
+        }
     }
 
-    /// Cells by listing number (in `listings`) and hour, packed in one integer: an event
-    /// hashes one listing id and two integers, not a String and an hour together.
-    private var index: [UInt64: Int] = [:]
-    private var listingNumbers: [String: UInt32] = [:]
-    private var listings: [String] = []
-    private var cells: [Cell] = []
-    private var ids: [String: Int32] = [:]
-    private var names: [String] = []
+    /// Append-only storage in chunks of 65,536: growing never copies (nor holds twice) what
+    /// is already there.
+    struct Chunked<T> {
+        private var chunks: [[T]] = []
+        private(set) var count = 0
+
+        mutating func append(_ x: T) {
+            if count & 0xFFFF == 0 {
+                chunks.append([])
+                chunks[chunks.count - 1].reserveCapacity(0x10000)
+            }
+            chunks[chunks.count - 1].append(x)
+            count += 1
+        }
+
+        subscript(i: Int) -> T {
+            get { chunks[i >> 16][i & 0xFFFF] }
+            _modify { yield &chunks[i >> 16][i & 0xFFFF] }
+        }
+
+        var memory: Int { chunks.count * 0x10000 * MemoryLayout<T>.stride }
+    }
+
+    private var listings = ByteInterner()
+    private var people = ByteInterner()
+    private var channels = ByteInterner()
+    private var cells = Chunked<Cell>()
+    /// Viewer and seeker lists: the person's number in the high half, the next link + 1 in
+    /// the low (0 ends the list).
+    private var links = Chunked<UInt64>()
+    /// Share counts by channel: channel, count, next link (-1 ends).
+    private var shareLinks: [(channel: Int32, count: Int32, next: Int32)] = []
+    /// Cell number + 1 by a hash of listing and hour, 0 for an empty slot; a power of two
+    /// long, never more than half full.
+    private var slots = [Int32](repeating: 0, count: 1024)
     private let runID: String
-    /// What the tally takes in memory, about: a cell 400 bytes, a viewer or seeker seen 4, an
-    /// id or listing its text and 80.
-    public private(set) var bytes = 0
 
     public init(runID: String) { self.runID = runID }
+
+    /// What the tally takes in memory: its cells, lists, slots and ids as allocated.
+    public var bytes: Int {
+        cells.memory + links.memory + shareLinks.capacity * 12 + slots.capacity * 4
+            + listings.memory + people.memory + channels.memory
+    }
 
     /// The hours touched so far.
     public var hours: Int { cells.count }
 
-    private mutating func cell(_ listingID: String, _ at: Timestamp) -> Int {
-        let number: UInt32
-        if let known = listingNumbers[listingID] { number = known } else {
-            number = UInt32(listings.count)
-            listingNumbers[listingID] = number
-            listings.append(listingID)
-            bytes += listingID.utf8.count + 80
-        }
-        let key = ListingHour(listingID: listingID, at: at)
-        let packed = UInt64(number) << 32 | UInt64(UInt32(truncatingIfNeeded: key.hour))
-        if let i = index[packed] { return i }
-        index[packed] = cells.count
-        cells.append(Cell(part: HourPart(key: key, runID: runID), listing: number))
-        bytes += 400
-        return cells.count - 1
+    private static func slot(listing: Int32, hour: Int32, mask: Int) -> Int {
+        let packed = UInt64(UInt32(bitPattern: listing)) << 32 | UInt64(UInt32(bitPattern: hour))
+        return Int(truncatingIfNeeded: (packed &* 0x9E37_79B9_7F4A_7C15) >> 20) & mask
     }
 
-    private mutating func id(_ text: String) -> Int32 {
-        if let n = ids[text] { return n }
-        let n = Int32(names.count)
-        ids[text] = n
-        names.append(text)
-        bytes += text.utf8.count + 80
-        return n
+    private mutating func cell(_ listing: UnsafeBufferPointer<UInt8>, _ at: Timestamp) -> Int {
+        let number = listings.id(listing)
+        let hour = Int32(ListingHour.hour(of: at))
+        let mask = slots.count - 1
+        var slot = RunTally.slot(listing: number, hour: hour, mask: mask)
+        while true {
+            let held = slots[slot]
+            if held == 0 { break }
+            let i = Int(held - 1)
+            if cells[i].listing == number && cells[i].hour == hour { return i }
+            slot = (slot + 1) & mask
+        }
+        let i = cells.count
+        cells.append(Cell(listing: number, hour: hour))
+        slots[slot] = Int32(i + 1)
+        if cells.count * 2 > slots.count { growSlots() }
+        return i
+    }
+
+    private mutating func growSlots() {
+        var bigger = [Int32](repeating: 0, count: slots.count * 2)
+        let mask = bigger.count - 1
+        for i in 0..<cells.count {
+            var slot = RunTally.slot(listing: cells[i].listing, hour: cells[i].hour, mask: mask)
+            while bigger[slot] != 0 { slot = (slot + 1) & mask }
+            bigger[slot] = Int32(i + 1)
+        }
+        slots = bigger
+    }
+
+    private mutating func link(_ person: Int32, after head: Int32) -> Int32 {
+        links.append(UInt64(UInt32(bitPattern: person)) << 32 | UInt64(UInt32(bitPattern: head + 1)))
+        return Int32(links.count - 1)
+    }
+
+    /// The kinds of engagement row, as `addEngagement(kind:...)` takes them by number.
+    public enum Engagement: Int, Sendable {
+        case view, impression, share, save
+
+        public init?(kind: String) {
+            switch kind {
+            case "view": self = .view
+            case "impression": self = .impression
+            case "share": self = .share
+            case "save": self = .save
+            default: return nil
+            }
+        }
     }
 
     /// One engagement row: a view (by `viewer`, when known), impression, share (through
     /// `channel`; `unknown` when none) or save. Other kinds are ignored.
     public mutating func addEngagement(kind: String, listingID: String, viewer: String?, channel: String?, at: Timestamp) {
-        let i = cell(listingID, at)
-        cells[i].part.saw(at)
+        guard let kind = Engagement(kind: kind) else { return }
+        var listingID = listingID, viewer = viewer, channel = channel
+        listingID.withUTF8 { listing in
+            func withOptional(_ s: inout String?, _ body: (UnsafeBufferPointer<UInt8>?) -> Void) {
+                if s == nil { return body(nil) }
+                s!.withUTF8 { body($0) }
+            }
+            withOptional(&viewer) { viewer in
+                withOptional(&channel) { channel in
+                    addEngagement(kind, listing: listing, viewer: viewer, channel: channel, at: at)
+                }
+            }
+        }
+    }
+
+    /// `addEngagement(kind:listingID:viewer:channel:at:)` of ids given as their bytes.
+    public mutating func addEngagement(_ kind: Engagement, listing: UnsafeBufferPointer<UInt8>, viewer: UnsafeBufferPointer<UInt8>?,
+                                       channel: UnsafeBufferPointer<UInt8>?, at: Timestamp) {
+        let i = cell(listing, at)
+        cells[i].saw(at)
         switch kind {
-        case "view":
-            cells[i].part.views += 1
-            if let viewer { let n = id(viewer); cells[i].viewers.append(n); bytes += 4 }
-        case "impression": cells[i].part.impressions += 1
-        case "share":
-            cells[i].part.shares += 1
-            cells[i].part.shareBreakdown[channel ?? "unknown", default: 0] += 1
-        case "save": cells[i].part.saves += 1
-        default: break
+        case .view:
+            cells[i].views += 1
+            if let viewer { cells[i].viewers = link(people.id(viewer), after: cells[i].viewers) }
+        case .impression: cells[i].impressions += 1
+        case .share:
+            cells[i].shares += 1
+            let number: Int32
+            if let channel { number = channels.id(channel) } else { number = channels.id("unknown") }
+            var at = cells[i].channels
+            while at >= 0 && shareLinks[Int(at)].channel != number { at = shareLinks[Int(at)].next }
+            if at >= 0 {
+                shareLinks[Int(at)].count += 1
+            } else {
+                shareLinks.append((number, 1, cells[i].channels))
+                cells[i].channels = Int32(shareLinks.count - 1)
+            }
+        case .save: cells[i].saves += 1
         }
     }
 
     /// One lead action of `seekerID` (from a lead record's lead_actions).
     public mutating func addLead(listingID: String, seekerID: String, leadType: String, messageType: String?, at: Timestamp) {
-        let i = cell(listingID, at)
-        cells[i].part.saw(at)
-        cells[i].part.countLead(leadType: leadType, messageType: messageType)
-        let n = id(seekerID)
-        cells[i].seekers.append(n)
-        bytes += 4
+        var listingID = listingID, seekerID = seekerID
+        listingID.withUTF8 { listing in
+            seekerID.withUTF8 { seeker in
+                addLead(listing: listing, seeker: seeker, leadType: leadType, messageType: messageType, at: at)
+            }
+        }
+    }
+
+    /// `addLead(listingID:seekerID:leadType:messageType:at:)` of ids given as their bytes.
+    public mutating func addLead(listing: UnsafeBufferPointer<UInt8>, seeker: UnsafeBufferPointer<UInt8>, leadType: String,
+                                 messageType: String?, at: Timestamp) {
+        let i = cell(listing, at)
+        cells[i].saw(at)
+        cells[i].totalLeads += 1
+        switch leadType {
+        case "phone": cells[i].phoneLeads += 1
+        case "appointment": cells[i].appointmentLeads += 1
+        case "message": if messageType == "email" { cells[i].emailLeads += 1 } else { cells[i].messageLeads += 1 }
+        default: break
+        }
+        cells[i].seekers = link(people.id(seeker), after: cells[i].seekers)
     }
 
     /// Adds every action of a lead record; a record whose actions cannot be read is rejected.
@@ -534,45 +665,83 @@ public struct RunTally {
         return (listing, seeker, parsed)
     }
 
-    /// The run's parts, in listing and hour order, each with its distinct viewers and seekers.
-    public func parts() -> [HourPart] {
-        var out: [HourPart] = []
-        out.reserveCapacity(cells.count)
-        eachPart { out.append($0) }
-        return out
+    /// The cells in listing (byte order) and hour order: the order of `part(_:)`'s numbers.
+    public func order() -> [Int32] {
+        var rank = [Int32](repeating: 0, count: listings.count)
+        let byText = (0..<Int32(listings.count)).sorted { listings.precedes($0, $1) }
+        for (r, n) in byText.enumerated() { rank[Int(n)] = Int32(r) }
+        var keyed: [(rank: Int32, hour: Int32, cell: Int32)] = []
+        keyed.reserveCapacity(cells.count)
+        for i in 0..<cells.count { keyed.append((rank[Int(cells[i].listing)], cells[i].hour, Int32(i))) }
+        keyed.sort { $0.rank != $1.rank ? $0.rank < $1.rank : $0.hour < $1.hour }
+        return keyed.map(\.cell)
     }
+
+    /// The listing and hour of cell `i`.
+    public func key(_ i: Int32) -> ListingHour {
+        let cell = cells[Int(i)]
+        return ListingHour(listingID: listings.string(cell.listing), hour: Int64(cell.hour))
+    }
+
+    /// Cell `i` (a number of `order()`) as a part of the run: its distinct viewers and
+    /// seekers in byte order. Reads the tally only: any thread may make parts at once.
+    public func part(_ i: Int32) -> HourPart {
+        let cell = cells[Int(i)]
+        var part = HourPart(key: key(i), runID: runID)
+        part.views = Int(cell.views)
+        part.impressions = Int(cell.impressions)
+        part.shares = Int(cell.shares)
+        part.saves = Int(cell.saves)
+        part.totalLeads = Int(cell.totalLeads)
+        part.phoneLeads = Int(cell.phoneLeads)
+        part.messageLeads = Int(cell.messageLeads)
+        part.emailLeads = Int(cell.emailLeads)
+        part.appointmentLeads = Int(cell.appointmentLeads)
+        var at = cell.channels
+        while at >= 0 {
+            let share = shareLinks[Int(at)]
+            part.shareBreakdown[channels.string(share.channel), default: 0] += Int(share.count)
+            at = share.next
+        }
+        if cell.first >= 0 {
+            part.firstAt = cell.time(cell.first)
+            part.lastAt = cell.time(cell.last)
+        }
+        part.viewers = texts(cell.viewers)
+        part.seekers = texts(cell.seekers)
+        return part
+    }
+
+    /// The distinct people of the list at `head`, in byte order. Most hours see one or two:
+    /// no set or sort for those.
+    private func texts(_ head: Int32) -> [String] {
+        var ids: [Int32] = []
+        var at = Int(head)
+        while at >= 0 {
+            let link = links[at]
+            ids.append(Int32(bitPattern: UInt32(truncatingIfNeeded: link >> 32)))
+            at = Int(UInt32(truncatingIfNeeded: link)) - 1
+        }
+        switch ids.count {
+        case 0: return []
+        case 1: return [people.string(ids[0])]
+        case 2:
+            if ids[0] == ids[1] { return [people.string(ids[0])] }
+            return people.precedes(ids[0], ids[1]) ? [people.string(ids[0]), people.string(ids[1])]
+                                                     : [people.string(ids[1]), people.string(ids[0])]
+        default:
+            return Array(Set(ids)).sorted { people.precedes($0, $1) }.map { people.string($0) }
+        }
+    }
+
+    /// The run's parts, in listing and hour order, each with its distinct viewers and seekers.
+    public func parts() -> [HourPart] { order().map { part($0) } }
 
     /// Hands the parts counted so far to `body` (as `parts` orders them), one at a time, and
     /// starts again from nothing: the run's tally in pieces, for more hours than memory holds
     /// (the pieces of one hour are put together with `HourPart.combine`).
     public mutating func drain(_ body: (HourPart) throws -> Void) rethrows {
-        try eachPart(body)
+        for i in order() { try body(part(i)) }
         self = RunTally(runID: runID)
-    }
-
-    private func eachPart(_ body: (HourPart) throws -> Void) rethrows {
-        func texts(_ list: [Int32]) -> [String] {
-            // Most hours see one or two viewers and seekers: no set or sort for those.
-            switch list.count {
-            case 0: return []
-            case 1: return [names[Int(list[0])]]
-            case 2:
-                let a = names[Int(list[0])], b = names[Int(list[1])]
-                if list[0] == list[1] { return [a] }
-                return a.precedesInByteOrder(b) ? [a, b] : [b, a]
-            default: return Array(Set(list)).map { names[Int($0)] }.sorted { $0.precedesInByteOrder($1) }
-            }
-        }
-        // Listing and hour order: each listing's rank in byte order, then the hour, compared
-        // as integers.
-        var rank = [Int64](repeating: 0, count: listings.count)
-        for (r, n) in listings.indices.sorted(by: { listings[$0].precedesInByteOrder(listings[$1]) }).enumerated() { rank[n] = Int64(r) }
-        let order = cells.indices.map { i -> (Int64, Int64, Int) in (rank[Int(cells[i].listing)], cells[i].part.key.hour, i) }.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }.map(\.2)
-        for i in order {
-            var part = cells[i].part
-            part.viewers = texts(cells[i].viewers)
-            part.seekers = texts(cells[i].seekers)
-            try body(part)
-        }
     }
 }

@@ -1,4 +1,5 @@
 import CSimdJSON
+import Dispatch
 import LeadRules
 import StageKit
 
@@ -132,7 +133,7 @@ public struct EventLedger {
         let before = try part.map { _ in try fingerprint() }
         var run: EventRun?
         // The run's lead records wait in a scratch file, in order; the tally of its hours is
-        // held within a quarter of the memory budget, and past it drained into a sort by
+        // held within half of the memory budget, and past it drained into a sort by
         // listing and hour (`RunParts`).
         let leads = try SpoolFile()
         var leadSpans: [SpoolFile.Span] = []
@@ -231,14 +232,14 @@ public struct EventLedger {
                 return try handle(record, location)
             }
             var fields = BinaryFields(written)
-            guard case .some(let listing) = fields.text(), case .some(let viewer) = fields.text(),
-                  case .some(let channel) = fields.text(), case .some(let at) = fields.time() else {
+            guard case .some(let listing) = fields.bytesOfText(), case .some(let viewer) = fields.bytesOfText(),
+                  case .some(let channel) = fields.bytesOfText(), case .some(let at) = fields.time() else {
                 fatalError("an engagement row that does not decode")
             }
-            if let shard, !shard.owns(listing ?? "") { return }
+            if let shard, !shard.owns(listing.map { String(decoding: $0, as: UTF8.self) } ?? "") { return }
             guard let listing, !listing.isEmpty else { throw RecordRejected("\(kind) without listing_id") }
             guard let at else { throw RecordRejected("\(kind) without a readable timestamp") }
-            tally.addEngagement(kind: kind, listingID: listing, viewer: viewer.flatMap { $0.isEmpty ? nil : $0 },
+            tally.addEngagement(kind, listing: listing, viewer: viewer.flatMap { $0.isEmpty ? nil : $0 },
                                 channel: channel.flatMap { $0.isEmpty ? nil : $0 }, at: at)
             events += 1
             try runParts.keep(&tally)
@@ -368,75 +369,180 @@ public struct EventLedger {
     /// The parts file with this run's parts in place of any earlier ones of the run, merged in
     /// listing and hour order, and from it listing_analytics.jsonl and listings.jsonl.
     /// With `shard`, the stored parts of the shard's listings only, into the shard's part.
+    /// This thread puts each hour's parts together (`AnalyticsBatch`, whole listings at a
+    /// time); the workers make the new parts, merge and write them.
     func writeAnalytics(_ parts: RunParts.Parts, runID: String, stage: Stage, shard: Shard? = nil) throws -> Counts {
         let part = shard.map { EventShardPart(ledger: self, shard: $0) }
-        let partsSink = try stage.openOutput(part?.partsPath ?? partsPath)
-        let analyticsSink = try stage.openOutput(part?.analyticsPath ?? analyticsPath)
-        let listingsSink = try stage.openOutput(part?.listingsPath ?? listingsPath)
+        let sinks = [try stage.openOutput(part?.partsPath ?? partsPath), try stage.openOutput(part?.analyticsPath ?? analyticsPath),
+                     try stage.openOutput(part?.listingsPath ?? listingsPath)]
         var counts = Counts()
-        var cell: [HourPart] = []
-        var cellHasOld = false
-        var totals: ListingTotals?
+        let batch = AnalyticsBatch(tally: parts.held, runID: runID, workers: stage.workerCount)
+        // The hour being put together.
+        var key: ListingHour?
+        var item = AnalyticsBatch.Item()
 
-        func emitCell() throws {
-            guard !cell.isEmpty else { return }
-            cell.sort { $0.runID.precedesInByteOrder($1.runID) }
-            for part in cell {
-                part.writeJSON(into: partsSink.buffer)
-                partsSink.buffer.append(10)
-            }
-            let merged = HourPart.merge(cell)
-            HourPart.writeAnalyticsRow(merged.counts, uniqueViews: merged.uniqueViews, uniqueLeads: merged.uniqueLeads,
-                                       into: analyticsSink.buffer)
-            analyticsSink.buffer.append(10)
-            counts.rows += 1
-            if !cellHasOld { counts.newHours += 1 }
-            if totals?.listingID != cell[0].key.listingID {
-                if let done = totals { JSONWriter.writeLine(done.record, into: listingsSink.buffer); counts.listings += 1 }
-                totals = ListingTotals(listingID: cell[0].key.listingID)
-            }
-            totals!.add(merged.counts)
-            cell.removeAll(keepingCapacity: true)
-            cellHasOld = false
-            try partsSink.flushIfNeeded()
-            try analyticsSink.flushIfNeeded()
-            try listingsSink.flushIfNeeded()
-        }
-        func feed(_ part: HourPart, old: Bool) throws {
-            if let first = cell.first, first.key != part.key {
-                if part.key < first.key {
-                    throw StageError.data("\(partsPath): parts out of order at \(part.key.listingID) \(part.key.start.iso8601); it is written sorted, was it edited?")
+        func flush() throws {
+            batch.format()
+            for chunk in batch.chunks.prefix(batch.used) {
+                for (sink, buffer) in zip(sinks, [chunk.parts, chunk.analytics, chunk.listings]) {
+                    sink.buffer.append(buffer.bytes)
+                    try sink.flushIfNeeded()
                 }
-                try emitCell()
+                counts.rows += chunk.rows
+                counts.newHours += chunk.newHours
+                counts.listings += chunk.listingCount
             }
-            if old && part.runID != runID { cellHasOld = true }
-            cell.append(part)
+            batch.reset()
+        }
+        func close() throws {
+            guard let done = key else { return }
+            if batch.isFull && batch.lastListing != done.listingID { try flush() }
+            batch.append(item, listing: done.listingID)
+            key = nil
+            item = AnalyticsBatch.Item()
+        }
+        func feed(_ next: ListingHour) throws {
+            if let key, key != next {
+                if next < key {
+                    throw StageError.data("\(partsPath): parts out of order at \(next.listingID) \(next.start.iso8601); it is written sorted, was it edited?")
+                }
+                try close()
+            }
+            key = next
         }
         // The run's parts, one ahead.
         var upcoming = try parts.next()
         func feedNew() throws {
-            try feed(upcoming!, old: false)
+            let new = upcoming!
+            try feed(new.key)
+            if let made = new.made { item.parts.append(made) } else { item.held = new.held }
             counts.hours += 1
             upcoming = try parts.next()
         }
         if Stage.fileExists(partsPath) {
             try stage.readRecords(partsPath) { record, location in
                 if let shard, !shard.owns(record.text("listing_id") ?? "") { return }
-                let part: HourPart
-                do { part = try HourPart(record: record) } catch let bad as RecordRejected { throw StageError.data("\(location): \(bad.reason)") }
-                while let next = upcoming, next.key < part.key { try feedNew() }
-                if part.runID == runID { counts.replacedParts += 1; return }
-                try feed(part, old: true)
+                let old: HourPart
+                do { old = try HourPart(record: record) } catch let bad as RecordRejected { throw StageError.data("\(location): \(bad.reason)") }
+                while let next = upcoming, next.key < old.key { try feedNew() }
+                if old.runID == runID { counts.replacedParts += 1; return }
+                try feed(old.key)
+                item.parts.append(old)
             }
         }
         while upcoming != nil { try feedNew() }
-        try emitCell()
-        if let done = totals { JSONWriter.writeLine(done.record, into: listingsSink.buffer); counts.listings += 1 }
+        try close()
+        try flush()
         return counts
     }
 }
 
-/// The run's parts in listing and hour order: the tally's, when it stayed within a quarter of
+/// Hours of the analytics, whole listings at a time, made into their three files' lines on
+/// every processor: each worker a run of whole listings, so that a listing's totals are one
+/// worker's.
+final class AnalyticsBatch: @unchecked Sendable {
+    /// One listing hour: the run's new part (its number in the held tally, or made, in
+    /// `parts`) and the stored parts of other runs.
+    struct Item {
+        var held: Int32 = -1
+        var parts: [HourPart] = []
+    }
+
+    final class Chunk {
+        let parts = ByteBuffer(capacity: 1 << 20)
+        let analytics = ByteBuffer(capacity: 1 << 20)
+        let listings = ByteBuffer(capacity: 1 << 14)
+        var rows = 0, newHours = 0, listingCount = 0
+    }
+
+    let tally: RunTally?
+    let runID: String
+    private(set) var items: [Item] = []
+    /// The items where a listing starts.
+    private var listingStarts: [Int] = []
+    private(set) var lastListing: String?
+    let chunks: [Chunk]
+    private(set) var used = 0
+    /// Hours a batch takes before it ends, at the next listing.
+    static let size = 16_384
+
+    init(tally: RunTally?, runID: String, workers: Int) {
+        self.tally = tally
+        self.runID = runID
+        chunks = (0..<max(1, workers)).map { _ in Chunk() }
+        items.reserveCapacity(AnalyticsBatch.size)
+    }
+
+    var isFull: Bool { items.count >= AnalyticsBatch.size }
+
+    func append(_ item: Item, listing: String) {
+        if listing != lastListing {
+            listingStarts.append(items.count)
+            lastListing = listing
+        }
+        items.append(item)
+    }
+
+    func reset() {
+        items.removeAll(keepingCapacity: true)
+        listingStarts.removeAll(keepingCapacity: true)
+        lastListing = nil
+        used = 0
+    }
+
+    /// Splits the items into runs of whole listings, one per worker, and writes each.
+    func format() {
+        guard !items.isEmpty else { return }
+        var bounds = [0]
+        var next = 0
+        for c in 1..<chunks.count {
+            let target = items.count * c / chunks.count
+            while next < listingStarts.count && listingStarts[next] < target { next += 1 }
+            if next < listingStarts.count, listingStarts[next] > bounds.last! { bounds.append(listingStarts[next]) }
+        }
+        bounds.append(items.count)
+        used = bounds.count - 1
+        let cuts = bounds
+        DispatchQueue.concurrentPerform(iterations: used) { c in
+            write(items[cuts[c]..<cuts[c + 1]], into: chunks[c])
+        }
+    }
+
+    private func write(_ items: ArraySlice<Item>, into chunk: Chunk) {
+        chunk.parts.removeAll()
+        chunk.analytics.removeAll()
+        chunk.listings.removeAll()
+        (chunk.rows, chunk.newHours, chunk.listingCount) = (0, 0, 0)
+        var totals: ListingTotals?
+        for item in items {
+            var cell = item.parts
+            if item.held >= 0, let tally {
+                var part = tally.part(item.held)
+                part.runID = runID
+                cell.append(part)
+            }
+            if cell.count > 1 { cell.sort { $0.runID.precedesInByteOrder($1.runID) } }
+            for part in cell {
+                part.writeJSON(into: chunk.parts)
+                chunk.parts.append(10)
+            }
+            let merged = HourPart.merge(cell)
+            HourPart.writeAnalyticsRow(merged.counts, uniqueViews: merged.uniqueViews, uniqueLeads: merged.uniqueLeads,
+                                       into: chunk.analytics)
+            chunk.analytics.append(10)
+            chunk.rows += 1
+            if !cell.contains(where: { $0.runID != runID }) { chunk.newHours += 1 }
+            if totals?.listingID != cell[0].key.listingID {
+                if let done = totals { JSONWriter.writeLine(done.record, into: chunk.listings); chunk.listingCount += 1 }
+                totals = ListingTotals(listingID: cell[0].key.listingID)
+            }
+            totals!.add(merged.counts)
+        }
+        if let done = totals { JSONWriter.writeLine(done.record, into: chunk.listings); chunk.listingCount += 1 }
+    }
+}
+
+/// The run's parts in listing and hour order: the tally's, when it stayed within half of
 /// the memory budget; past it the tally is drained into an `ExternalSort` by listing and hour
 /// each time it reaches that, and the pieces of each hour are combined as the sort is read.
 public final class RunParts {
@@ -450,9 +556,9 @@ public final class RunParts {
     /// Scratch runs the parts went through on disk; nil when the tally was all held.
     var runsOnDisk: Int? { sorter?.spilledRuns }
 
-    /// Drains `tally` into the sort when it takes more than a quarter of the budget.
+    /// Drains `tally` into the sort when it takes more than half of the budget (the sort holds a quarter).
     func keep(_ tally: inout RunTally) throws {
-        if tally.bytes > budget / 4 { try drain(&tally) }
+        if tally.bytes > budget / 2 { try drain(&tally) }
     }
 
     private func drain(_ tally: inout RunTally) throws {
@@ -473,40 +579,48 @@ public final class RunParts {
 
     /// The parts, each of run `runID`.
     func parts(_ tally: inout RunTally, runID: String) throws -> Parts {
-        guard sorter != nil else {
-            var parts = tally.parts()
-            for i in parts.indices { parts[i].runID = runID }
-            return Parts(held: parts, runID: runID)
-        }
+        guard sorter != nil else { return Parts(held: tally, runID: runID) }
         try drain(&tally)
         return Parts(cursor: try sorter!.sorted(), runID: runID)
     }
 
     /// One part at a time.
     final class Parts {
-        var held: [HourPart] = []
+        /// The tally held, and its cells in order: the parts are made one at a time.
+        let held: RunTally?
+        let order: [Int32]
         var index = 0
         let cursor: ExternalSort.Cursor?
         let runID: String
         var pending: HourPart?
         var started = false
 
-        init(held: [HourPart], runID: String) {
+        init(held: RunTally, runID: String) {
             self.held = held
+            order = held.order()
             cursor = nil
             self.runID = runID
         }
 
         init(cursor: ExternalSort.Cursor, runID: String) {
+            held = nil
+            order = []
             self.cursor = cursor
             self.runID = runID
         }
 
-        func next() throws -> HourPart? {
+        /// A part of the run: its key, and its number in the held tally or the part made.
+        struct New {
+            var key: ListingHour
+            var held: Int32 = -1
+            var made: HourPart?
+        }
+
+        func next() throws -> New? {
             guard let cursor else {
-                guard index < held.count else { return nil }
+                guard index < order.count else { return nil }
                 defer { index += 1 }
-                return held[index]
+                return New(key: held!.key(order[index]), held: order[index])
             }
             func read() throws -> HourPart? {
                 guard try cursor.next() else { return nil }
@@ -520,10 +634,10 @@ public final class RunParts {
             while let more = try read() {
                 if more.key == part.key { part.combine(more); continue }
                 pending = more
-                return part
+                return New(key: part.key, made: part)
             }
             pending = nil
-            return part
+            return New(key: part.key, made: part)
         }
     }
 }
@@ -538,7 +652,7 @@ enum EngagementRow {
     /// A row of another kind (or an unusual one): read whole.
     static let otherTag = 0
 
-    static func kind(ofTag tag: Int) -> String? { tag >= 1 && tag <= kinds.count ? kinds[tag - 1] : nil }
+    static func kind(ofTag tag: Int) -> RunTally.Engagement? { tag >= 1 && tag <= kinds.count ? RunTally.Engagement(kind: kinds[tag - 1]) : nil }
 
     /// The tag of an engagement row (or a lead record: `LeadRow.tag`) whose kind is a plain
     /// string, nil for any other.

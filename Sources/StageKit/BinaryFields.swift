@@ -58,6 +58,16 @@ public struct BinaryFields {
         return .some(String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<(at + Int(n))]), as: UTF8.self))
     }
 
+    /// A text's bytes (valid while the bytes read are), or .some(nil) for none; nil when the
+    /// bytes do not hold one.
+    public mutating func bytesOfText() -> UnsafeBufferPointer<UInt8>?? {
+        guard let n = int(), n >= -1 else { return nil }
+        if n < 0 { return .some(nil) }
+        guard at + Int(n) <= bytes.count else { return nil }
+        defer { at += Int(n) }
+        return .some(UnsafeBufferPointer(rebasing: bytes[at..<(at + Int(n))]))
+    }
+
     /// A text that must be there.
     public mutating func string() -> String? {
         guard case .some(.some(let t)) = text() else { return nil }

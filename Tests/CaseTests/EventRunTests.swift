@@ -219,4 +219,74 @@ import Glibc
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir + "/events").filter { $0.contains(".tmp-") }
         #expect(leftovers.isEmpty, "the killed run's temporary files are cleared: \(leftovers)")
     }
+
+    /// Enough hours that the export writes them in several batches of whole listings, on
+    /// several workers: two runs whose windows share an hour, applied with one thread, with
+    /// four, and past the memory budget, leave the same files, and their counts are the ones
+    /// counted here by hand.
+    @Test func manyListingsInBatchesAndOnWorkersCountAsByHand() throws {
+        let base: Int64 = 1_735_689_600 // 2025-01-01T00:00:00Z
+        func iso(_ t: Int64) -> String {
+            let d = Date(timeIntervalSince1970: TimeInterval(t))
+            let f = ISO8601DateFormatter()
+            f.timeZone = TimeZone(identifier: "UTC")
+            return f.string(from: d)
+        }
+        // Run 1 to 100 h 30 min, run 2 from there to 200 h: hour 100 is in both.
+        let windows: [(Int64, Int64)] = [(base - 3600, base + 100 * 3600 + 1800), (base + 100 * 3600 + 1800, base + 200 * 3600)]
+        var views: [String: Int] = [:], viewers: [String: Set<String>] = [:], listingViewers: [String: Set<String>] = [:]
+        var runs: [[String]] = []
+        var n = 0
+        for (from, to) in windows {
+            var lines = [#"{"kind":"run","run_id":"\#(iso(to))","source":"files","from":"\#(iso(from))","to":"\#(iso(to))"}"#]
+            var t = from + 1
+            while t <= to {
+                n += 1
+                let listing = "listing-\(n % 211)", seeker = "seeker-\(n % 977)"
+                let kind = n % 5 == 0 ? "impression" : "view"
+                lines.append(#"{"kind":"\#(kind)","listing_id":"\#(listing)","seeker_id":"\#(seeker)","timestamp":"\#(iso(t))"}"#)
+                if kind == "view" {
+                    let hour = "\(listing) \((t - base + 86_400 * 365) / 3600)"
+                    views[hour, default: 0] += 1
+                    viewers[hour, default: []].insert(seeker)
+                    listingViewers[listing, default: []].insert(seeker)
+                }
+                t += 9
+            }
+            runs.append(lines)
+        }
+        var outputs: [[String: String]] = []
+        for environment in [["LEAD_THREADS": "1"], ["LEAD_THREADS": "4"], ["LEAD_MEMORY": "1"]] {
+            let dir = try Binaries.scratch("events-many")
+            for (i, lines) in runs.enumerated() {
+                try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/scored-\(i).jsonl", atomically: true, encoding: .utf8)
+                let result = try Binaries.run("lead-export", ["events", "--dir", "events", "scored-\(i).jsonl", "--now", iso(windows[i].1)],
+                                              in: dir, environment: environment)
+                #expect(result.status == 0, "\(environment): \(result.stderr)")
+            }
+            outputs.append(try snapshot(dir))
+            if outputs.count == 1 {
+                let rows = try self.rows(dir, "listing_analytics.jsonl")
+                #expect(rows.count > 40_000, "more hours than a batch holds: \(rows.count)")
+                var seen = 0
+                for row in rows where (row["total_views"] as! Int) > 0 {
+                    let date = row["date"] as! String, hour = row["hour"] as! Int
+                    let day = Int64(ISO8601DateFormatter().date(from: date + "T00:00:00Z")!.timeIntervalSince1970)
+                    let key = "\(row["listing_id"] as! String) \((day - base + 86_400 * 365) / 3600 + Int64(hour))"
+                    #expect(row["total_views"] as? Int == views[key] && row["unique_views"] as? Int == viewers[key]?.count, "\(key)")
+                    seen += 1
+                }
+                #expect(seen == views.count)
+                let totals = try self.rows(dir, "listings.jsonl")
+                #expect(totals.count == 211)
+                for row in totals {
+                    #expect(row["unique_views"] as? Int == listingViewers[row["listing_id"] as! String]?.count)
+                }
+                let split = rows.filter { $0["listing_id"] as? String == "listing-7" && $0["date"] as? String == "2025-01-05" && $0["hour"] as? Int == 4 }
+                #expect(split.count == 1, "hour 100 of a listing, in both runs, is one row")
+            }
+        }
+        #expect(outputs[1] == outputs[0], "four workers write what one does")
+        #expect(outputs[2] == outputs[0], "past the memory budget the same files")
+    }
 }

@@ -137,3 +137,36 @@ struct FirstOfEachKeyTests {
         #expect(got.duplicates == want.duplicates)
     }
 }
+
+/// ByteInterner: one number per distinct byte string, in the order first seen, through the
+/// table's growth; the texts and their byte order come back as they went in.
+struct ByteInternerTests {
+    @Test func numbersEachTextOnceAndGivesItBack() {
+        var interner = ByteInterner()
+        var expected: [String: Int32] = [:]
+        var order: [String] = []
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("abé\u{0}z0123456789")
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0...19, using: &rng)
+            let text = String((0..<length).map { _ in alphabet.randomElement(using: &rng)! })
+            let n = interner.id(text)
+            if let known = expected[text] {
+                #expect(n == known, "\(text) again")
+            } else {
+                #expect(Int(n) == order.count, "a new text gets the next number")
+                expected[text] = n
+                order.append(text)
+            }
+        }
+        #expect(interner.count == order.count)
+        for (i, text) in order.enumerated() {
+            #expect(interner.string(Int32(i)) == text)
+            interner.withBytes(Int32(i)) { #expect(Array($0) == Array(text.utf8)) }
+        }
+        for _ in 0..<2_000 {
+            let a = Int32.random(in: 0..<Int32(order.count), using: &rng), b = Int32.random(in: 0..<Int32(order.count), using: &rng)
+            #expect(interner.precedes(a, b) == order[Int(a)].utf8.lexicographicallyPrecedes(order[Int(b)].utf8))
+        }
+    }
+}
