@@ -95,15 +95,16 @@ public struct HourPart: Sendable {
         self.runID = runID
     }
 
-    /// Counts one lead action: total_leads always; phone, appointment, email (a message
-    /// whose type is email) or message (any other message); a bare lead only in the total.
-    public mutating func countLead(leadType: String, messageType: String?) {
-        totalLeads += 1
+    /// Where a lead action counts besides total_leads: phone, appointment, email (a message
+    /// whose type is email) or message (any other message); a bare lead (nil) only in the total.
+    public enum LeadColumn: Sendable { case phone, appointment, email, message }
+
+    public static func leadColumn(leadType: String, messageType: String?) -> LeadColumn? {
         switch leadType {
-        case "phone": phoneLeads += 1
-        case "appointment": appointmentLeads += 1
-        case "message": if messageType == "email" { emailLeads += 1 } else { messageLeads += 1 }
-        default: break
+        case "phone": return .phone
+        case "appointment": return .appointment
+        case "message": return messageType == "email" ? .email : .message
+        default: return nil
         }
     }
 
@@ -554,25 +555,15 @@ public struct RunTally {
         return Int32(links.count - 1)
     }
 
-    /// The kinds of engagement row, as `addEngagement(kind:...)` takes them by number.
-    public enum Engagement: Int, Sendable {
+    /// The kinds of engagement row `addEngagement` counts.
+    public enum Engagement: String, CaseIterable, Sendable {
         case view, impression, share, save
-
-        public init?(kind: String) {
-            switch kind {
-            case "view": self = .view
-            case "impression": self = .impression
-            case "share": self = .share
-            case "save": self = .save
-            default: return nil
-            }
-        }
     }
 
     /// One engagement row: a view (by `viewer`, when known), impression, share (through
     /// `channel`; `unknown` when none) or save. Other kinds are ignored.
     public mutating func addEngagement(kind: String, listingID: String, viewer: String?, channel: String?, at: Timestamp) {
-        guard let kind = Engagement(kind: kind) else { return }
+        guard let kind = Engagement(rawValue: kind) else { return }
         var listingID = listingID, viewer = viewer, channel = channel
         listingID.withUTF8 { listing in
             func withOptional(_ s: inout String?, _ body: (UnsafeBufferPointer<UInt8>?) -> Void) {
@@ -629,11 +620,12 @@ public struct RunTally {
         let i = cell(listing, at)
         cells[i].saw(at)
         cells[i].totalLeads += 1
-        switch leadType {
-        case "phone": cells[i].phoneLeads += 1
-        case "appointment": cells[i].appointmentLeads += 1
-        case "message": if messageType == "email" { cells[i].emailLeads += 1 } else { cells[i].messageLeads += 1 }
-        default: break
+        switch HourPart.leadColumn(leadType: leadType, messageType: messageType) {
+        case .phone: cells[i].phoneLeads += 1
+        case .appointment: cells[i].appointmentLeads += 1
+        case .email: cells[i].emailLeads += 1
+        case .message: cells[i].messageLeads += 1
+        case nil: break
         }
         cells[i].seekers = link(people.id(seeker), after: cells[i].seekers)
     }

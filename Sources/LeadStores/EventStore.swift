@@ -181,7 +181,7 @@ public struct EventLedger {
                 JSONWriter.write(lead, into: encoded)
                 try take(lead: read.listing, seeker: read.seeker, actions: read.actions, total: lead["total_actions"]?.int ?? 0,
                          json: encoded.bytes)
-            case let kind? where kind == "view" || kind == "impression" || kind == "share" || kind == "save":
+            case let kind? where RunTally.Engagement(rawValue: kind) != nil:
                 guard let listing = record.text("listing_id"), !listing.isEmpty else { throw RecordRejected("\(kind) without listing_id") }
                 guard let text = record.text("timestamp"), let at = Timestamp(iso8601: text) else {
                     throw RecordRejected("\(kind) without a readable timestamp")
@@ -646,13 +646,13 @@ public final class RunParts {
 /// worker hands it over: its listing_id, seeker_id and share_channel texts and its time
 /// (nil when unreadable), in `BinaryFields`, tagged with its kind.
 enum EngagementRow {
-    static let kinds = ["view", "impression", "share", "save"]
+    static let kinds = RunTally.Engagement.allCases.map(\.rawValue)
     /// The kinds a worker reads, by tag - 1: the engagement kinds, then lead records.
     static let tagged = kinds + ["lead"]
     /// A row of another kind (or an unusual one): read whole.
     static let otherTag = 0
 
-    static func kind(ofTag tag: Int) -> RunTally.Engagement? { tag >= 1 && tag <= kinds.count ? RunTally.Engagement(kind: kinds[tag - 1]) : nil }
+    static func kind(ofTag tag: Int) -> RunTally.Engagement? { tag >= 1 && tag <= kinds.count ? RunTally.Engagement.allCases[tag - 1] : nil }
 
     /// The tag of an engagement row (or a lead record: `LeadRow.tag`) whose kind is a plain
     /// string, nil for any other.
