@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CWriteback", path: "Sources/CWriteback"),
+        .systemLibrary(name: "CHints", path: "Sources/CHints"),
         .target(
             name: "CSimdJSON",
             path: "Sources/CSimdJSON",
@@ -45,7 +46,7 @@ let package = Package(
             ],
             swiftSettings: fast
         ),
-        .target(name: "LeadRules", dependencies: ["StageKit"], swiftSettings: fast),
+        .target(name: "LeadRules", dependencies: ["StageKit", "CHints"], swiftSettings: fast),
         .target(name: "LeadStores", dependencies: ["StageKit", "LeadRules", "CSQLite"], swiftSettings: fast),
         .target(name: "Connectors", dependencies: ["StageKit", "LeadRules", "LeadStores"], swiftSettings: fast),
         .target(name: "TestSupport", path: "Tests/TestSupport"),

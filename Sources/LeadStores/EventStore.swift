@@ -514,7 +514,14 @@ final class AnalyticsBatch: @unchecked Sendable {
         chunk.listings.removeAll()
         (chunk.rows, chunk.newHours, chunk.listingCount) = (0, 0, 0)
         var totals: ListingTotals?
-        for item in items {
+        // The tally's cells asked for some items ahead, and the heads of their lists fewer.
+        let far = 16, near = 6
+        for k in items.indices {
+            if let tally {
+                if k + far < items.endIndex, items[k + far].held >= 0 { tally.prefetch(items[k + far].held, lists: false) }
+                if k + near < items.endIndex, items[k + near].held >= 0 { tally.prefetch(items[k + near].held, lists: true) }
+            }
+            let item = items[k]
             var cell = item.parts
             if item.held >= 0, let tally {
                 var part = tally.part(item.held)
@@ -588,7 +595,7 @@ public final class RunParts {
     final class Parts {
         /// The tally held, and its cells in order: the parts are made one at a time.
         let held: RunTally?
-        let order: [Int32]
+        let order: [RunTally.Ordered]
         var index = 0
         let cursor: ExternalSort.Cursor?
         let runID: String
@@ -620,7 +627,7 @@ public final class RunParts {
             guard let cursor else {
                 guard index < order.count else { return nil }
                 defer { index += 1 }
-                return New(key: held!.key(order[index]), held: order[index])
+                return New(key: held!.key(order[index]), held: order[index].cell)
             }
             func read() throws -> HourPart? {
                 guard try cursor.next() else { return nil }

@@ -138,6 +138,23 @@ import Testing
         #expect(one.json == #"{"listing_id":"L","date":"2025-01-16","hour":13,"total_views":3,"unique_views":2,"total_leads":6,"phone_leads":1,"message_leads":2,"email_leads":1,"appointment_leads":1,"unique_leads":4,"conversion_rate":200.0,"impressions":1,"shares":2,"saves":1,"share_breakdown":{"unknown":1,"whatsapp":1}}"#)
     }
 
+    /// Events out of time order (a listing's hour again after a later one, another listing
+    /// between): each hour is one cell whichever came last, and the parts come in listing
+    /// and hour order.
+    @Test func hoursRevisitedOutOfOrderCountInTheirOwnCell() throws {
+        var tally = RunTally(runID: "r")
+        let times = ["2025-01-16T10:05:00Z", "2025-01-16T12:05:00Z", "2025-01-16T10:50:00Z", "2025-01-16T12:10:00Z", "2025-01-16T09:00:00Z"]
+        for (i, t) in times.enumerated() {
+            tally.addEngagement(kind: "view", listingID: "B", viewer: "v\(i)", channel: nil, at: EventTests.at(t))
+            tally.addEngagement(kind: "view", listingID: "A", viewer: "v\(i % 2)", channel: nil, at: EventTests.at(t))
+        }
+        let parts = tally.parts()
+        #expect(parts.map { "\($0.key.listingID) \($0.key.start.hour)" } == ["A 9", "A 10", "A 12", "B 9", "B 10", "B 12"])
+        #expect(parts.map(\.views) == [1, 2, 2, 1, 2, 2])
+        #expect(parts.map(\.viewers) == [["v0"], ["v0"], ["v1"], ["v4"], ["v0", "v2"], ["v1", "v3"]])
+        #expect(parts[4].firstAt == EventTests.at("2025-01-16T10:05:00Z") && parts[4].lastAt == EventTests.at("2025-01-16T10:50:00Z"))
+    }
+
     @Test func conversionRateIsRoundedToHundredths() {
         #expect(HourPart.conversionRate(leads: 1, views: 3) == 33.33)
         #expect(HourPart.conversionRate(leads: 2, views: 3) == 66.67)
