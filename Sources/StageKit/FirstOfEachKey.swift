@@ -14,8 +14,6 @@ public final class FirstOfEachKey {
     private var sorter: ExternalSort?
     private var spool: SpoolFile?
     private var waiting = 0
-    private var spooled = 0
-    private let framed = ByteBuffer(capacity: 1 << 12)
     /// Repeats found so far (those decided at `finish` included, once it has run).
     public private(set) var duplicates = 0
     /// Scratch runs the keys went through on disk; nil while they are all held.
@@ -42,13 +40,7 @@ public final class FirstOfEachKey {
             return .write
         }
         waiting += 1
-        // Each waiting line: its length (4 bytes, little-endian), then the line.
-        framed.removeAll()
-        let n = UInt32(line.count)
-        for i in 0..<4 { framed.append(UInt8(truncatingIfNeeded: n >> (8 * UInt32(i)))) }
-        framed.append(line)
-        _ = try spool!.append(framed)
-        spooled += framed.count
+        try spool!.appendFramed(line)
         if let key { try sorter!.add(key: key, line: place(waiting)) }
         return .deferred
     }
@@ -86,27 +78,14 @@ public final class FirstOfEachKey {
             previous.removeAll(keepingCapacity: true)
             previous.append(contentsOf: key)
         }
-        let block = ByteBuffer(capacity: 1 << 20)
-        var offset = 0, place = 0
-        var pending: [UInt8] = []
-        while offset < spooled {
-            let count = min(1 << 20, spooled - offset)
-            try spool.read(SpoolFile.Span(offset: offset, count: count), into: block)
-            offset += count
-            pending.append(contentsOf: block.bytes)
-            var at = 0
-            while pending.count - at >= 4 {
-                let n = Int(pending[at]) | Int(pending[at + 1]) << 8 | Int(pending[at + 2]) << 16 | Int(pending[at + 3]) << 24
-                guard pending.count - at - 4 >= n else { break }
-                place += 1
-                if repeats[place / 64] & (1 << UInt64(place % 64)) != 0 {
-                    duplicates += 1
-                } else {
-                    try pending.withUnsafeBufferPointer { try write(UnsafeBufferPointer(rebasing: $0[(at + 4)..<(at + 4 + n)])) }
-                }
-                at += 4 + n
+        var place = 0
+        try spool.forEachFramed { line in
+            place += 1
+            if repeats[place / 64] & (1 << UInt64(place % 64)) != 0 {
+                duplicates += 1
+            } else {
+                try write(line)
             }
-            pending.removeFirst(at)
         }
     }
 }

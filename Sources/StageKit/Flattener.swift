@@ -164,6 +164,16 @@ public final class ByteKeyTable {
     /// The number of keys.
     public var count: Int { spans.count }
 
+    /// A table of the same keys, numbered the same, that later inserts into this one leave alone.
+    public func copy() -> ByteKeyTable {
+        let other = ByteKeyTable()
+        other.keys.append(keys.bytes)
+        other.spans = spans
+        other.slots = slots
+        other.mask = mask
+        return other
+    }
+
     /// Key number `i`'s bytes.
     public func key(_ i: Int) -> UnsafeBufferPointer<UInt8> {
         UnsafeBufferPointer(start: keys.base + spans[i].start, count: spans[i].count)

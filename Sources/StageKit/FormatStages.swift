@@ -76,129 +76,177 @@ public enum FormatStages {
     }
 
     /// `lead-export csv`: JSON records to CSV. The header is the union of the (flattened)
-    /// keys in first-seen order, so the input is read twice; stdin is spooled to a
-    /// temporary file first.
+    /// keys in first-seen order, known only at the end, so the rows wait in a scratch file
+    /// (`SpoolFile`), each with the number of columns it was written with: a row written
+    /// before a later column was seen gets its empty cells when the rows are copied out
+    /// under the header. The input is read once.
     /// `_origin` (provenance) is left out unless `withOrigin`.
     public static func exportCSV(_ stage: Stage, inputs: [String], delimiter: UInt8, spreadsheetSafe: Bool,
                                  crlf: Bool, separator: String, withOrigin: Bool = false) throws {
-        var paths = try stage.inputs(inputs)
-        if paths.contains("-") {
-            let spooled = try stage.spoolStdin()
-            paths = paths.map { $0 == "-" ? spooled : $0 }
-        }
-        let columns = ByteKeyTable()
         let origin = Array(Stage.originField.utf8)
         let skipped: (UnsafeBufferPointer<UInt8>) -> Bool = { key in !withOrigin && key.elementsEqual(origin) }
-        // The first pass on every processor: a worker writes a record's keys (each as its
-        // length, 4 bytes, then its bytes) when one of them is new to that worker. A key's
-        // first record in the input is always one its worker writes, and a worker sees its
-        // records in input order, so inserting what is written, in order, gives the keys in
-        // first-seen order.
-        try stage.forEachJSONWritten(paths, counting: false, writer: {
-            let flattener = JSONFlattener(separator: separator)
-            let seen = ByteKeyTable()
-            let leaves = flattener.leaves
-            return { tape, _, out in
-                guard tape.isObject else { return }
-                flattener.collect(tape)
-                var new = false
-                for i in 0..<leaves.count where seen.find(leaves.key(i)) == nil {
-                    new = true
-                    break
-                }
-                guard new else { return }
-                for i in 0..<leaves.count {
-                    let key = leaves.key(i)
-                    seen.insert(key)
-                    let n = UInt32(key.count)
-                    out.append(UInt8(truncatingIfNeeded: n))
-                    out.append(UInt8(truncatingIfNeeded: n >> 8))
-                    out.append(UInt8(truncatingIfNeeded: n >> 16))
-                    out.append(UInt8(truncatingIfNeeded: n >> 24))
-                    out.append(key)
-                }
-            }
-        }) { keys, _ in
-            var at = 0
-            while at + 4 <= keys.count {
-                let n = Int(keys[at]) | Int(keys[at + 1]) << 8 | Int(keys[at + 2]) << 16 | Int(keys[at + 3]) << 24
-                let key = UnsafeBufferPointer(rebasing: keys[(at + 4)..<(at + 4 + n)])
-                if !skipped(key) { columns.insert(key) }
-                at += 4 + n
+        // The columns, numbered in first-seen order: this thread adds them, in input order;
+        // the workers read the latest copy (`published`). Numbers never change once given, so
+        // a row laid out with any copy that has all of its keys is laid out right.
+        let columns = ByteKeyTable()
+        let published = UncheckedBox(columns.copy())
+        func latest() -> ByteKeyTable {
+            var table: ByteKeyTable!
+            published.withLock { table = published.value }
+            return table
+        }
+        // A worker writes a row whose keys its copy has as its cells up to its last column,
+        // tagged with that number of cells; a row with a key its copy lacks it writes as its
+        // leaves (each key and cell text as a length of 4 bytes and the bytes), tagged -1, and
+        // this thread, which reads the rows in order, numbers the new keys and lays it out.
+        let unresolved = -1
+        let lineEnd = crlf ? 2 : 1
+        let rows = try SpoolFile()
+        var width = 0
+        let cells = CSVRowCells(width: 0)
+        let laidOut = ByteBuffer(capacity: 1 << 12)
+        func spool(_ row: UnsafeBufferPointer<UInt8>, cells n: Int) throws {
+            var count = UInt32(n)
+            try withUnsafeBytes(of: &count) { word throws in
+                try rows.appendFramed(UnsafeBufferPointer(start: word.baseAddress!.assumingMemoryBound(to: UInt8.self), count: 4), row)
             }
         }
-
-        let sink = try stage.output()
-        var csv = CSVWriter(out: sink.buffer, delimiter: delimiter, spreadsheetSafe: spreadsheetSafe, crlf: crlf)
-        let width = columns.count
-        if width > 0 {
-            for i in 0..<width { csv.writeField(bytes: columns.key(i)) }
+        // What `write` puts in `out`, after its length (4 bytes, little-endian).
+        func framed(into out: ByteBuffer, _ write: (ByteBuffer) -> Void) {
+            let start = out.count
+            for _ in 0..<4 { out.append(0) }
+            write(out)
+            let n = out.count - start - 4
+            for i in 0..<4 { out.base[start + i] = UInt8(truncatingIfNeeded: n >> (8 * i)) }
+        }
+        func lay(_ cells: CSVRowCells, upTo n: Int, into out: ByteBuffer) {
+            guard n > 0 else { return }
+            var csv = CSVWriter(out: out, delimiter: delimiter, spreadsheetSafe: spreadsheetSafe, crlf: crlf)
+            for i in 0..<n { csv.writeField(bytes: cells.cell(i)) }
             csv.endRow()
         }
-        // The rows are made on every processor (each worker with its own buffers) and written
-        // in input order.
-        try stage.forEachJSONWritten(paths, writer: {
+        try stage.forEachJSONWritten(inputs, tagged: {
             let flattener = JSONFlattener(separator: separator)
-            let row = CSVRowCells(width: width)
+            let row = CSVRowCells(width: 0)
+            var table = latest()
             return { tape, _, out in
                 guard tape.isObject else {
                     throw RecordRejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))")
                 }
                 flattener.collect(tape)
-                row.clear()
                 let leaves = flattener.leaves
-                var predicted = 0
+                row.clear(width: table.count)
+                var predicted = 0, last = -1
                 for l in 0..<leaves.count {
                     let key = leaves.key(l)
-                    let column: Int
-                    if predicted < width && columns.keyEquals(predicted, key) {
+                    var column: Int
+                    if predicted < table.count && table.keyEquals(predicted, key) {
                         column = predicted
-                    } else if let found = columns.find(key) {
+                    } else if let found = table.find(key) {
                         column = found
                     } else if skipped(key) {
                         continue
                     } else {
-                        throw RecordRejected("field '\(String(decoding: key, as: UTF8.self))' was not in the input on the first pass (did the input change while it was read?)")
+                        table = latest()
+                        row.grow(to: table.count)
+                        guard let found = table.find(key) else {
+                            for l in 0..<leaves.count where !skipped(leaves.key(l)) {
+                                framed(into: out) { $0.append(leaves.key(l)) }
+                                framed(into: out) { JSONFlattener.writeLeafText(tape, leaves.node(l), into: $0) }
+                            }
+                            return unresolved
+                        }
+                        column = found
                     }
                     predicted = column + 1
+                    last = max(last, column)
                     row.set(column) { JSONFlattener.writeLeafText(tape, leaves.node(l), into: $0) }
                 }
-                guard width > 0 else { return }
-                var csv = CSVWriter(out: out, delimiter: delimiter, spreadsheetSafe: spreadsheetSafe, crlf: crlf)
-                for i in 0..<width { csv.writeField(bytes: row.cell(i)) }
-                csv.endRow()
+                lay(row, upTo: last + 1, into: out)
+                return last + 1
             }
-        }) { row, _ in
-            sink.buffer.append(row)
+        }) { written, _, tag, _ in
             stage.recordsOut += 1
+            guard tag == unresolved else { return try spool(written, cells: tag) }
+            // A row with keys new to the workers' copy: its keys numbered here, in input order.
+            var leaves: [(column: Int, text: UnsafeBufferPointer<UInt8>)] = []
+            var at = 0
+            func piece() -> UnsafeBufferPointer<UInt8> {
+                let n = Int(written[at]) | Int(written[at + 1]) << 8 | Int(written[at + 2]) << 16 | Int(written[at + 3]) << 24
+                defer { at += 4 + n }
+                return UnsafeBufferPointer(rebasing: written[(at + 4)..<(at + 4 + n)])
+            }
+            while at < written.count {
+                let key = piece()
+                leaves.append((columns.insert(key), piece()))
+            }
+            if columns.count > width {
+                width = columns.count
+                let copy = columns.copy()
+                published.withLock { published.value = copy }
+            }
+            cells.clear(width: width)
+            var last = -1
+            for leaf in leaves {
+                cells.set(leaf.column) { $0.append(leaf.text) }
+                last = max(last, leaf.column)
+            }
+            laidOut.removeAll()
+            lay(cells, upTo: last + 1, into: laidOut)
+            try spool(laidOut.bytes, cells: last + 1)
+        }
+
+        let sink = try stage.output()
+        guard width > 0 else { return }
+        var csv = CSVWriter(out: sink.buffer, delimiter: delimiter, spreadsheetSafe: spreadsheetSafe, crlf: crlf)
+        for i in 0..<width { csv.writeField(bytes: columns.key(i)) }
+        csv.endRow()
+        // Each row with its missing cells (empty) before its line end.
+        try rows.forEachFramed { piece in
+            let n = Int(piece[0]) | Int(piece[1]) << 8 | Int(piece[2]) << 16 | Int(piece[3]) << 24
+            let row = UnsafeBufferPointer(rebasing: piece[4...])
+            let out = sink.buffer
+            if n == width {
+                out.append(row)
+            } else {
+                if n > 0 { out.append(UnsafeBufferPointer(rebasing: row[..<(row.count - lineEnd)])) }
+                for _ in 0..<(n > 0 ? width - n : width - 1) { out.append(delimiter) }
+                if crlf { out.append(13) }
+                out.append(10)
+            }
             try sink.flushIfNeeded()
         }
     }
 }
 
 /// One CSV row's cells while a record's leaves are placed in their columns: each cell's text
-/// in one buffer, by column; a worker's own, reused from record to record.
+/// in one buffer, by column; a worker's own, reused from record to record, and widened when
+/// more columns are known.
 final class CSVRowCells {
-    let width: Int
+    private(set) var width: Int
     private let text = ByteBuffer(capacity: 1 << 12)
-    private let starts: UnsafeMutablePointer<Int>
-    private let lengths: UnsafeMutablePointer<Int>
+    private var starts: [Int]
+    private var lengths: [Int]
 
     init(width: Int) {
         self.width = width
-        starts = .allocate(capacity: max(width, 1))
-        lengths = .allocate(capacity: max(width, 1))
-        clear()
+        starts = [Int](repeating: 0, count: width)
+        lengths = [Int](repeating: 0, count: width)
     }
 
-    deinit {
-        starts.deallocate()
-        lengths.deallocate()
-    }
-
-    func clear() {
+    /// Empties every cell, with room for `width` of them.
+    func clear(width: Int) {
         text.removeAll()
-        lengths.update(repeating: 0, count: width)
+        grow(to: width)
+        for i in 0..<self.width { lengths[i] = 0 }
+    }
+
+    /// Room for `width` cells, the cells set so far kept.
+    func grow(to width: Int) {
+        guard width > self.width else { return }
+        starts.append(contentsOf: repeatElement(0, count: width - self.width))
+        lengths.append(contentsOf: repeatElement(0, count: width - self.width))
+        self.width = width
     }
 
     /// Column `i`'s text, as `write` puts it in the buffer.

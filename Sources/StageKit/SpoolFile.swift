@@ -55,6 +55,50 @@ public final class SpoolFile {
         try append(UnsafeBufferPointer(start: buffer.base, count: buffer.count))
     }
 
+    /// Appends one framed piece, made of `parts` back to back: its length (4 bytes,
+    /// little-endian), then its bytes. A file of framed pieces only is read back, in order,
+    /// by `forEachFramed`.
+    public func appendFramed(_ parts: UnsafeBufferPointer<UInt8>...) throws(StageError) {
+        let n = UInt32(parts.reduce(0) { $0 + $1.count })
+        for i in 0..<4 { pending.append(UInt8(truncatingIfNeeded: n >> (8 * UInt32(i)))) }
+        for part in parts { pending.append(part) }
+        if pending.count >= bufferSize { try flushInBackground() }
+    }
+
+    /// Every framed piece (`appendFramed`), in the order appended, read a megabyte at a time.
+    public func forEachFramed(_ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+        let total = flushed + pending.count
+        let block = ByteBuffer(capacity: 1 << 20)
+        // The start of a piece that the block read last cut in two, carried into the next.
+        let carried = ByteBuffer(capacity: 1 << 12)
+        var offset = 0
+        while offset < total {
+            try read(Span(offset: offset, count: min(1 << 20, total - offset)), into: block)
+            offset += block.count
+            var bytes = block.bytes
+            if carried.count > 0 {
+                carried.append(bytes)
+                bytes = carried.bytes
+            }
+            var at = 0
+            while bytes.count - at >= 4 {
+                let n = Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24
+                guard bytes.count - at - 4 >= n else { break }
+                try body(UnsafeBufferPointer(rebasing: bytes[(at + 4)..<(at + 4 + n)]))
+                at += 4 + n
+            }
+            let rest = UnsafeBufferPointer(rebasing: bytes[at...])
+            if carried.count > 0 {
+                let keep = Array(rest)
+                carried.removeAll()
+                keep.withUnsafeBufferPointer { carried.append($0) }
+            } else {
+                carried.append(rest)
+            }
+        }
+        if carried.count > 0 { throw StageError.io("spool file: it ends inside a piece") }
+    }
+
     /// A full block is written on a thread of its own while the next fills; a read waits.
     private let background = BackgroundWrites(label: "leadetl.spool")
 

@@ -22,8 +22,8 @@ extension LeadExport {
             discussion: """
             Nested values are flattened first (owner.name, photos.1.url), as lead-flatten json \
             does. Strings are written decoded, numbers as they were written, null as an empty \
-            cell. The input is read twice (once for the header), so stdin is spooled to a \
-            temporary file. --spreadsheet prefixes a ' to cells a spreadsheet would run as a \
+            cell. The header is known only at the end, so the rows wait in a temporary file \
+            (the input is read once; stdin works as any file). --spreadsheet prefixes a ' to cells a spreadsheet would run as a \
             formula (starting with = + - @, tab or CR), leaving plain numbers like -12.5 alone.
 
             Example:

@@ -170,3 +170,26 @@ struct ByteInternerTests {
         }
     }
 }
+
+/// SpoolFile's framed pieces come back whole and in order, whether a piece is empty, fits in
+/// a block many times over, or spans several blocks of the read.
+struct SpoolFileFramedTests {
+    @Test func piecesOfEverySizeComeBackInOrder() throws {
+        let spool = try SpoolFile(bufferSize: 1 << 16)
+        var rng = SystemRandomNumberGenerator()
+        var pieces: [[UInt8]] = []
+        for i in 0..<3_000 {
+            let size = i % 500 == 7 ? Int.random(in: (1 << 20)...(3 << 20), using: &rng) : Int.random(in: 0..<300, using: &rng)
+            let piece = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
+            pieces.append(piece)
+            let half = size / 2
+            try piece.withUnsafeBufferPointer { p in
+                try spool.appendFramed(UnsafeBufferPointer(rebasing: p[..<half]), UnsafeBufferPointer(rebasing: p[half...]))
+            }
+        }
+        var read: [[UInt8]] = []
+        try spool.forEachFramed { read.append(Array($0)) }
+        #expect(read.count == pieces.count)
+        #expect(read == pieces)
+    }
+}
