@@ -139,7 +139,7 @@ public enum FormatStages {
                 var predicted = 0, last = -1
                 for l in 0..<leaves.count {
                     let key = leaves.key(l)
-                    var column: Int
+                    let column: Int
                     if predicted < table.count && table.keyEquals(predicted, key) {
                         column = predicted
                     } else if let found = table.find(key) {
