@@ -420,10 +420,26 @@ public struct EventLedger {
             upcoming = try parts.next()
         }
         if Stage.fileExists(partsPath) {
-            try stage.readRecords(partsPath) { record, location in
-                if let shard, !shard.owns(record.text("listing_id") ?? "") { return }
-                let old: HourPart
-                do { old = try HourPart(record: record) } catch let bad as RecordRejected { throw StageError.data("\(location): \(bad.reason)") }
+            // The stored parts are read on every processor: a worker makes each line a part,
+            // handed over in binary (its run id, then `HourPart.encode`'s form), straight from
+            // the tape (`StoredPart`), or through a record for a line of another shape; one of
+            // another shard's listings it leaves out (tag 1).
+            try stage.readStoreWritten(partsPath, writer: {
+                let keys = KeyCache()
+                return { tape, _, out in
+                    if let shard, !shard.owns(tape.topLevelString("listing_id") ?? "") { return 1 }
+                    if StoredPart.encode(tape, into: out) { return 0 }
+                    let part = try HourPart(record: Record(tape: tape, keys: keys))
+                    out.appendBinary(part.runID)
+                    part.encode(into: out)
+                    return 0
+                }
+            }) { bytes, tag, location in
+                guard tag == 0 else { return }
+                var fields = BinaryFields(bytes)
+                guard case .some(.some(let run)) = fields.text(), let old = HourPart(encoded: fields.rest, runID: run) else {
+                    throw StageError.io("\(location): a stored part did not read back")
+                }
                 while let next = upcoming, next.key < old.key { try feedNew() }
                 if old.runID == runID { counts.replacedParts += 1; return }
                 try feed(old.key)
@@ -693,6 +709,105 @@ enum EngagementRow {
         out.appendBinary(viewer)
         out.appendBinary(channel)
         out.appendBinary(time.flatMap { Timestamp.parse($0) })
+        return true
+    }
+}
+
+/// A line of analytics_parts.jsonl encoded straight from its tape, as `HourPart(record:)`
+/// reads it and `HourPart.encode` writes it, after its run id. Only a line of the shape the
+/// stage writes is encoded (strings without escapes, counts as plain integers, lists of
+/// strings, a share breakdown of integers; any member missing or null where a record reads
+/// it as absent); for any other `encode` writes nothing and returns false, and the line is
+/// read through a record.
+enum StoredPart {
+    /// The members read, in the order `encode` numbers them (the counts in `HourPart.encode`'s order).
+    nonisolated(unsafe) static let names: [UnsafeBufferPointer<UInt8>] = {
+        let all: [StaticString] = ["listing_id", "date", "hour", "run_id", "total_views", "impressions", "shares", "saves",
+                                   "total_leads", "phone_leads", "message_leads", "email_leads", "appointment_leads",
+                                   "viewers", "seekers", "share_breakdown", "first_at", "last_at"]
+        return all.map { UnsafeBufferPointer(start: $0.utf8Start, count: $0.utf8CodeUnitCount) }
+    }()
+
+    static func encode(_ tape: JSONTape, into out: ByteBuffer) -> Bool {
+        var listing: UnsafeBufferPointer<UInt8>?, date: UnsafeBufferPointer<UInt8>?, run: UnsafeBufferPointer<UInt8>?
+        var hour: Int64?, first: UnsafeBufferPointer<UInt8>?, last: UnsafeBufferPointer<UInt8>?
+        var counts = [Int64](repeating: 0, count: 9), seen = [Bool](repeating: false, count: 18)
+        var viewers = -1, seekers = -1, breakdown = -1
+        func plainString(_ node: Int) -> UnsafeBufferPointer<UInt8>? {
+            tape.kind(node) == LJ_STRING.rawValue && !tape.valueIsEscaped(node) ? tape.rawStringBody(node) : nil
+        }
+        func plainInt(_ node: Int) -> Int64? {
+            guard tape.kind(node) == LJ_INT.rawValue else { return nil }
+            let raw = tape.rawValue(node)
+            var v: Int64 = 0, negative = false, digits = 0
+            for (i, b) in raw.enumerated() {
+                if i == 0 && b == 45 { negative = true; continue }
+                guard b >= 48 && b <= 57, digits < 18 else { return nil }
+                v = v * 10 + Int64(b - 48)
+                digits += 1
+            }
+            return digits > 0 ? (negative ? -v : v) : nil
+        }
+        let names = StoredPart.names
+        for node in tape.children(0) {
+            guard !tape.keyIsEscaped(node) else { return false }
+            let key = tape.rawKey(node)
+            guard let k = names.firstIndex(where: { $0.count == key.count && $0.elementsEqual(key) }) else { continue }
+            // The first of a key is the one a record reads.
+            if seen[k] { continue }
+            seen[k] = true
+            let isNull = tape.kind(node) == LJ_NULL.rawValue
+            switch k {
+            case 0: guard let v = plainString(node) else { return false }; listing = v
+            case 1: guard let v = plainString(node) else { return false }; date = v
+            case 2: guard let v = plainInt(node) else { return false }; hour = v
+            case 3: guard let v = plainString(node) else { return false }; run = v
+            case 4...12:
+                if isNull { continue }
+                guard let v = plainInt(node) else { return false }
+                counts[k - 4] = v
+            case 13, 14, 15:
+                if isNull { continue }
+                guard tape.kind(node) == (k == 15 ? LJ_OBJECT.rawValue : LJ_ARRAY.rawValue) else { return false }
+                if k == 13 { viewers = node } else if k == 14 { seekers = node } else { breakdown = node }
+            default:
+                if isNull { continue }
+                guard let v = plainString(node) else { return false }
+                if k == 16 { first = v } else { last = v }
+            }
+        }
+        guard let listing, let date, let day = Timestamp.parse(date), let hour, (0..<24).contains(hour), let run else { return false }
+        // The share breakdown: each channel once (the last of a repeated one, as a record's
+        // fields set into a dictionary), and its count.
+        var channels: [(UnsafeBufferPointer<UInt8>, Int64)] = []
+        if breakdown >= 0 {
+            for node in tape.children(breakdown) {
+                guard !tape.keyIsEscaped(node), let n = plainInt(node) else { return false }
+                let key = tape.rawKey(node)
+                if let i = channels.firstIndex(where: { $0.0.elementsEqual(key) }) { channels[i].1 = n } else { channels.append((key, n)) }
+            }
+        }
+        for list in [viewers, seekers] where list >= 0 {
+            for node in tape.children(list) where plainString(node) == nil {
+                // A record keeps the strings of a list and drops the rest: a string with escapes
+                // is read through it.
+                if tape.kind(node) == LJ_STRING.rawValue { return false }
+            }
+        }
+        out.appendBinary(run)
+        out.appendBinary(listing)
+        out.appendBinary(ListingHour.hour(of: day.adding(seconds: hour * 3600)))
+        for v in counts { out.appendBinary(v) }
+        out.appendBinary(Int64(channels.count))
+        for (channel, n) in channels { out.appendBinary(channel); out.appendBinary(n) }
+        for list in [viewers, seekers] {
+            guard list >= 0 else { out.appendBinary(Int64(0)); continue }
+            let ids = tape.children(list).compactMap { plainString($0) }
+            out.appendBinary(Int64(ids.count))
+            for id in ids { out.appendBinary(id) }
+        }
+        out.appendBinary(first.flatMap { Timestamp.parse($0) })
+        out.appendBinary(last.flatMap { Timestamp.parse($0) })
         return true
     }
 }

@@ -164,6 +164,31 @@ extension Stage {
         }) { bytes, _, _, location in try body(bytes, location) }
     }
 
+    /// A file the stage keeps between runs (`path`, one JSON object a line), read on every
+    /// processor as `forEachJSONWritten(_:counting:tagged:_:)` reads input: each worker's
+    /// writer turns a text into bytes and a tag, and `body` gets them in file order on this
+    /// thread. Nothing goes to the rejects: a line that does not read, or that the writer
+    /// rejects, stops the stage with an error naming the file and line (a store is written by
+    /// the stages, so a bad line is damage, not input).
+    public func readStoreWritten(_ path: String, writer: @escaping () -> (JSONTape, SourceLocation, ByteBuffer) throws -> Int,
+                                 _ body: (_ written: UnsafeBufferPointer<UInt8>, _ tag: Int, SourceLocation) throws -> Void) throws {
+        try withoutActuallyEscaping(body) { body in
+            try forEachBatch([path], counting: false, store: true, run: { batch in
+                batch.write {
+                    let write = writer()
+                    return { tape, location, out in
+                        guard tape.isObject else { throw RecordRejected("not a JSON object") }
+                        return try write(tape, location, out)
+                    }
+                }
+            }) { item, _, outcome, out in
+                if case .written(let offset, let length, let tag) = outcome {
+                    try body(UnsafeBufferPointer(start: out.base + offset, count: length), tag, item.location)
+                }
+            }
+        }
+    }
+
     /// Like `forEachJSONWritten(_:counting:writer:_:)`, with a writer that also returns a tag
     /// for each text (what it made of it: a kind, a count to keep), which `body` gets with
     /// the bytes written and the text as read: the workers classify, and this thread only
@@ -192,7 +217,11 @@ extension Stage {
     /// are in flight: while the workers do one, this thread reads the next and hands out the
     /// one before. Texts that cannot be parsed, and input that cannot be cut into texts,
     /// travel in the batch too, so rejects keep the input order.
-    func forEachBatch(_ paths: [String], counting: Bool = true, run job: @escaping (RecordBatch) -> Void,
+    /// With `store`, `paths` are files a stage keeps between runs: read as they are (UTF-8,
+    /// no input options, nothing counted), and a text that does not read, or that the work
+    /// rejects, stops the stage with an error naming the file and line instead of going to
+    /// the rejects.
+    func forEachBatch(_ paths: [String], counting: Bool = true, store: Bool = false, run job: @escaping (RecordBatch) -> Void,
                       deliver: (RecordBatch.Item, UnsafeBufferPointer<UInt8>, RecordBatch.Outcome, ByteBuffer) throws -> Void) throws {
         let workers = workerCount
         let batchSize = 2048
@@ -206,6 +235,7 @@ extension Stage {
                 let raw = UnsafeBufferPointer(start: batch.texts.base + item.offset, count: item.length)
                 let outcome = batch.pool[chunk].outcomes[i - first]
                 if case .rejected(let reason, let line, let unread) = outcome {
+                    if store { throw StageError.data("\(item.location.path):\(line): \(reason)") }
                     if !counting || (unread && shardsReadWholeInput && shard.map({ $0.index != 1 }) == true) { continue }
                     try reject(reason, at: SourceLocation(path: item.location.path, line: line), raw: raw)
                     continue
@@ -228,26 +258,27 @@ extension Stage {
             try pipeline.finish(hand: hand, reset: { $0.reset() })
         }
 
-        for path in try inputs(paths) {
-            let source = try ByteSource(path: path, encoding: inputEncoding)
+        for path in store ? paths : try inputs(paths) {
+            let source = try ByteSource(path: path, encoding: store ? .utf8 : inputEncoding)
             defer { source.close() }
             let reader = JSONTextReader(lines: LineReader(source: source))
+            let located: (Int) -> SourceLocation = store ? { SourceLocation(path: path, line: $0) } : { self.inputLocation(path, line: $0) }
             try reader.forEach { event in
                 let batch = pipeline.current
                 var bytes: UnsafeBufferPointer<UInt8>
                 var item: RecordBatch.Item
                 switch event {
                 case .warning(let line, let message):
-                    if counting { warn(message, at: inputLocation(path, line: line)) }
+                    if counting && !store { warn(message, at: located(line)) }
                     return
                 case .broken(let raw, let line, let reason):
                     bytes = raw
-                    item = .init(offset: batch.texts.count, length: raw.count, location: inputLocation(path, line: line), broken: reason)
+                    item = .init(offset: batch.texts.count, length: raw.count, location: located(line), broken: reason)
                 case .text(let text, let line):
                     bytes = text
-                    item = .init(offset: batch.texts.count, length: text.count, location: inputLocation(path, line: line), broken: nil)
+                    item = .init(offset: batch.texts.count, length: text.count, location: located(line), broken: nil)
                 }
-                if counting {
+                if counting && !store {
                     recordsIn += 1
                     progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
                 }
@@ -256,7 +287,7 @@ extension Stage {
                 if batch.items.count == batchSize { try launch() }
             }
             try finish()
-            if counting { progressBytesBase += reader.bytesRead }
+            if counting && !store { progressBytesBase += reader.bytesRead }
         }
     }
 

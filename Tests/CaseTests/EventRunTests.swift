@@ -46,6 +46,47 @@ import Glibc
         }
     }
 
+    /// Stored parts are read on every processor, straight from their text when it has the
+    /// shape the stage writes and through a record when it does not (an escaped string, a
+    /// float hour, null counts, missing lists, repeated keys, a list with other values, an
+    /// unknown key): either way a part reads as a record reads it, and is written back so.
+    @Test func storedPartsOfEveryShapeReadAsRecordsReadThem() throws {
+        let dir = try Binaries.scratch("events-parts")
+        try prepare(0, in: dir)
+        #expect(try apply(0, in: dir).status == 0)
+        let stored = [
+            #"{"listing_id":"zz-1","date":"2025-01-10","hour":5,"run_id":"old","total_views":3,"viewers":["a","b"],"impressions":1,"shares":2,"share_breakdown":{"email":1,"whatsapp":1},"saves":0,"total_leads":1,"phone_leads":1,"message_leads":0,"email_leads":0,"appointment_leads":0,"seekers":["s"],"first_at":"2025-01-10T05:01:00Z","last_at":"2025-01-10T05:59:00Z"}"#,
+            #"{"listing_id":"zz-1","date":"2025-01-10","hour":7,"run_id":"old","total_views":1,"viewers":["aA"]}"#,
+            #"{"listing_id":"zz-2","date":"2025-01-10","hour":6.0,"run_id":"old","total_views":null,"saves":2}"#,
+            #"{"listing_id":"zz-3","date":"2025-01-10","hour":1,"run_id":"old","total_views":4,"total_views":9,"viewers":[1,"v",null],"note":"hi","share_breakdown":{"x":1,"x":3}}"#,
+        ]
+        let parts = dir + "/events/analytics_parts.jsonl"
+        try (try String(contentsOfFile: parts, encoding: .utf8) + stored.joined(separator: "\n") + "\n")
+            .write(toFile: parts, atomically: true, encoding: .utf8)
+        try prepare(1, in: dir)
+        for threads in ["1", "3"] {
+            let result = try Binaries.run("lead-export", ["events", "--dir", "events", "scored-1.jsonl", "--now", EventRunTests.runs[1].1,
+                                                          "-q", "--force"], in: dir, environment: ["LEAD_THREADS": threads])
+            #expect(result.status == 0, "\(result.stderr)")
+            let written = try String(contentsOfFile: parts, encoding: .utf8).split(separator: "\n").filter { $0.contains("\"zz-") }
+            #expect(written == [
+                #"{"listing_id":"zz-1","date":"2025-01-10","hour":5,"run_id":"old","total_views":3,"viewers":["a","b"],"impressions":1,"shares":2,"share_breakdown":{"email":1,"whatsapp":1},"saves":0,"total_leads":1,"phone_leads":1,"message_leads":0,"email_leads":0,"appointment_leads":0,"seekers":["s"],"first_at":"2025-01-10T05:01:00Z","last_at":"2025-01-10T05:59:00Z"}"#,
+                #"{"listing_id":"zz-1","date":"2025-01-10","hour":7,"run_id":"old","total_views":1,"viewers":["aA"],"impressions":0,"shares":0,"share_breakdown":{},"saves":0,"total_leads":0,"phone_leads":0,"message_leads":0,"email_leads":0,"appointment_leads":0,"seekers":[],"first_at":null,"last_at":null}"#,
+                #"{"listing_id":"zz-2","date":"2025-01-10","hour":6,"run_id":"old","total_views":0,"viewers":[],"impressions":0,"shares":0,"share_breakdown":{},"saves":2,"total_leads":0,"phone_leads":0,"message_leads":0,"email_leads":0,"appointment_leads":0,"seekers":[],"first_at":null,"last_at":null}"#,
+                #"{"listing_id":"zz-3","date":"2025-01-10","hour":1,"run_id":"old","total_views":4,"viewers":["v"],"impressions":0,"shares":0,"share_breakdown":{"x":3},"saves":0,"total_leads":0,"phone_leads":0,"message_leads":0,"email_leads":0,"appointment_leads":0,"seekers":[],"first_at":null,"last_at":null}"#,
+            ].map { Substring($0) }, "\(threads) threads: \(written)")
+        }
+        // A stored line that does not read stops the run, naming the file and line, and
+        // changes nothing.
+        let before = try snapshot(dir)
+        try (try String(contentsOfFile: parts, encoding: .utf8) + #"{"listing_id":"zz-9","date":"2025-01-10"}"# + "\n")
+            .write(toFile: parts, atomically: true, encoding: .utf8)
+        let broken = try snapshot(dir)
+        let bad = try Binaries.run("lead-export", ["events", "--dir", "events", "scored-1.jsonl", "--now", EventRunTests.runs[1].1, "-q", "--force"], in: dir)
+        #expect(bad.status != 0 && bad.stderr.contains("analytics_parts.jsonl:") && bad.stderr.contains("without listing_id, date, hour or run_id"), "\(bad.stderr)")
+        #expect(try snapshot(dir) == broken && broken != before)
+    }
+
     /// Both runs, in a fresh directory.
     func twoRuns() throws -> String {
         let dir = try Binaries.scratch("events")
