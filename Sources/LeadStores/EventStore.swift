@@ -426,9 +426,10 @@ public struct EventLedger {
             // another shard's listings it leaves out (tag 1).
             try stage.readStoreWritten(partsPath, writer: {
                 let keys = KeyCache()
+                let stored = StoredPart()
                 return { tape, _, out in
                     if let shard, !shard.owns(tape.topLevelString("listing_id") ?? "") { return 1 }
-                    if StoredPart.encode(tape, into: out) { return 0 }
+                    if stored.encode(tape, into: out) { return 0 }
                     let part = try HourPart(record: Record(tape: tape, keys: keys))
                     out.appendBinary(part.runID)
                     part.encode(into: out)
@@ -718,8 +719,12 @@ enum EngagementRow {
 /// stage writes is encoded (strings without escapes, counts as plain integers, lists of
 /// strings, a share breakdown of integers; any member missing or null where a record reads
 /// it as absent); for any other `encode` writes nothing and returns false, and the line is
-/// read through a record.
-enum StoredPart {
+/// read through a record. One per worker: its scratch is reused from line to line.
+final class StoredPart {
+    private var counts = [Int64](repeating: 0, count: 9)
+    private var seen = [Bool](repeating: false, count: StoredPart.names.count)
+    private var channels: [(key: UnsafeBufferPointer<UInt8>, count: Int64)] = []
+
     /// The members read, in the order `encode` numbers them (the counts in `HourPart.encode`'s order).
     nonisolated(unsafe) static let names: [UnsafeBufferPointer<UInt8>] = {
         let all: [StaticString] = ["listing_id", "date", "hour", "run_id", "total_views", "impressions", "shares", "saves",
@@ -728,10 +733,12 @@ enum StoredPart {
         return all.map { UnsafeBufferPointer(start: $0.utf8Start, count: $0.utf8CodeUnitCount) }
     }()
 
-    static func encode(_ tape: JSONTape, into out: ByteBuffer) -> Bool {
+    func encode(_ tape: JSONTape, into out: ByteBuffer) -> Bool {
         var listing: UnsafeBufferPointer<UInt8>?, date: UnsafeBufferPointer<UInt8>?, run: UnsafeBufferPointer<UInt8>?
         var hour: Int64?, first: UnsafeBufferPointer<UInt8>?, last: UnsafeBufferPointer<UInt8>?
-        var counts = [Int64](repeating: 0, count: 9), seen = [Bool](repeating: false, count: 18)
+        for i in counts.indices { counts[i] = 0 }
+        for i in seen.indices { seen[i] = false }
+        channels.removeAll(keepingCapacity: true)
         var viewers = -1, seekers = -1, breakdown = -1
         func plainString(_ node: Int) -> UnsafeBufferPointer<UInt8>? {
             tape.kind(node) == LJ_STRING.rawValue && !tape.valueIsEscaped(node) ? tape.rawStringBody(node) : nil
@@ -779,33 +786,37 @@ enum StoredPart {
         guard let listing, let date, let day = Timestamp.parse(date), let hour, (0..<24).contains(hour), let run else { return false }
         // The share breakdown: each channel once (the last of a repeated one, as a record's
         // fields set into a dictionary), and its count.
-        var channels: [(UnsafeBufferPointer<UInt8>, Int64)] = []
         if breakdown >= 0 {
             for node in tape.children(breakdown) {
                 guard !tape.keyIsEscaped(node), let n = plainInt(node) else { return false }
                 let key = tape.rawKey(node)
-                if let i = channels.firstIndex(where: { $0.0.elementsEqual(key) }) { channels[i].1 = n } else { channels.append((key, n)) }
+                if let i = channels.firstIndex(where: { $0.key.elementsEqual(key) }) { channels[i].count = n } else { channels.append((key, n)) }
             }
         }
-        for list in [viewers, seekers] where list >= 0 {
-            for node in tape.children(list) where plainString(node) == nil {
-                // A record keeps the strings of a list and drops the rest: a string with escapes
-                // is read through it.
-                if tape.kind(node) == LJ_STRING.rawValue { return false }
+        // A record keeps the strings of a list and drops the rest: a string with escapes is
+        // read through it. The strings each list keeps, counted.
+        func kept(_ list: Int) -> Int64? {
+            guard list >= 0 else { return 0 }
+            var n: Int64 = 0
+            for node in tape.children(list) {
+                if plainString(node) != nil { n += 1 } else if tape.kind(node) == LJ_STRING.rawValue { return nil }
             }
+            return n
         }
+        guard let viewerCount = kept(viewers), let seekerCount = kept(seekers) else { return false }
         out.appendBinary(run)
         out.appendBinary(listing)
         out.appendBinary(ListingHour.hour(of: day.adding(seconds: hour * 3600)))
         for v in counts { out.appendBinary(v) }
         out.appendBinary(Int64(channels.count))
         for (channel, n) in channels { out.appendBinary(channel); out.appendBinary(n) }
-        for list in [viewers, seekers] {
-            guard list >= 0 else { out.appendBinary(Int64(0)); continue }
-            let ids = tape.children(list).compactMap { plainString($0) }
-            out.appendBinary(Int64(ids.count))
-            for id in ids { out.appendBinary(id) }
+        func write(_ list: Int, _ n: Int64) {
+            out.appendBinary(n)
+            guard list >= 0 else { return }
+            for node in tape.children(list) { if let id = plainString(node) { out.appendBinary(id) } }
         }
+        write(viewers, viewerCount)
+        write(seekers, seekerCount)
         out.appendBinary(first.flatMap { Timestamp.parse($0) })
         out.appendBinary(last.flatMap { Timestamp.parse($0) })
         return true

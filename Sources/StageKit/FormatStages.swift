@@ -97,7 +97,7 @@ public enum FormatStages {
         }
         // A worker writes a row whose keys its copy has as its cells up to its last column,
         // tagged with that number of cells; a row with a key its copy lacks it writes as its
-        // leaves (each key and cell text as a length of 4 bytes and the bytes), tagged -1, and
+        // leaves (each key, then its cell's text, as `appendBinary` writes them), tagged -1, and
         // this thread, which reads the rows in order, numbers the new keys and lays it out.
         let unresolved = -1
         let lineEnd = crlf ? 2 : 1
@@ -105,19 +105,12 @@ public enum FormatStages {
         var width = 0
         let cells = CSVRowCells(width: 0)
         let laidOut = ByteBuffer(capacity: 1 << 12)
+        // A spooled row: its number of cells (`appendBinary`), then the row as written.
+        let count = ByteBuffer(capacity: 8)
         func spool(_ row: UnsafeBufferPointer<UInt8>, cells n: Int) throws {
-            var count = UInt32(n)
-            try withUnsafeBytes(of: &count) { word throws in
-                try rows.appendFramed(UnsafeBufferPointer(start: word.baseAddress!.assumingMemoryBound(to: UInt8.self), count: 4), row)
-            }
-        }
-        // What `write` puts in `out`, after its length (4 bytes, little-endian).
-        func framed(into out: ByteBuffer, _ write: (ByteBuffer) -> Void) {
-            let start = out.count
-            for _ in 0..<4 { out.append(0) }
-            write(out)
-            let n = out.count - start - 4
-            for i in 0..<4 { out.base[start + i] = UInt8(truncatingIfNeeded: n >> (8 * i)) }
+            count.removeAll()
+            count.appendBinary(Int64(n))
+            try rows.appendFramed(count.bytes, row)
         }
         func lay(_ cells: CSVRowCells, upTo n: Int, into out: ByteBuffer) {
             guard n > 0 else { return }
@@ -128,6 +121,7 @@ public enum FormatStages {
         try stage.forEachJSONWritten(inputs, tagged: {
             let flattener = JSONFlattener(separator: separator)
             let row = CSVRowCells(width: 0)
+            let text = ByteBuffer(capacity: 1 << 10)
             var table = latest()
             return { tape, _, out in
                 guard tape.isObject else {
@@ -151,8 +145,10 @@ public enum FormatStages {
                         row.grow(to: table.count)
                         guard let found = table.find(key) else {
                             for l in 0..<leaves.count where !skipped(leaves.key(l)) {
-                                framed(into: out) { $0.append(leaves.key(l)) }
-                                framed(into: out) { JSONFlattener.writeLeafText(tape, leaves.node(l), into: $0) }
+                                text.removeAll()
+                                JSONFlattener.writeLeafText(tape, leaves.node(l), into: text)
+                                out.appendBinary(leaves.key(l))
+                                out.appendBinary(text.bytes)
                             }
                             return unresolved
                         }
@@ -170,15 +166,12 @@ public enum FormatStages {
             guard tag == unresolved else { return try spool(written, cells: tag) }
             // A row with keys new to the workers' copy: its keys numbered here, in input order.
             var leaves: [(column: Int, text: UnsafeBufferPointer<UInt8>)] = []
-            var at = 0
-            func piece() -> UnsafeBufferPointer<UInt8> {
-                let n = Int(written[at]) | Int(written[at + 1]) << 8 | Int(written[at + 2]) << 16 | Int(written[at + 3]) << 24
-                defer { at += 4 + n }
-                return UnsafeBufferPointer(rebasing: written[(at + 4)..<(at + 4 + n)])
-            }
-            while at < written.count {
-                let key = piece()
-                leaves.append((columns.insert(key), piece()))
+            var fields = BinaryFields(written)
+            while !fields.atEnd {
+                guard case .some(.some(let key)) = fields.bytesOfText(), case .some(.some(let text)) = fields.bytesOfText() else {
+                    fatalError("a row's leaves that do not read back")
+                }
+                leaves.append((columns.insert(key), text))
             }
             if columns.count > width {
                 width = columns.count
@@ -203,8 +196,9 @@ public enum FormatStages {
         csv.endRow()
         // Each row with its missing cells (empty) before its line end.
         try rows.forEachFramed { piece in
-            let n = Int(piece[0]) | Int(piece[1]) << 8 | Int(piece[2]) << 16 | Int(piece[3]) << 24
-            let row = UnsafeBufferPointer(rebasing: piece[4...])
+            var fields = BinaryFields(piece)
+            guard let cells = fields.int() else { throw StageError.io("scratch file of the rows: a row did not read back") }
+            let n = Int(cells), row = fields.rest
             let out = sink.buffer
             if n == width {
                 out.append(row)
