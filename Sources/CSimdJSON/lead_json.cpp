@@ -334,6 +334,183 @@ void walk_value(lj_parser &P, ondemand::value v, size_t idx) {
     walk_scalar(P, v, type, idx);
 }
 
+
+// The fast path: a validating recursive-descent walk that builds the tape in one pass over
+// the text (UTF-8 checked first, for the whole text, by simdjson's own validator). It accepts
+// only what the On-Demand walk below accepts, and gives the same nodes (the tests compare
+// them on fuzzed texts); anything it does not like, it leaves to that walk, so every error
+// message and offset is the On-Demand walk's.
+struct bail {};
+
+constexpr int fast_max_depth = 1000; // On-Demand's own limit is 1024
+
+inline const char *fast_ws(const char *p, const char *end) {
+    while (p < end && is_ws(*p)) ++p;
+    return p;
+}
+
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// A number at p (p < end): its kind, and where it ends. The JSON grammar, strictly.
+inline const char *fast_number(const char *p, const char *end, uint8_t &kind) {
+    bool negative = false;
+    if (*p == '-') {
+        negative = true;
+        ++p;
+        if (p >= end) throw bail{};
+    }
+    const char *digits = p;
+    if (*p == '0') {
+        ++p;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && is_digit(*p)) ++p;
+    } else {
+        throw bail{};
+    }
+    size_t n = size_t(p - digits);
+    bool fraction = false;
+    if (p < end && *p == '.') {
+        ++p;
+        const char *d = p;
+        while (p < end && is_digit(*p)) ++p;
+        if (p == d) throw bail{};
+        fraction = true;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        ++p;
+        if (p < end && (*p == '+' || *p == '-')) ++p;
+        const char *d = p;
+        while (p < end && is_digit(*p)) ++p;
+        if (p == d) throw bail{};
+        fraction = true;
+    }
+    if (fraction) {
+        kind = LJ_FLOAT;
+    } else if (n < 19) {
+        kind = LJ_INT;
+    } else if (n > 19) {
+        kind = LJ_BIGINT;
+    } else {
+        // 19 digits: an int64 up to 9223372036854775807 (-...808 when negative).
+        const char *limit = negative ? "9223372036854775808" : "9223372036854775807";
+        kind = memcmp(digits, limit, 19) <= 0 ? LJ_INT : LJ_BIGINT;
+    }
+    return p;
+}
+
+const char *fast_value(lj_parser &P, const char *p, size_t idx, int depth);
+
+// A container at p ('{' or '['), its node at idx.
+const char *fast_container(lj_parser &P, const char *p, size_t idx, int depth) {
+    if (depth >= fast_max_depth) throw bail{};
+    const char *end = P.end;
+    const bool object = *p == '{';
+    const char close = object ? '}' : ']';
+    uint32_t count = 0;
+    const char *q = fast_ws(p + 1, end);
+    if (q >= end) throw bail{};
+    if (*q != close) {
+        for (;;) {
+            size_t child;
+            if (object) {
+                if (*q != '"') throw bail{};
+                bool escaped = false;
+                size_t klen = scan_string(P, q + 1, escaped);
+                child = push(P, LJ_NULL, uint8_t(LJ_HAS_KEY | (escaped ? LJ_KEY_ESCAPED : 0)), q + 1, klen);
+                q = fast_ws(q + 2 + klen, end);
+                if (q >= end || *q != ':') throw bail{};
+                q = fast_ws(q + 1, end);
+                if (q >= end) throw bail{};
+            } else {
+                child = push(P, LJ_NULL, 0, nullptr, 0);
+            }
+            q = fast_ws(fast_value(P, q, child, depth + 1), end);
+            ++count;
+            if (q >= end) throw bail{};
+            if (*q == ',') {
+                q = fast_ws(q + 1, end);
+                if (q >= end) throw bail{};
+                continue;
+            }
+            if (*q == close) break;
+            throw bail{};
+        }
+    }
+    lj_node &n = P.nodes[idx];
+    n.kind = object ? LJ_OBJECT : LJ_ARRAY;
+    n.val_off = off(P, p);
+    n.val_len = uint32_t(q + 1 - p);
+    n.count = count;
+    n.next = uint32_t(P.nodes.size());
+    return q + 1;
+}
+
+// The value at p (p < end, not whitespace), its node at idx; returns the end of its token.
+const char *fast_value(lj_parser &P, const char *p, size_t idx, int depth) {
+    const char *end = P.end;
+    uint8_t kind;
+    const char *after;
+    switch (*p) {
+    case '{':
+    case '[':
+        return fast_container(P, p, idx, depth);
+    case '"': {
+        bool escaped = false;
+        size_t len = scan_string(P, p + 1, escaped);
+        lj_node &n = P.nodes[idx];
+        if (escaped) n.flags |= LJ_VALUE_ESCAPED;
+        n.kind = LJ_STRING;
+        n.val_off = off(P, p);
+        n.val_len = uint32_t(len + 2);
+        n.next = uint32_t(P.nodes.size());
+        return p + len + 2;
+    }
+    case 't':
+        if (end - p < 4 || memcmp(p, "true", 4) != 0) throw bail{};
+        kind = LJ_TRUE;
+        after = p + 4;
+        break;
+    case 'f':
+        if (end - p < 5 || memcmp(p, "false", 5) != 0) throw bail{};
+        kind = LJ_FALSE;
+        after = p + 5;
+        break;
+    case 'n':
+        if (end - p < 4 || memcmp(p, "null", 4) != 0) throw bail{};
+        kind = LJ_NULL;
+        after = p + 4;
+        break;
+    default:
+        if (*p != '-' && !is_digit(*p)) throw bail{};
+        after = fast_number(p, end, kind);
+        break;
+    }
+    lj_node &n = P.nodes[idx];
+    n.kind = kind;
+    n.val_off = off(P, p);
+    n.val_len = uint32_t(after - p);
+    n.next = uint32_t(P.nodes.size());
+    return after;
+}
+
+// True when the fast path built the tape; false leaves the text to the On-Demand walk.
+bool fast_parse(lj_parser &P, const char *buf, size_t len) {
+    if (len > 0xFFFFFFF0u) return false;
+    if (!simdjson::validate_utf8(buf, len)) return false;
+    try {
+        const char *first = fast_ws(buf, P.end);
+        if (first >= P.end) return false;
+        push(P, LJ_NULL, 0, nullptr, 0);
+        const char *rest = fast_ws(fast_value(P, first, 0, 0), P.end);
+        if (rest < P.end) return false;
+    } catch (const bail &) {
+        return false;
+    } catch (const failure &) {
+        return false;
+    }
+    return true;
+}
+
 } // namespace
 
 extern "C" {
@@ -375,6 +552,16 @@ size_t lj_find_special(const char *buf, size_t len) {
 void lj_parser_free(lj_parser *parser) { delete parser; }
 
 int64_t lj_parse(lj_parser *P, const char *buf, size_t len, size_t capacity) {
+    P->nodes.clear();
+    P->error.clear();
+    P->error_offset = 0;
+    P->base = buf;
+    P->end = buf + len;
+    if (fast_parse(*P, buf, len)) return int64_t(P->nodes.size());
+    return lj_parse_reference(P, buf, len, capacity);
+}
+
+int64_t lj_parse_reference(lj_parser *P, const char *buf, size_t len, size_t capacity) {
     P->nodes.clear();
     P->error.clear();
     P->error_offset = 0;

@@ -1,6 +1,7 @@
 import Foundation
 import LeadRules
 import StageKit
+import TestSupport
 import Testing
 
 /// The address rules, case by case: Publication 28 abbreviations, the hard shapes the issue
@@ -260,7 +261,7 @@ import Testing
     /// route words), in every case and punctuation, fielded and one-line.
     @Test func fastAndFullReadsAgreeOnRandomAddresses() {
         let rules = Self.fast.rules
-        var rng = SplitMix(seed: 20261123)
+        var rng = SeededGenerator(seed: 20261123)
         let names = ["MAIN", "OAK", "PARK", "LAKE", "HILL", "CEDAR", "MARTIN LUTHER KING JR", "MESA VERDE", "FIFTH", "21ST",
                      "TWENTY FIRST", "COUNTY", "STATE", "ROAD", "CREEK", "SPRING", "VIEW", "VIA", "DE", "LA", "SAINT", "ST"]
         let suffixes = Array(rules.suffixes.keys).sorted()
@@ -298,15 +299,3 @@ import Testing
     }
 }
 
-/// A small deterministic random number generator for generated test cases.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,6 +1,10 @@
 import CSimdJSON
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import StageKit
+import TestSupport
 
 /// Parses `text` and hands the tape to `body` (the tape borrows the padded copy).
 func withTape<T>(_ text: String, _ body: (JSONTape) throws -> T) throws -> T {
@@ -90,6 +94,58 @@ func syntaxError(_ text: String) -> String? {
             #expect(value.json == text.trimmingSpaces)
         }
         #expect(JSONValue(parsing: "\"new\"")?.string == "new")
+    }
+
+    /// lj_parse builds the tape in one pass and leaves every text it does not accept to
+    /// simdjson's On-Demand walk (`lj_parse_reference`): on valid texts and on texts damaged
+    /// at random, the two must give the same nodes, and the same error where there is one.
+    @Test func onePassTapeIsTheOnDemandTape() {
+        let seeds = [
+            #"{"id":"L1","n":-12,"x":1.5e-3,"big":123456789012345678901234,"i64":9223372036854775807,"u":9223372036854775808,"neg":-9223372036854775808,"z":-0}"#,
+            #"{"s":"a\"b\\c\/d\u00e9\ud83d\ude00","t":true,"f":false,"n":null,"e":"","k\u0041":[1,[2,[3,{}]],{"a":{"b":[]}}]}"#,
+            "{ \"a\" : [ 1 , \"x\" ] ,\n \"b\" : null , \"c\":\t{ } }",
+            #"[1,2.0,-0.5,1E5,1e+2,2e-2,"été",{"k":"v"}]"#, #""top""#, "42", "-0", "null", "[]", "{}",
+            #"{"property":{"address":"2841 PECAN AVE","zip":"30369","beds":4,"value":404792.5},"tags":[{"tag":"High Equity","at":"2026-06-19"}]}"#,
+        ]
+        let alphabet = Array("{}[]:,\" \\\n\t-+.eE0123456789truefalsnul/bu\u{1}é".utf8) + [0xFF, 0xC3, 0x7F, 0]
+        var rng = SeededGenerator(seed: 20261204)
+        let a = lj_parser_new()!, b = lj_parser_new()!
+        defer { lj_parser_free(a); lj_parser_free(b) }
+        var accepted = 0, mismatches: [String] = []
+        func compare(_ text: [UInt8]) {
+            let padded = text + [UInt8](repeating: 0, count: Int(LJ_PADDING))
+            padded.withUnsafeBufferPointer { buffer in
+                buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: padded.count) { p in
+                    let n = lj_parse(a, p, text.count, padded.count)
+                    let m = lj_parse_reference(b, p, text.count, padded.count)
+                    let same = n == m && (n < 0 ? String(cString: lj_error_message(a)) == String(cString: lj_error_message(b))
+                                                   && lj_error_offset(a) == lj_error_offset(b)
+                                                : memcmp(lj_nodes(a), lj_nodes(b), MemoryLayout<lj_node>.stride * Int(n)) == 0)
+                    if m >= 0 { accepted += 1 }
+                    if !same { mismatches.append(String(decoding: text, as: UTF8.self)) }
+                }
+            }
+        }
+        for seed in seeds { compare(Array(seed.utf8)) }
+        for _ in 0..<40_000 {
+            var text = Array(seeds[Int(rng.next() % UInt64(seeds.count))].utf8)
+            for _ in 0...(rng.next() % 3) {
+                let at = Int(rng.next() % UInt64(text.count + 1))
+                let byte = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                switch rng.next() % 3 {
+                case 0: text.insert(byte, at: at)
+                case 1: if at < text.count { text.remove(at: at) }
+                default: if at < text.count { text[at] = byte }
+                }
+            }
+            compare(text)
+        }
+        // Nesting past the fast path's depth goes to On-Demand, which has its own limit.
+        for depth in [999, 1000, 1001, 1023, 1024, 1025, 1100] {
+            compare(Array(String(repeating: "[", count: depth).utf8) + Array(String(repeating: "]", count: depth).utf8))
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+        #expect(accepted > 5_000, "enough damaged texts are still valid JSON to compare tapes: \(accepted)")
     }
 
     @Test func scalarsAtTopLevel() throws {

@@ -1,5 +1,5 @@
 /*
- * lead_json.h: a small C API over simdjson's On-Demand parser.
+ * lead_json.h: a small C API over a one-pass tape builder and simdjson's On-Demand parser.
  *
  * lj_parse validates one JSON text and describes it as a flat array of nodes
  * in document order (a "tape"). Every node points back into the caller's
@@ -77,6 +77,13 @@ void lj_parser_free(lj_parser *parser);
  * then lj_error_message and lj_error_offset say what and where.
  */
 int64_t lj_parse(lj_parser *parser, const char *buf, size_t len, size_t capacity);
+
+/**
+ * lj_parse without its fast path: simdjson's On-Demand walk alone, which lj_parse
+ * falls back to for every text its fast path does not accept (so errors are this
+ * walk's). For tests that compare the two.
+ */
+int64_t lj_parse_reference(lj_parser *parser, const char *buf, size_t len, size_t capacity);
 
 /** The nodes of the last successful lj_parse. */
 const lj_node *lj_nodes(const lj_parser *parser);
