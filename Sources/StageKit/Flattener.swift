@@ -4,13 +4,21 @@ import CSimdJSON
 /// separator (`.` by default), array elements are keyed 1, 2, ... (`photos.1.url`), an empty
 /// object or array becomes the string `"{}"` or `"[]"`, and scalars keep their JSON type.
 /// It works on the tape, so a record is flattened without building any values.
-public struct JSONFlattener {
+public final class JSONFlattener {
     public let separator: [UInt8]
+    /// Whether the separator holds a byte a JSON string must escape.
+    private let separatorNeedsEscapes: Bool
     private let path = ByteBuffer(capacity: 256)
+    /// Whether the path built so far has a decoded key in it (which may hold bytes a JSON
+    /// string must escape); the keys of the input written as they came need no escaping.
+    private var pathNeedsEscapes = false
     /// The leaves `collect` found last.
     public let leaves = FlatLeaves()
 
-    public init(separator: String = ".") { self.separator = Array(separator.utf8) }
+    public init(separator: String = ".") {
+        self.separator = Array(separator.utf8)
+        separatorNeedsEscapes = self.separator.contains { $0 == 34 || $0 == 92 || $0 < 0x20 }
+    }
 
     /// Finds each flattened key (decoded UTF-8) of object `tape` and the tape node of its
     /// value, in order, into `leaves` (replacing what it held). A node that is an empty
@@ -20,6 +28,7 @@ public struct JSONFlattener {
         leaves.removeAll()
         path.removeAll()
         for child in tape.children(0) {
+            pathNeedsEscapes = false
             appendKey(tape, child)
             gather(tape, child)
             path.removeAll()
@@ -28,6 +37,7 @@ public struct JSONFlattener {
 
     private func appendKey(_ tape: JSONTape, _ i: Int) {
         if tape.keyIsEscaped(i) {
+            pathNeedsEscapes = true
             let raw = tape.rawKey(i)
             JSONTape.unescape(raw, into: path)
         } else {
@@ -38,7 +48,8 @@ public struct JSONFlattener {
     private func gather(_ tape: JSONTape, _ i: Int) {
         let kind = tape.kind(i)
         if (kind == LJ_OBJECT.rawValue || kind == LJ_ARRAY.rawValue) && tape.childCount(i) > 0 {
-            let mark = path.count
+            let mark = path.count, marked = pathNeedsEscapes
+            pathNeedsEscapes = marked || separatorNeedsEscapes
             var index = 0
             for child in tape.children(i) {
                 index += 1
@@ -46,10 +57,12 @@ public struct JSONFlattener {
                 if kind == LJ_OBJECT.rawValue { appendKey(tape, child) } else { path.append(decimal: index) }
                 gather(tape, child)
                 path.truncate(to: mark)
+                pathNeedsEscapes = marked || separatorNeedsEscapes
             }
+            pathNeedsEscapes = marked
             return
         }
-        leaves.append(path.bytes, node: i)
+        leaves.append(path.bytes, node: i, needsEscapes: pathNeedsEscapes)
     }
 
     /// Writes the flattened form of object `tape` as one JSON object (no newline).
@@ -58,7 +71,14 @@ public struct JSONFlattener {
         out.append(123)
         for i in 0..<leaves.count {
             if i > 0 { out.append(44) }
-            JSONWriter.writeString(bytes: leaves.key(i), into: out)
+            if leaves.keyNeedsEscapes(i) {
+                JSONWriter.writeString(bytes: leaves.key(i), into: out)
+            } else {
+                // Keys read without escapes hold no byte to escape (the parser checked).
+                out.append(34)
+                out.append(leaves.key(i))
+                out.append(34)
+            }
             out.append(58)
             JSONFlattener.writeLeafValue(tape, leaves.node(i), into: out)
         }
@@ -103,6 +123,8 @@ public final class FlatLeaves {
     let keys = ByteBuffer(capacity: 1024)
     private var ends: UnsafeMutablePointer<Int>
     private var nodes: UnsafeMutablePointer<Int>
+    /// Per leaf: whether its key may hold bytes a JSON string must escape.
+    private var escapes: UnsafeMutablePointer<Bool>
     private var capacity = 64
     /// The number of leaves.
     public private(set) var count = 0
@@ -110,11 +132,13 @@ public final class FlatLeaves {
     init() {
         ends = .allocate(capacity: capacity)
         nodes = .allocate(capacity: capacity)
+        escapes = .allocate(capacity: capacity)
     }
 
     deinit {
         ends.deallocate()
         nodes.deallocate()
+        escapes.deallocate()
     }
 
     func removeAll() {
@@ -122,21 +146,28 @@ public final class FlatLeaves {
         keys.removeAll()
     }
 
-    func append(_ key: UnsafeBufferPointer<UInt8>, node: Int) {
+    func append(_ key: UnsafeBufferPointer<UInt8>, node: Int, needsEscapes: Bool) {
         if count == capacity {
             let larger = capacity * 2
             let newEnds = UnsafeMutablePointer<Int>.allocate(capacity: larger), newNodes = UnsafeMutablePointer<Int>.allocate(capacity: larger)
+            let newEscapes = UnsafeMutablePointer<Bool>.allocate(capacity: larger)
             newEnds.update(from: ends, count: count)
             newNodes.update(from: nodes, count: count)
+            newEscapes.update(from: escapes, count: count)
             ends.deallocate()
             nodes.deallocate()
-            (ends, nodes, capacity) = (newEnds, newNodes, larger)
+            escapes.deallocate()
+            (ends, nodes, escapes, capacity) = (newEnds, newNodes, newEscapes, larger)
         }
         keys.append(key)
         ends[count] = keys.count
         nodes[count] = node
+        escapes[count] = needsEscapes
         count += 1
     }
+
+    /// Whether leaf `i`'s key may hold bytes a JSON string must escape.
+    @inline(__always) func keyNeedsEscapes(_ i: Int) -> Bool { escapes[i] }
 
     /// Leaf `i`'s flattened key.
     @inline(__always) public func key(_ i: Int) -> UnsafeBufferPointer<UInt8> {
