@@ -69,7 +69,8 @@ final class CSVBatch: @unchecked Sendable {
         var fields: Int
         var raw: Int
         var rawLength: Int
-        var location: SourceLocation
+        /// The line of `path` the row starts on.
+        var line: Int
         var broken: String?
     }
 
@@ -83,7 +84,15 @@ final class CSVBatch: @unchecked Sendable {
         let out = ByteBuffer(capacity: 1 << 20)
         var outcomes: [Outcome] = []
         var writer: CSVWriterJob?
+        /// The batch's path, in this worker's own copy.
+        var path = BatchPath.Copy()
     }
+
+    /// The file the rows come from.
+    var path = BatchPath()
+
+    /// Where `item` came from (for the reading thread).
+    func location(_ item: Item) -> SourceLocation { SourceLocation(path: path.path, line: item.line) }
 
     /// What a worker does with one row: writes its bytes to the buffer and returns a tag
     /// for the reading thread, or throws `RecordRejected`.
@@ -108,7 +117,7 @@ final class CSVBatch: @unchecked Sendable {
     }
 
     /// Adds a row that reads: its fields back to back, then its text as read.
-    func add(_ row: CSVReader.Row, location: SourceLocation, raw: UnsafeBufferPointer<UInt8>) {
+    func add(_ row: CSVReader.Row, line: Int, raw: UnsafeBufferPointer<UInt8>) {
         let start = bytes.count
         let firstEnd = ends.count
         for i in 0..<row.count {
@@ -118,15 +127,15 @@ final class CSVBatch: @unchecked Sendable {
         let rawAt = bytes.count
         bytes.append(raw)
         items.append(Item(bytes: start, firstEnd: firstEnd, fields: row.count, raw: rawAt, rawLength: raw.count,
-                          location: location, broken: nil))
+                          line: line, broken: nil))
     }
 
     /// Adds a row that goes to the rejects as it is, in its place among the others.
-    func add(broken raw: UnsafeBufferPointer<UInt8>, location: SourceLocation, reason: String) {
+    func add(broken raw: UnsafeBufferPointer<UInt8>, line: Int, reason: String) {
         let rawAt = bytes.count
         bytes.append(raw)
         items.append(Item(bytes: rawAt, firstEnd: ends.count, fields: 0, raw: rawAt, rawLength: raw.count,
-                          location: location, broken: reason))
+                          line: line, broken: reason))
     }
 
     func raw(_ item: Item) -> UnsafeBufferPointer<UInt8> {
@@ -148,6 +157,8 @@ final class CSVBatch: @unchecked Sendable {
                 worker.out.removeAll()
                 if worker.writer == nil { worker.writer = make.value() }
                 let writer = worker.writer!
+                worker.path.update(from: path)
+                let path = worker.path.path
                 let base = UnsafePointer(bytes.base)
                 for item in items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
                     if let reason = item.broken {
@@ -158,7 +169,7 @@ final class CSVBatch: @unchecked Sendable {
                                            ends: UnsafeBufferPointer(rebasing: ends.value[item.firstEnd..<(item.firstEnd + item.fields)]))
                     let offset = worker.out.count
                     do {
-                        let tag = try writer(fields, item.location, worker.out)
+                        let tag = try writer(fields, SourceLocation(path: path, line: item.line), worker.out)
                         worker.outcomes.append(.written(offset: offset, length: worker.out.count - offset, tag: tag))
                     } catch let rejected as RecordRejected {
                         worker.out.truncate(to: offset)
@@ -200,12 +211,12 @@ extension Stage {
                 while i >= count * (chunk + 1) / batch.chunks { chunk += 1; first = i; worker = batch.pool[chunk] }
                 switch worker.outcomes[i - first] {
                 case .rejected(let reason):
-                    try reject(reason, at: item.location, raw: batch.raw(item))
+                    try reject(reason, at: batch.location(item), raw: batch.raw(item))
                 case .written(let offset, let length, let tag):
                     do {
-                        try body(UnsafeBufferPointer(start: worker.out.base + offset, count: length), tag, item.location)
+                        try body(UnsafeBufferPointer(start: worker.out.base + offset, count: length), tag, batch.location(item))
                     } catch let rejected as RecordRejected {
-                        try reject(rejected.reason, at: item.location, raw: batch.raw(item))
+                        try reject(rejected.reason, at: batch.location(item), raw: batch.raw(item))
                     }
                 }
             }
@@ -228,12 +239,15 @@ extension Stage {
             var names: [String]? = given
             var make: (() -> CSVBatch.CSVWriterJob)?
             if let given { make = try header(given, path) }
+            // Where line 0 of the file is: the path its records name, and the lines to add.
+            let origin = inputLocation(path, line: 0)
             try reader.forEach { event in
                 let batch = pipeline.current
+                if batch.items.isEmpty { batch.path.set(origin.path) }
                 switch event {
                 case .broken(let raw, let line, let reason):
                     recordsIn += 1
-                    batch.add(broken: raw, location: inputLocation(path, line: line), reason: reason)
+                    batch.add(broken: raw, line: origin.line + line, reason: reason)
                 case .row(let row):
                     guard let columns = names else {
                         let read = Stage.headerNames((0..<row.count).map { row.string($0) })
@@ -244,12 +258,11 @@ extension Stage {
                     recordsIn += 1
                     var raw = row.raw
                     while let last = raw.last, last == 10 || last == 13 { raw = UnsafeBufferPointer(rebasing: raw.dropLast()) }
-                    let location = inputLocation(path, line: row.line)
                     if row.count != columns.count {
-                        batch.add(broken: raw, location: location,
+                        batch.add(broken: raw, line: origin.line + row.line,
                                   reason: "expected \(columns.count) fields as in the header, found \(row.count)")
                     } else {
-                        batch.add(row, location: location, raw: raw)
+                        batch.add(row, line: origin.line + row.line, raw: raw)
                     }
                 }
                 progress.tick(records: recordsIn, bytes: progressBytesBase + reader.bytesRead)
@@ -258,7 +271,7 @@ extension Stage {
             // Broken rows before any header are rejected as they stand.
             if make == nil {
                 let batch = pipeline.current
-                for item in batch.items { try reject(item.broken ?? "no header", at: item.location, raw: batch.raw(item)) }
+                for item in batch.items { try reject(item.broken ?? "no header", at: batch.location(item), raw: batch.raw(item)) }
                 batch.reset()
             }
             try finish(make)

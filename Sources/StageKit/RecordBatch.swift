@@ -10,12 +10,12 @@ import Darwin
 /// One batch of `forEachRecord(_:transform:_:)`: the texts read, and per worker the records
 /// made of them, transformed, and their JSON.
 final class RecordBatch: @unchecked Sendable {
-    /// One text of the batch: where its bytes are in `texts`, where it came from, and for
-    /// input that could not be cut into a text, why.
+    /// One text of the batch: where its bytes are in `texts`, the line of `path` it starts
+    /// on, and for input that could not be cut into a text, why.
     struct Item {
         var offset: Int
         var length: Int
-        var location: SourceLocation
+        var line: Int
         var broken: String?
     }
 
@@ -35,6 +35,10 @@ final class RecordBatch: @unchecked Sendable {
         var outcomes: [Outcome] = []
         /// This worker's own writer, made the first time `write` runs on it.
         var writer: TapeWriter?
+        /// The batch's path, in this worker's own copy.
+        var path = BatchPath.Copy()
+
+        func location(_ item: Item) -> SourceLocation { SourceLocation(path: path.path, line: item.line) }
     }
 
     /// What a worker of `Stage.forEachJSONWritten` does with one parsed text: writes its
@@ -44,6 +48,8 @@ final class RecordBatch: @unchecked Sendable {
 
     let texts = ByteBuffer(capacity: 1 << 22)
     var items: [Item] = []
+    /// The file the texts come from.
+    var path = BatchPath()
     let pool: [Worker]
     private(set) var chunks = 1
 
@@ -73,17 +79,18 @@ final class RecordBatch: @unchecked Sendable {
             // Last use's records are released here, on the worker.
             worker.outcomes.removeAll(keepingCapacity: true)
             worker.out.removeAll()
+            worker.path.update(from: path)
             start.value(worker)
             let base = texts.base
             for item in items[(count * chunk / chunks)..<(count * (chunk + 1) / chunks)] {
                 if let reason = item.broken {
-                    worker.outcomes.append(.rejected(reason, line: item.location.line, unread: true))
+                    worker.outcomes.append(.rejected(reason, line: item.line, unread: true))
                     continue
                 }
                 let bytes = UnsafeBufferPointer(start: base + item.offset, count: item.length)
                 switch worker.parser.parse(bytes) {
                 case .failure(let error):
-                    let (line, reason) = Stage.describe(error, in: bytes, startLine: item.location.line)
+                    let (line, reason) = Stage.describe(error, in: bytes, startLine: item.line)
                     worker.outcomes.append(.rejected("invalid JSON: " + reason, line: line, unread: true))
                 case .success(let tape):
                     body.value(worker, item, tape)
@@ -99,12 +106,12 @@ final class RecordBatch: @unchecked Sendable {
         eachTape(start: { worker in if worker.writer == nil { worker.writer = make.value() } }) { worker, item, tape in
             let offset = worker.out.count
             do {
-                let tag = try worker.writer!(tape, item.location, worker.out)
+                let tag = try worker.writer!(tape, worker.location(item), worker.out)
                 worker.outcomes.append(.written(offset: offset, length: worker.out.count - offset, tag: tag))
             } catch let rejected as RecordRejected {
-                worker.outcomes.append(.rejected(rejected.reason, line: item.location.line, unread: false))
+                worker.outcomes.append(.rejected(rejected.reason, line: item.line, unread: false))
             } catch {
-                worker.outcomes.append(.rejected("\(error)", line: item.location.line, unread: false))
+                worker.outcomes.append(.rejected("\(error)", line: item.line, unread: false))
             }
         }
     }
@@ -114,22 +121,22 @@ final class RecordBatch: @unchecked Sendable {
         let transform = UncheckedBox(transform)
         eachTape(start: { _ in }) { worker, item, tape in
             guard tape.isObject else {
-                worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.location.line, unread: true))
+                worker.outcomes.append(.rejected("not a JSON object (found \(Stage.kindName(tape.kind(0))))", line: item.line, unread: true))
                 return
             }
             var record = Record(tape: tape, keys: worker.keys)
             do {
                 try transform.value(&record)
                 if stampingOrigin && !record.hasValue(Stage.originField) {
-                    record[Stage.originField] = .string(item.location.description)
+                    record[Stage.originField] = .string(worker.location(item).description)
                 }
                 let offset = worker.out.count
                 if encoding == .json { JSONWriter.write(record, into: worker.out) }
                 worker.outcomes.append(.record(record, offset: offset, length: worker.out.count - offset))
             } catch let rejected as RecordRejected {
-                worker.outcomes.append(.rejected(rejected.reason, line: item.location.line, unread: false))
+                worker.outcomes.append(.rejected(rejected.reason, line: item.line, unread: false))
             } catch {
-                worker.outcomes.append(.rejected("\(error)", line: item.location.line, unread: false))
+                worker.outcomes.append(.rejected("\(error)", line: item.line, unread: false))
             }
         }
     }

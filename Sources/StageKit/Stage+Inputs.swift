@@ -128,14 +128,14 @@ extension Stage {
             schema.fill(&record)
         } } ?? transform)
         let origins = stampsOrigin
-        try forEachBatch(paths, run: { $0.transform(shared.value, encoding: encoding, stampingOrigin: origins) }) { item, raw, outcome, out in
+        try forEachBatch(paths, run: { $0.transform(shared.value, encoding: encoding, stampingOrigin: origins) }) { location, raw, outcome, out in
             switch outcome {
             case .record(let record, let offset, let length):
                 let line = encoding == .input ? raw : UnsafeBufferPointer(start: out.base + offset, count: length)
                 do {
-                    try body(record, line, item.location)
+                    try body(record, line, location)
                 } catch let rejected as RecordRejected {
-                    try reject(rejected.reason, at: item.location, raw: raw)
+                    try reject(rejected.reason, at: location, raw: raw)
                 }
             case .written:
                 break
@@ -181,9 +181,9 @@ extension Stage {
                         return try write(tape, location, out)
                     }
                 }
-            }) { item, _, outcome, out in
+            }) { location, _, outcome, out in
                 if case .written(let offset, let length, let tag) = outcome {
-                    try body(UnsafeBufferPointer(start: out.base + offset, count: length), tag, item.location)
+                    try body(UnsafeBufferPointer(start: out.base + offset, count: length), tag, location)
                 }
             }
         }
@@ -198,12 +198,12 @@ extension Stage {
                                    _ body: (_ written: UnsafeBufferPointer<UInt8>, _ read: UnsafeBufferPointer<UInt8>, _ tag: Int,
                                             SourceLocation) throws -> Void) throws {
         try withoutActuallyEscaping(body) { body in
-            try forEachBatch(paths, counting: counting, run: { $0.write(writer) }) { item, raw, outcome, out in
+            try forEachBatch(paths, counting: counting, run: { $0.write(writer) }) { location, raw, outcome, out in
                 if case .written(let offset, let length, let tag) = outcome {
                     do {
-                        try body(UnsafeBufferPointer(start: out.base + offset, count: length), raw, tag, item.location)
+                        try body(UnsafeBufferPointer(start: out.base + offset, count: length), raw, tag, location)
                     } catch let rejected as RecordRejected {
-                        try reject(rejected.reason, at: item.location, raw: raw)
+                        try reject(rejected.reason, at: location, raw: raw)
                     }
                 }
             }
@@ -222,7 +222,7 @@ extension Stage {
     /// rejects, stops the stage with an error naming the file and line instead of going to
     /// the rejects.
     func forEachBatch(_ paths: [String], counting: Bool = true, store: Bool = false, run job: @escaping (RecordBatch) -> Void,
-                      deliver: (RecordBatch.Item, UnsafeBufferPointer<UInt8>, RecordBatch.Outcome, ByteBuffer) throws -> Void) throws {
+                      deliver: (SourceLocation, UnsafeBufferPointer<UInt8>, RecordBatch.Outcome, ByteBuffer) throws -> Void) throws {
         let workers = workerCount
         let batchSize = 2048
         var pipeline = BatchPipeline { RecordBatch(workers: workers) }
@@ -235,12 +235,12 @@ extension Stage {
                 let raw = UnsafeBufferPointer(start: batch.texts.base + item.offset, count: item.length)
                 let outcome = batch.pool[chunk].outcomes[i - first]
                 if case .rejected(let reason, let line, let unread) = outcome {
-                    if store { throw StageError.data("\(item.location.path):\(line): \(reason)") }
+                    if store { throw StageError.data("\(batch.path.path):\(line): \(reason)") }
                     if !counting || (unread && shardsReadWholeInput && shard.map({ $0.index != 1 }) == true) { continue }
-                    try reject(reason, at: SourceLocation(path: item.location.path, line: line), raw: raw)
+                    try reject(reason, at: SourceLocation(path: batch.path.path, line: line), raw: raw)
                     continue
                 }
-                try deliver(item, raw, outcome, batch.pool[chunk].out)
+                try deliver(SourceLocation(path: batch.path.path, line: item.line), raw, outcome, batch.pool[chunk].out)
             }
         }
 
@@ -263,8 +263,11 @@ extension Stage {
             defer { source.close() }
             let reader = JSONTextReader(lines: LineReader(source: source))
             let located: (Int) -> SourceLocation = store ? { SourceLocation(path: path, line: $0) } : { self.inputLocation(path, line: $0) }
+            // Where line 0 of the file is: the path its records name, and the lines to add.
+            let origin = located(0)
             try reader.forEach { event in
                 let batch = pipeline.current
+                if batch.items.isEmpty { batch.path.set(origin.path) }
                 var bytes: UnsafeBufferPointer<UInt8>
                 var item: RecordBatch.Item
                 switch event {
@@ -273,10 +276,10 @@ extension Stage {
                     return
                 case .broken(let raw, let line, let reason):
                     bytes = raw
-                    item = .init(offset: batch.texts.count, length: raw.count, location: located(line), broken: reason)
+                    item = .init(offset: batch.texts.count, length: raw.count, line: origin.line + line, broken: reason)
                 case .text(let text, let line):
                     bytes = text
-                    item = .init(offset: batch.texts.count, length: text.count, location: located(line), broken: nil)
+                    item = .init(offset: batch.texts.count, length: text.count, line: origin.line + line, broken: nil)
                 }
                 if counting && !store {
                     recordsIn += 1

@@ -126,3 +126,31 @@ struct BatchPipeline<Batch: AnyObject> {
         reset(last.batch)
     }
 }
+
+/// The file a batch's texts come from (a batch never spans two files), with a copy in
+/// storage of its own for each worker. A String's reference count is written each time it
+/// is used, and one string used by every thread has its count's cache line bounce between
+/// the processors: on 2,000,000 events that was an eighth of the reading thread's time.
+struct BatchPath {
+    /// The path, for the reading thread.
+    private(set) var path = ""
+    private var generation = 0
+
+    mutating func set(_ path: String) {
+        guard path != self.path else { return }
+        self.path = path
+        generation += 1
+    }
+
+    /// A worker's own copy of the path.
+    struct Copy {
+        private(set) var path = ""
+        private var generation = -1
+
+        mutating func update(from batch: BatchPath) {
+            guard generation != batch.generation else { return }
+            path = String(decoding: Array(batch.path.utf8), as: UTF8.self)
+            generation = batch.generation
+        }
+    }
+}
