@@ -63,6 +63,8 @@ public struct LeadDeduper {
     var members: [[(span: SpoolFile.Span, origin: String)]] = []
     var order: [String] = []
     let scratch = ByteBuffer(capacity: 1 << 12)
+    /// Reads spooled and sorted leads back into records (one parser for the run).
+    let reader = RecordParser()
     let now: String
     /// Incoming leads only update the master's: one with a key the master lacks is rejected.
     public var existingOnly = false
@@ -160,13 +162,11 @@ public struct LeadDeduper {
 
     func load(_ span: SpoolFile.Span) throws -> Record {
         try spool.read(span, into: scratch)
-        return try LeadDeduper.parse(scratch.bytes)
+        return try parse(scratch.bytes)
     }
 
-    static func parse(_ json: UnsafeBufferPointer<UInt8>) throws -> Record {
-        guard let value = JSONValue(parsing: String(decoding: json, as: UTF8.self)), let record = value.object else {
-            throw StageError.io("spool file: a lead did not read back")
-        }
+    func parse(_ json: UnsafeBufferPointer<UInt8>) throws -> Record {
+        guard let record = reader.record(json) else { throw StageError.io("spool file: a lead did not read back") }
         return record
     }
 
@@ -274,24 +274,30 @@ public struct LeadDeduper {
             try stage.write(try absorb(record, keptOrigin: LeadDeduper.origin(record, fallback: location.description),
                                        tally: &tally, members(ofGroup: g, from: 0)))
         }
-        for (g, key) in order.enumerated() where !done[groups[key]!] {
-            let group = self.members[g]
+        // The new groups in the order first seen: their first leads were spooled in that
+        // order, and are read back a block at a time (the others one by one).
+        let new = order.indices.filter { !done[$0] }
+        var next = 0
+        try spool.readInOrder(new.map { self.members[$0][0].span }) { first in
+            let g = new[next]
+            next += 1
+            let key = order[g], group = self.members[g]
             if existingOnly {
-                for member in group {
+                tally.notInMaster += 1
+                try rejectNotInMaster(key, origin: group[0].origin, json: first)
+                for member in group.dropFirst() {
                     tally.notInMaster += 1
                     try spool.read(member.span, into: scratch)
-                    let bytes = Array(scratch.bytes)
-                    try bytes.withUnsafeBufferPointer { raw throws(StageError) in try rejectNotInMaster(key, origin: member.origin, json: raw) }
+                    try rejectNotInMaster(key, origin: member.origin, json: scratch.bytes)
                 }
-                continue
+                return
             }
             tally.newLeads += 1
             if group.count == 1 {
-                try spool.read(group[0].span, into: scratch)
-                try stage.writeLine(scratch.bytes)
-                continue
+                try stage.writeLine(first)
+                return
             }
-            try stage.write(try absorb(try load(group[0].span), keptOrigin: group[0].origin, tally: &tally, members(ofGroup: g, from: 1)))
+            try stage.write(try absorb(try parse(first), keptOrigin: group[0].origin, tally: &tally, members(ofGroup: g, from: 1)))
         }
     }
 
@@ -316,7 +322,7 @@ public struct LeadDeduper {
             return {
                 guard iHas, key.withUnsafeBufferPointer({ ExternalSort.compare(i.key, $0) == 0 }) else { return nil }
                 let (origin, json) = LeadDeduper.split(i.line)
-                let lead = try LeadDeduper.parse(json)
+                let lead = try parse(json)
                 iHas = try i.next()
                 return (origin, lead)
             }
@@ -332,7 +338,7 @@ public struct LeadDeduper {
             let key = Array(i.key)
             if order == 0 {
                 let (origin, json) = LeadDeduper.split(m.line)
-                let kept = try LeadDeduper.parse(json)
+                let kept = try parse(json)
                 try stage.write(try absorb(kept, keptOrigin: origin, tally: &tally, rest(of: key)))
                 mHas = try m.next()
                 continue
@@ -357,7 +363,7 @@ public struct LeadDeduper {
                 try stage.writeLine(first.bytes)
                 continue
             }
-            try stage.write(try absorb(try LeadDeduper.parse(first.bytes), keptOrigin: origin, tally: &tally, rest(of: key)))
+            try stage.write(try absorb(try parse(first.bytes), keptOrigin: origin, tally: &tally, rest(of: key)))
         }
     }
 }
