@@ -32,25 +32,39 @@ public struct StandardAddress: Equatable, Sendable {
     public static func == (a: StandardAddress, b: StandardAddress) -> Bool { a.line == b.line && a.lastLine == b.lastLine }
 
     /// The standard delivery line: `431 MARIETTA ST NW FL 3`, `PO BOX 123`, `RR 2 BOX 15`.
+    /// The words in order, empty ones left out, one space between (built in place: it is
+    /// read several times for every lead).
     public var line: String {
-        var words: [String] = []
+        var out = ""
+        out.reserveCapacity(48)
+        func add(_ word: String?) {
+            guard let word, !word.isEmpty else { return }
+            if !out.isEmpty { out += " " }
+            out += word
+        }
         switch kind {
         case .poBox:
-            words = [boxType, box ?? ""]
+            add(boxType)
+            add(box)
         case .ruralRoute, .highwayContract:
-            words = [kind == .ruralRoute ? "RR" : "HC", route ?? ""]
-            if let box { words += ["BOX", box] }
+            add(kind == .ruralRoute ? "RR" : "HC")
+            add(route)
+            if let box { add("BOX"); add(box) }
         case .military:
-            words = [route ?? ""]
-            if let box { words += ["BOX", box] }
+            add(route)
+            if let box { add("BOX"); add(box) }
         case .street:
-            words = [number, predirectional, street, suffix, postdirectional].compactMap { $0 }
+            add(number)
+            add(predirectional)
+            add(street)
+            add(suffix)
+            add(postdirectional)
         }
         for (designator, id) in units {
-            words.append(designator)
-            if let id { words.append(id) }
+            add(designator)
+            add(id)
         }
-        return words.filter { !$0.isEmpty }.joined(separator: " ")
+        return out
     }
 
     /// `ATLANTA GA 30303`.
@@ -293,13 +307,26 @@ public struct AddressNormalizer: Sendable {
     /// `12345` or `12345-6789` from `12345`, `12345-6789`, `123456789`, `12345 6789`; a ZIP that
     /// lost its leading zero in a spreadsheet (`2653`) is padded back.
     public func standardizeZIP(_ zip: String) -> String? {
-        let digits = zip.filter { $0 != " " && $0 != "-" }
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isDigit }) else { return nil }
+        // Read as bytes: spaces and hyphens go, anything but an ASCII digit makes it no ZIP.
+        var digits: [UInt8] = []
+        digits.reserveCapacity(10)
+        var hyphen = false
+        for byte in zip.utf8 {
+            switch byte {
+            case 32: continue
+            case 45: hyphen = true
+            case 48...57:
+                guard digits.count < 9 else { return nil }
+                digits.append(byte)
+            default: return nil
+            }
+        }
+        let text = String(decoding: digits, as: UTF8.self)
         switch digits.count {
-        case 5: return digits
-        case 9: return String(digits.prefix(5)) + "-" + String(digits.suffix(4))
-        case 3...4 where !zip.contains("-"): return String(repeating: "0", count: 5 - digits.count) + digits
-        case 8 where zip.contains("-"): return "0" + String(digits.prefix(4)) + "-" + String(digits.suffix(4))
+        case 5: return text
+        case 9: return String(text.prefix(5)) + "-" + String(text.suffix(4))
+        case 3...4 where !hyphen: return String(repeating: "0", count: 5 - digits.count) + text
+        case 8 where hyphen: return "0" + String(text.prefix(4)) + "-" + String(text.suffix(4))
         default: return nil
         }
     }

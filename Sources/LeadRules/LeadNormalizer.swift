@@ -13,10 +13,34 @@ import StageKit
 /// Only the first prefix can reject a record: a later address that does not read (a
 /// mailing address without a house number) is kept as it came, with `P_address_error`
 /// saying why, and the lead goes on.
+/// The field names of one address of a lead, prefix `P` (`P_address`, `P_city`, ...), made
+/// once, not per record.
+public struct AddressFields: Sendable {
+    public let prefix: String
+    public let line, raw, city, state, zip, parts, error, zipError: String
+
+    public init(_ prefix: String) {
+        self.prefix = prefix
+        line = prefix + "_address"
+        raw = prefix + "_address_raw"
+        city = prefix + "_city"
+        state = prefix + "_state"
+        zip = prefix + "_zip"
+        parts = prefix + "_address_parts"
+        error = prefix + "_address_error"
+        zipError = prefix + "_zip_error"
+    }
+
+    public static let property = AddressFields("property"), mailing = AddressFields("mailing")
+}
+
 public struct LeadNormalizer: Sendable {
     public let addresses: AddressNormalizer
     /// Address prefixes in order; the first must be present in every record.
     public let prefixes: [String]
+
+    /// The field names of each prefix, in order.
+    public let fields: [AddressFields]
 
     /// The state of each ZIP code (zip-counties.csv): a ZIP that lost its leading zeros is
     /// padded only when the padded ZIP is in the address's state. Empty: padded unchecked.
@@ -25,6 +49,7 @@ public struct LeadNormalizer: Sendable {
     public init(addresses: AddressNormalizer, prefixes: [String] = ["property", "mailing"], zipStates: [String: String] = [:]) {
         self.addresses = addresses
         self.prefixes = prefixes
+        fields = prefixes.map(AddressFields.init)
         self.zipStates = zipStates
     }
 
@@ -55,21 +80,21 @@ public struct LeadNormalizer: Sendable {
         var scope = "zip"
         // A mailing address is most often the property's own: read once.
         var last: (line: String, city: String, state: String, zip: String, result: Result<StandardAddress, AddressProblem>)?
-        for (n, prefix) in prefixes.enumerated() {
-            let lineField = prefix + "_address"
-            let rawField = prefix + "_address_raw"
+        for n in fields.indices {
+            let names = fields[n]
+            let lineField = names.line
             let line = record.text(lineField)?.trimmingSpaces ?? ""
-            let city = record.text(prefix + "_city") ?? ""
-            let state = record.text(prefix + "_state") ?? ""
-            let zip = record.text(prefix + "_zip") ?? ""
-            let raw = record[rawField].flatMap { $0.isNull ? nil : $0 } ?? .string(line)
+            let city = record.text(names.city) ?? ""
+            let state = record.text(names.state) ?? ""
+            let zip = record.text(names.zip) ?? ""
+            let raw = record[names.raw].flatMap { $0.isNull ? nil : $0 } ?? .string(line)
             if line.isEmpty {
                 if n == 0 { throw RecordRejected("\(lineField) is empty") }
                 // Only a city, state or ZIP (an owner known as "AUSTIN TX 78703"): kept, each part
                 // in standard form where it reads as one, as it came where it does not.
-                standardizeLocality(&record, prefix: prefix, city: city, state: state, zip: zip)
-                record[prefix + "_address_parts"] = .null
-                record[rawField] = raw
+                standardizeLocality(&record, names, city: city, state: state, zip: zip)
+                record[names.parts] = .null
+                record[names.raw] = raw
                 continue
             }
             var address: StandardAddress
@@ -87,22 +112,22 @@ public struct LeadNormalizer: Sendable {
                 // A secondary address that does not read never loses the lead: it stays as it
                 // came, and the error says why (absentee() is then `unknown`).
                 record[lineField] = .string(line)
-                standardizeLocality(&record, prefix: prefix, city: city, state: state, zip: zip)
-                record[prefix + "_address_parts"] = .null
-                record[prefix + "_address_error"] = .string(problem.description)
-                record[rawField] = raw
+                standardizeLocality(&record, names, city: city, state: state, zip: zip)
+                record[names.parts] = .null
+                record[names.error] = .string(problem.description)
+                record[names.raw] = raw
                 continue
             }
-            record[prefix + "_address_error"] = nil
+            record[names.error] = nil
             let zipProblem = checkPadding(&address, given: zip)
             let standardLine = address.line
             record[lineField] = .string(standardLine)
-            record[prefix + "_city"] = .string(address.city ?? "")
-            record[prefix + "_state"] = .string(address.state ?? "")
-            record[prefix + "_zip"] = .string(address.zip ?? "")
-            record[prefix + "_address_parts"] = .object(address.parts)
-            record[rawField] = raw
-            record[prefix + "_zip_error"] = zipProblem.map { .string($0) }
+            record[names.city] = .string(address.city ?? "")
+            record[names.state] = .string(address.state ?? "")
+            record[names.zip] = .string(address.zip ?? "")
+            record[names.parts] = .object(address.parts)
+            record[names.raw] = raw
+            record[names.zipError] = zipProblem.map { .string($0) }
             if n == 0 {
                 // In the key every unit is `# id`: APT 4, UNIT 4 and # 4 at one address are one unit.
                 var keyed = address
@@ -127,10 +152,10 @@ public struct LeadNormalizer: Sendable {
 
     /// City, state and ZIP without a street: each part in standard form where it reads as
     /// one, as it came where it does not.
-    private func standardizeLocality(_ record: inout Record, prefix: String, city: String, state: String, zip: String) {
+    private func standardizeLocality(_ record: inout Record, _ names: AddressFields, city: String, state: String, zip: String) {
         guard !(city + state + zip).trimmingSpaces.isEmpty else { return }
-        record[prefix + "_city"] = .string(addresses.standardizeCity(city))
-        record[prefix + "_state"] = .string(addresses.standardizeState(state) ?? state.trimmingSpaces)
-        record[prefix + "_zip"] = .string(addresses.standardizeZIP(zip) ?? zip.trimmingSpaces)
+        record[names.city] = .string(addresses.standardizeCity(city))
+        record[names.state] = .string(addresses.standardizeState(state) ?? state.trimmingSpaces)
+        record[names.zip] = .string(addresses.standardizeZIP(zip) ?? zip.trimmingSpaces)
     }
 }

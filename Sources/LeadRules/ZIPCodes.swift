@@ -200,19 +200,10 @@ public struct Absentee: Sendable {
         var zip: String
     }
 
-    /// The field names of one side of a lead (`property_address`, ...), made once.
-    struct SideFields {
-        let address, parts, zip, state, city: String
-        init(_ prefix: String) {
-            address = prefix + "_address"; parts = prefix + "_address_parts"
-            zip = prefix + "_zip"; state = prefix + "_state"; city = prefix + "_city"
-        }
-        static let property = SideFields("property"), mailing = SideFields("mailing")
-    }
     static let streetParts = ["number", "predirectional", "street", "suffix", "postdirectional"]
 
-    func side(_ lead: Record, _ fields: SideFields) -> Side {
-        let line = lead.text(fields.address)?.trimmingSpaces ?? ""
+    func side(_ lead: Record, _ fields: AddressFields) -> Side {
+        let line = lead.text(fields.line)?.trimmingSpaces ?? ""
         var base = line
         var unit: String?
         if let parts = lead[fields.parts]?.object, parts.text("kind") == "street" {
@@ -260,11 +251,11 @@ public struct Absentee: Sendable {
     }
 
     public func classify(_ lead: Record) -> String {
-        let mailing = side(lead, SideFields.mailing)
+        let mailing = side(lead, AddressFields.mailing)
         guard !mailing.line.isEmpty else { return "none" }
         // A mailing address that did not read (kept raw, lead-normalize said why): not known.
         if let error = lead["mailing_address_error"], !error.isNull { return "unknown" }
-        let property = side(lead, SideFields.property)
+        let property = side(lead, AddressFields.property)
         // The same street address, a unit on one side only (or the same unit on both).
         if property.base == mailing.base, property.unit == nil || mailing.unit == nil || property.unit == mailing.unit,
            samePlace(property, mailing) {

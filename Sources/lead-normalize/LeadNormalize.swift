@@ -98,11 +98,11 @@ struct LeadNormalize: ParsableCommand {
             // leads keyed by their line alone (no ZIP, no city) are counted in the summary.
             var unreadSecondary = 0, keyedByLine = 0
             let check: (Record, SourceLocation) -> Void = { lead, location in
-                for prefix in normalizer.prefixes {
-                    if let problem = lead.text(prefix + "_zip_error") { stage.warn("\(prefix)_zip: \(problem)", at: location) }
-                    if let problem = lead.text(prefix + "_address_error") {
+                for names in normalizer.fields {
+                    if let problem = lead.text(names.zipError) { stage.warn("\(names.zip): \(problem)", at: location) }
+                    if let problem = lead.text(names.error) {
                         unreadSecondary += 1
-                        stage.warn("\(prefix)_address: \(problem); kept as it came, in \(prefix)_address_error", at: location)
+                        stage.warn("\(names.line): \(problem); kept as it came, in \(names.error)", at: location)
                     }
                 }
                 if lead.text(LeadNormalizer.keyScopeField) == "line" { keyedByLine += 1 }
