@@ -152,6 +152,31 @@ import Testing
         #expect(n.standardizeCity("  winston-salem ") == "WINSTON-SALEM")
     }
 
+    /// ZIPs are read byte by byte; they must read as the rule says in characters: spaces and
+    /// hyphens dropped, then only ASCII digits, 5 or 9 of them, or 3-4 (no hyphen) or 8
+    /// (with one) padded with zeros.
+    @Test func zipsReadAsBytesAsTheyReadAsCharacters() {
+        func spec(_ zip: String) -> String? {
+            let digits = zip.filter { $0 != " " && $0 != "-" }
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+            switch digits.count {
+            case 5: return digits
+            case 9: return String(digits.prefix(5)) + "-" + String(digits.suffix(4))
+            case 3...4 where !zip.contains("-"): return String(repeating: "0", count: 5 - digits.count) + digits
+            case 8 where zip.contains("-"): return "0" + String(digits.prefix(4)) + "-" + String(digits.suffix(4))
+            default: return nil
+            }
+        }
+        let alphabet: [String] = ["0", "1", "7", "9", " ", "-", "a", "\u{301}", "é", "\r\n", "٣", "\t"]
+        var rng = SeededGenerator(seed: 20261204)
+        var differ: [String] = []
+        for _ in 0..<20_000 {
+            let zip = (0..<Int(rng.next() % 12)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined()
+            if Self.normalizer.standardizeZIP(zip) != spec(zip) { differ.append(zip) }
+        }
+        #expect(differ.isEmpty, "\(differ.prefix(10))")
+    }
+
     /// A provider's address column that holds the whole address beside city and state
     /// columns (San Antonio's export: 14,012 of 14,032 permits were rejected before).
     @Test func aLineWithItsOwnLastLineBesideTheFields() throws {
