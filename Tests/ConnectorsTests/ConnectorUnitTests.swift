@@ -132,5 +132,18 @@ import Testing
         #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(SHA256.hex(Array(String(repeating: "a", count: 1_000).utf8)) ==
                 "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)) ==
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        // A million a's, fed in pieces of every size from 1 to 130 bytes (blocks split anywhere).
+        let million = [UInt8](repeating: 97, count: 1_000_000)
+        var hasher = SHA256(), at = 0, piece = 1
+        while at < million.count {
+            let end = min(million.count, at + piece)
+            hasher.update(million[at..<end])
+            at = end
+            piece = piece % 130 + 1
+        }
+        #expect(hasher.finalizeHex() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(SHA256.hex(million) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }
