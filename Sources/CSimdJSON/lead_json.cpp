@@ -336,7 +336,7 @@ void walk_value(lj_parser &P, ondemand::value v, size_t idx) {
 
 
 // The fast path: a validating recursive-descent walk that builds the tape in one pass over
-// the text (UTF-8 checked first, for the whole text, by simdjson's own validator). It accepts
+// the text (UTF-8 checked first, for the whole text). It accepts
 // only what the On-Demand walk below accepts, and gives the same nodes (the tests compare
 // them on fuzzed texts); anything it does not like, it leaves to that walk, so every error
 // message and offset is the On-Demand walk's.
@@ -493,10 +493,54 @@ const char *fast_value(lj_parser &P, const char *p, size_t idx, int depth) {
     return after;
 }
 
+// True when buf[0..len) is valid UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+// past U+10FFFF), ASCII 16 bytes at a time. The fast path's own: simdjson's validate_utf8 goes
+// through a process-wide implementation object, which a worker still parsing while the process
+// exits (`lead-flatten json | head`) would call after its destruction.
+bool valid_utf8(const char *text, size_t n) {
+    const unsigned char *s = reinterpret_cast<const unsigned char *>(text);
+    size_t i = 0;
+    while (i < n) {
+#if defined(__SSE2__)
+        while (i + 16 <= n && _mm_movemask_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s + i))) == 0) i += 16;
+#endif
+        if (i >= n) break;
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        size_t need;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i - 1 < need) return false;
+        for (size_t k = 1; k <= need; ++k) {
+            unsigned char b = s[i + k];
+            if ((b & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (b & 0x3F);
+        }
+        if (need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return false;
+        if (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) return false;
+        i += need + 1;
+    }
+    return true;
+}
+
 // True when the fast path built the tape; false leaves the text to the On-Demand walk.
 bool fast_parse(lj_parser &P, const char *buf, size_t len) {
     if (len > 0xFFFFFFF0u) return false;
-    if (!simdjson::validate_utf8(buf, len)) return false;
+    if (!valid_utf8(buf, len)) return false;
     try {
         const char *first = fast_ws(buf, P.end);
         if (first >= P.end) return false;

@@ -60,6 +60,24 @@ import Testing
         #expect(try tempFiles(in: dir).isEmpty, "the next run removes a dead process's temporary file")
     }
 
+    /// A reader that stops early (`| head`) ends the stage with status 0 while its workers are
+    /// still parsing: nothing they call may belong to the process's static state, which exit
+    /// destroys (simdjson's UTF-8 check did: "pure virtual method called", status 134, in about
+    /// one run in three before the tape builder had a check of its own).
+    @Test func aReaderThatStopsEarlyEndsTheStageCleanly() throws {
+        let dir = try scratch()
+        var lines = ""
+        for i in 1...200_000 { lines += "{\"id\":\(i),\"o\":{\"n\":\(i)}}\n" }
+        try lines.write(toFile: dir + "/many.jsonl", atomically: true, encoding: .utf8)
+        var statuses: [String] = []
+        for _ in 0..<20 {
+            let run = try Binaries.run("/bin/bash", ["-c", "\"$0\" json many.jsonl | head -2 > /dev/null; echo ${PIPESTATUS[0]}",
+                                                     CaseRunner.binDir + "/lead-flatten"], in: dir)
+            statuses.append(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines) + (run.stderr.isEmpty ? "" : ": " + (run.stderr.split(separator: "\n").first.map(String.init) ?? "")))
+        }
+        #expect(statuses.allSatisfy { $0 == "0" }, "\(statuses)")
+    }
+
     @Test func writingToDevNullDoesNotReplaceIt() throws {
         let dir = try scratch()
         defer { try? fm.removeItem(atPath: dir) }
