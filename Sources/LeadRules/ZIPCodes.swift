@@ -254,7 +254,7 @@ public struct Absentee: Sendable {
         let mailing = side(lead, AddressFields.mailing)
         guard !mailing.line.isEmpty else { return "none" }
         // A mailing address that did not read (kept raw, lead-normalize said why): not known.
-        if let error = lead["mailing_address_error"], !error.isNull { return "unknown" }
+        if let error = lead[AddressFields.mailing.error], !error.isNull { return "unknown" }
         let property = side(lead, AddressFields.property)
         // The same street address, a unit on one side only (or the same unit on both).
         if property.base == mailing.base, property.unit == nil || mailing.unit == nil || property.unit == mailing.unit,
