@@ -494,9 +494,10 @@ const char *fast_value(lj_parser &P, const char *p, size_t idx, int depth) {
 }
 
 // True when buf[0..len) is valid UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
-// past U+10FFFF), ASCII 16 bytes at a time. The fast path's own: simdjson's validate_utf8 goes
-// through a process-wide implementation object, which a worker still parsing while the process
-// exits (`lead-flatten json | head`) would call after its destruction.
+// past U+10FFFF), ASCII 16 bytes at a time. The project's one UTF-8 check (lj_validate_utf8 too):
+// simdjson's validate_utf8 goes through a process-wide implementation object, which a worker
+// still parsing while the process exits (`lead-flatten json | head`) would call after its
+// destruction.
 bool valid_utf8(const char *text, size_t n) {
     const unsigned char *s = reinterpret_cast<const unsigned char *>(text);
     size_t i = 0;
@@ -727,6 +728,6 @@ size_t lj_unescape(const char *src, size_t len, char *dst) {
     return size_t(d - dst);
 }
 
-bool lj_validate_utf8(const char *buf, size_t len) { return simdjson::validate_utf8(buf, len); }
+bool lj_validate_utf8(const char *buf, size_t len) { return valid_utf8(buf, len); }
 
 } // extern "C"
